@@ -1,0 +1,54 @@
+/* cli.h: helpers shared by the dh-* commands only (never by lib/). See LICENSE. */
+#ifndef DH_CLI_H
+#define DH_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+#include <sys/types.h>
+
+#include "dh.h"
+
+/* Exit statuses used by every command. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 3 };
+
+/* Set once from argv[0] (basename) by cli_init; used as the error prefix. */
+extern const char *cli_prog;
+
+void cli_init(int argc, char **argv);
+
+/* "prog: msg" on stderr. cli_errc appends ": " and the message for a libdh
+ * code (negative errno or -DH_E*). The x-forms exit with status. */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_warnc(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+_Noreturn void cli_die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+_Noreturn void cli_diec(int status, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Print "usage: <synopsis>" (one line) to stderr, an optional reason line
+ * before it, and exit 2. synopsis must equal the man page SYNOPSIS. */
+_Noreturn void cli_usage(const char *synopsis, const char *reason, ...) __attribute__((format(printf, 2, 3)));
+
+/* Strict parsers: no sign, no trailing junk, no overflow. Return 0 or -EINVAL/-ERANGE. */
+int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Sizes: a number with optional K, M, G suffix (powers of 1024). */
+int cli_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Durations: a number with ms, s (default), m suffix; also "inf" -> -1. Result in ns. */
+int cli_parse_duration(const char *s, int64_t *out_ns);
+
+/* Full write with EINTR and short counts handled: 0 or -errno. */
+int cli_write_all(int fd, const void *buf, size_t len);
+/* Read until len bytes or EOF: returns bytes read, or -errno. */
+ssize_t cli_read_full(int fd, void *buf, size_t len);
+
+/* Flush and close stdout at exit; on failure print "prog: write error: ..."
+ * and return 1, else 0. */
+int cli_close_stdout(void);
+
+/* Termination signals (INT, TERM, HUP, PIPE when asked): a handler without
+ * SA_RESTART records the signal so blocking calls return EINTR.  After
+ * cleanup, cli_reraise() re-raises it with the default disposition. */
+void cli_catch_signals(int catch_pipe);
+extern volatile sig_atomic_t cli_signal; /* 0 or the signal caught */
+void cli_reraise(void);
+
+#endif

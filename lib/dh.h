@@ -1,0 +1,12 @@
+/* dh.h: umbrella header of libdh, the DataBlock core. See LICENSE. */
+#ifndef DH_H
+#define DH_H
+
+#define DH_VERSION "0.1.0"
+
+#include "dh_error.h"
+#include "dh_block.h"
+#include "dh_ring.h"
+#include "dh_frame.h"
+
+#endif

@@ -1,0 +1,136 @@
+/* dh_block.h: channel segments: naming, geometry, create/open/unlink, inspection. See LICENSE. */
+#ifndef DH_BLOCK_H
+#define DH_BLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define DH_NAME_MAX 200          /* longest channel name */
+#define DH_PNAME_MAX 32          /* participant label, including NUL */
+#define DH_SLOT_SIZE_MAX (1u << 30)
+#define DH_SLOTS_MAX (1u << 24)
+#define DH_READERS_MAX 256
+#define DH_META_MAX (64u << 20)
+
+enum dh_policy { DH_POLICY_LATEST = 0, DH_POLICY_RING = 1, DH_POLICY_SYNC = 2, DH_POLICY_QUEUE = 3 };
+enum dh_checksum { DH_CHECKSUM_NONE = 0, DH_CHECKSUM_XXH3 = 1, DH_CHECKSUM_BLAKE2B = 2 };
+
+/* Creation parameters; dh_config_init() fills the documented defaults
+ * (64 slots of 64 KiB, sync, xxh3, 16 readers, mode 0600, no metadata zone). */
+struct dh_config {
+	uint32_t slots;
+	uint32_t slot_size;       /* payload capacity of one slot, bytes */
+	uint32_t meta_size;       /* metadata zone capacity, bytes, 0 = none */
+	uint32_t max_readers;     /* 1..DH_READERS_MAX */
+	enum dh_policy policy;
+	enum dh_checksum checksum;
+	unsigned mode;            /* permission bits applied with fchmod after creation */
+	uint64_t evict_after_ns;  /* sync: evict a live reader stalling the writer this long; 0 = never */
+};
+
+/* Byte offsets of the parts of a segment, as derived from a geometry. */
+struct dh_layout {
+	uint64_t table_off, table_size;   /* participant table: 1 writer + max_readers entries */
+	uint64_t desc_off, desc_size;     /* one 64-byte descriptor per slot */
+	uint64_t meta_off, meta_size;     /* metadata zone including its seqlock header */
+	uint64_t data_off, data_size;     /* slots * stride, page aligned */
+	uint64_t stride;
+	uint64_t total;
+};
+
+void dh_config_init(struct dh_config *cfg);
+
+/* 0 if name is a valid channel name ([A-Za-z0-9._-], 1..DH_NAME_MAX, no
+ * leading dot), else -EINVAL or -ENAMETOOLONG. */
+int dh_name_check(const char *name);
+
+/* Derive the layout of cfg. -EINVAL on an out-of-range field, -EOVERFLOW if
+ * the segment size does not fit. Pure function. */
+int dh_layout_compute(const struct dh_config *cfg, struct dh_layout *out);
+
+/* Policy and checksum names ("sync", "xxh3", ...): parse returns 0 or -EINVAL. */
+const char *dh_policy_name(enum dh_policy p);
+int dh_policy_parse(const char *s, enum dh_policy *out);
+const char *dh_checksum_name(enum dh_checksum c);
+int dh_checksum_parse(const char *s, enum dh_checksum *out);
+
+/* Create /dev/shm/dh.NAME exclusively: private until fully initialised,
+ * pages reserved up front (a full /dev/shm fails here with -ENOSPC, never
+ * SIGBUS later).  -EEXIST if it exists; nothing is left behind on failure. */
+int dh_block_create(const char *name, const struct dh_config *cfg);
+
+/* Remove channel NAME. Unless force, -EBUSY while a participant is alive
+ * (its pid in *holder when holder != NULL). -ENOENT if missing. */
+int dh_block_unlink(const char *name, int force, pid_t *holder);
+
+/* A mapping of a channel for inspection.  Each handle has its own open file
+ * description (liveness locks are per description), so handles must not be
+ * shared across fork(). */
+struct dh_block;
+
+#define DH_OPEN_RDONLY 1  /* map read-only: never modifies the segment */
+
+/* Open and validate an existing channel. Errors: -ENOENT, -EACCES,
+ * -DH_EFOREIGN, -DH_EVERSION, -DH_ECORRUPT, -ETIMEDOUT (creator never
+ * published the header). *out is owned by the caller: dh_block_close(). */
+int dh_block_open(const char *name, int flags, struct dh_block **out);
+void dh_block_close(struct dh_block *b);
+
+/* Validate a header image of size bytes (the start of a segment whose file
+ * size is file_size) without mapping anything. Used by open and by fuzzers. */
+int dh_block_check_image(const void *img, size_t size, uint64_t file_size, struct dh_config *cfg,
+			 struct dh_layout *lay);
+
+/* Participant states as reported by dh_block_snapshot. */
+enum dh_pstate {
+	DH_P_FREE = 0,      /* entry unused */
+	DH_P_ALIVE = 1,     /* lock held: the process is alive */
+	DH_P_DEAD = 2,      /* entry claimed but nobody holds its lock */
+	DH_P_EVICTED = 3,   /* reader cut loose by --evict-after; alive or not */
+	DH_P_UNKNOWN = 4    /* could not tell (e.g. read-only view without lock access) */
+};
+
+struct dh_participant {
+	int index;                   /* 0 = writer, 1.. readers */
+	enum dh_pstate state;
+	pid_t pid;
+	char name[DH_PNAME_MAX];
+	uint64_t position;           /* writer: next seq; reader: next seq to read */
+	uint64_t last_active_ns;     /* CLOCK_REALTIME of last activity */
+	uint64_t messages, bytes, lost, checksum_failures;
+};
+
+struct dh_snapshot {
+	struct dh_config cfg;
+	struct dh_layout lay;
+	uint64_t created_ns;         /* CLOCK_REALTIME */
+	uint32_t creator_uid, creator_pid;
+	uint64_t committed;          /* messages ever committed = next seq */
+	int eos;                     /* end-of-stream marked at committed */
+	uint64_t messages_written, bytes_written;
+	uint64_t writer_waits, writer_wait_ns;
+	uint64_t readers_reaped, evictions, eos_count, queue_lost;
+	uint64_t checksum_failures;
+	int nparticipants;           /* entries in part[] (1 + max_readers) */
+	struct dh_participant part[1 + DH_READERS_MAX];
+};
+
+/* Copy a consistent-enough view of the header counters and the participant
+ * table, classifying each entry by its kernel lock. Never modifies the
+ * segment. Counters are read individually (they move while we look). */
+int dh_block_snapshot(struct dh_block *b, struct dh_snapshot *s);
+
+/* Number of participants alive (lock held), writer included; 0 if none.
+ * *first_pid gets the pid of one of them. Negative on error. */
+int dh_block_alive(struct dh_block *b, pid_t *first_pid);
+
+/* Metadata zone. read copies a consistent version (seqlock, checksum
+ * checked) into buf of cap bytes and returns its length, -ENOBUFS if cap is
+ * too small, -DH_ECHECKSUM if torn beyond retry, -ENODEV if the channel has
+ * no metadata zone. write replaces it atomically: -EMSGSIZE if too large. */
+ssize_t dh_meta_read(struct dh_block *b, void *buf, size_t cap);
+int dh_meta_write(struct dh_block *b, const void *data, size_t len);
+size_t dh_meta_capacity(const struct dh_block *b);
+
+#endif

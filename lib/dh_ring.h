@@ -1,0 +1,113 @@
+/* dh_ring.h: the writer and reader sides of a channel. See LICENSE. */
+#ifndef DH_RING_H
+#define DH_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dh_block.h"
+
+/*
+ * Timeouts are in nanoseconds: < 0 waits forever, 0 never waits (returns
+ * -EAGAIN instead), > 0 bounds the wait (-ETIMEDOUT), measured on
+ * CLOCK_MONOTONIC.  A signal handler installed without SA_RESTART makes a
+ * blocked call return -EINTR.
+ *
+ * Handles are not thread-safe: one thread per handle.  Several handles in
+ * one process are fine (each has its own file description and lock).
+ */
+
+struct dh_writer;
+struct dh_reader;
+
+/* The single writer. At most one live writer per channel: -EBUSY otherwise,
+ * with the holder's pid in *holder (when holder != NULL).  A writer that
+ * finds an end-of-stream mark reopens the stream; one that finds a frame
+ * left half-written by a dead writer overwrites it (it was never visible).
+ * label may be NULL. */
+int dh_writer_open(const char *name, const char *label, struct dh_writer **out, pid_t *holder);
+
+/* Release the writer entry (end-of-stream is not marked: call dh_writer_eos
+ * first for that). Aborts a reserved, uncommitted slot. NULL is a no-op. */
+void dh_writer_close(struct dh_writer *w);
+
+/* Reserve the next slot: *buf points into shared memory, *cap bytes long.
+ * Waits for space in sync/queue (reaping dead readers, evicting stalled
+ * ones when configured). Nothing is visible until commit. */
+int dh_writer_reserve(struct dh_writer *w, void **buf, size_t *cap, int64_t timeout_ns);
+
+/* Publish len bytes of the reserved slot (checksum computed here), waking
+ * readers only if some are waiting. -EINVAL without a reservation,
+ * -DH_ETOOBIG if len > cap. */
+int dh_writer_commit(struct dh_writer *w, size_t len);
+
+/* Drop the reservation; the slot stays invisible. */
+void dh_writer_abort(struct dh_writer *w);
+
+/* reserve + memcpy + commit. */
+int dh_writer_write(struct dh_writer *w, const void *data, size_t len, int64_t timeout_ns);
+
+/* Mark end-of-stream at the current committed count and wake all readers. */
+int dh_writer_eos(struct dh_writer *w);
+
+/* Wait until at least n readers are attached and alive. */
+int dh_writer_wait_readers(struct dh_writer *w, unsigned n, int64_t timeout_ns);
+
+struct dh_block *dh_writer_block(struct dh_writer *w);
+size_t dh_writer_slot_size(const struct dh_writer *w);
+uint64_t dh_writer_seq(const struct dh_writer *w);    /* seq the next commit gets */
+
+enum dh_start {
+	DH_START_DEFAULT = 0,  /* queue: next unclaimed; latest: newest; ring/sync: oldest held */
+	DH_START_OLDEST,       /* oldest message still held */
+	DH_START_LATEST,       /* the newest committed message */
+	DH_START_NOW,          /* only messages committed after attaching */
+	DH_START_SEQ           /* seq given in dh_reader_opts.start_seq (clamped to what is held) */
+};
+
+struct dh_reader_opts {
+	const char *label;     /* NULL: none */
+	enum dh_start start;
+	uint64_t start_seq;
+	int follow;            /* do not report end-of-stream or a dead writer; wait for the next writer */
+};
+
+/* Attach a reader: -ENOSPC if the table is full. opts may be NULL. */
+int dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_reader **out);
+
+/* Detach and free the table entry. A queue claim not yet released is
+ * handed back as done (it was delivered to this reader). NULL is a no-op. */
+void dh_reader_close(struct dh_reader *r);
+
+struct dh_msg {
+	const void *data;      /* valid until the next call on this reader */
+	size_t len;
+	uint64_t seq;
+	uint64_t time_ns;      /* commit time, CLOCK_REALTIME */
+	uint64_t lost;         /* messages lost to a lap just before this one (ring/latest: latest never counts skips) */
+};
+
+#define DH_END 1           /* dh_reader_next: end-of-stream reached, nothing more */
+
+/*
+ * Next message for this reader under the channel's policy.  Returns 0 and
+ * fills *m; DH_END at end-of-stream; -DH_EWRITERDEAD when the committed data
+ * is drained and the writer died without end-of-stream; -DH_ECHECKSUM when
+ * the next message failed its check (m->seq says which; the message is
+ * skipped and counted; call again to continue); -DH_EEVICTED; -EAGAIN,
+ * -ETIMEDOUT, -EINTR per the timeout rules.  In latest/ring m->data is a
+ * validated private copy; in sync/queue it points into the slot (zero-copy,
+ * the writer cannot reuse it until release or the next call).
+ */
+int dh_reader_next(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns);
+
+/* Done with the current message: advances the position (sync) or marks the
+ * queue claim done, letting the writer reuse the slot.  Implied by next. */
+void dh_reader_release(struct dh_reader *r);
+
+struct dh_block *dh_reader_block(struct dh_reader *r);
+uint64_t dh_reader_position(const struct dh_reader *r);
+uint64_t dh_reader_lost(const struct dh_reader *r);   /* total since attach */
+
+#endif

@@ -1,0 +1,52 @@
+#!/bin/sh
+# Run every suite, print each one's TAP output, and end with one line:
+#   check: N passed, M failed[, K skipped]
+# Unit tests and bats both speak TAP; a suite that dies without a plan
+# counts as one failure so a crash is never silent.
+set -u
+BUILD=${BUILD:-build}
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 2
+log=$(mktemp) || exit 2
+trap 'rm -f "$log"' EXIT
+
+PATH="$top/$BUILD/bin:$PATH"
+export PATH DH_TOP="$top" DH_BUILD="$BUILD" LC_ALL=C
+
+suite() { # name cmd...
+	name=$1; shift
+	printf '# suite %s\n' "$name"
+	out=$("$@" 2>&1); rc=$?
+	printf '%s\n' "$out"
+	printf '%s\n' "$out" | grep -E '^(not )?ok ' >>"$log"
+	if [ $rc -ne 0 ] && ! printf '%s\n' "$out" | grep -q '^not ok '; then
+		printf 'not ok - suite %s exited %d without a failing test\n' "$name" "$rc" | tee -a "$log"
+	fi
+}
+
+for t in "$BUILD"/tests/test_*; do
+	[ -x "$t" ] && suite "unit/${t##*/}" "$t"
+done
+if ls tests/bats/*.bats >/dev/null 2>&1; then
+	suite bats bats --tap tests/bats
+fi
+for f in tests/lint/*.sh; do
+	[ -f "$f" ] && suite "lint/${f##*/}" sh "$f"
+done
+
+leak=$(ls /dev/shm 2>/dev/null | grep -E '^dh\.(t|test|demo)' || true)
+if [ -n "$leak" ]; then
+	echo "not ok - no test channel left in /dev/shm: $leak" | tee -a "$log"
+else
+	echo "ok - no test channel left in /dev/shm" >>"$log"
+fi
+
+skipped=$(grep -cE '^ok .*# ?(skip|SKIP)' "$log")
+passed=$(grep -E '^ok ' "$log" | grep -cvE '# ?(skip|SKIP)')
+failed=$(grep -c '^not ok ' "$log")
+if [ "$skipped" -gt 0 ]; then
+	echo "check: $passed passed, $failed failed, $skipped skipped"
+else
+	echo "check: $passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]
