@@ -28,11 +28,21 @@ _Noreturn void cli_diec(int status, int code, const char *fmt, ...) __attribute_
  * before it, and exit 2. synopsis must equal the man page SYNOPSIS. */
 _Noreturn void cli_usage(const char *synopsis, const char *reason, ...) __attribute__((format(printf, 2, 3)));
 
+/* Print "prog VERSION" to stdout and exit 0 (1 if stdout fails). */
+_Noreturn void cli_version(void);
+
+/* s made safe to print on one line: non-printable bytes as \xNN, cut with
+ * "..." to fit cap bytes (cap >= 8), "''" for an empty string. Returns buf. */
+const char *cli_safe(const char *s, char *buf, size_t cap);
+
 /* Strict parsers: no sign, no trailing junk, no overflow. Return 0 or -EINVAL/-ERANGE. */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Sizes: a number with optional K, M, G suffix (powers of 1024). */
 int cli_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-/* Durations: a number with ms, s (default), m suffix; also "inf" -> -1. Result in ns. */
+/* Octal digits only (e.g. "0640"), at most max. */
+int cli_parse_octal(const char *s, uint64_t max, uint64_t *out);
+/* Durations: a number (decimals allowed: "1.5s") with ms, s (default), m
+ * suffix; also "inf" -> -1. Result in ns. */
 int cli_parse_duration(const char *s, int64_t *out_ns);
 
 /* Full write with EINTR and short counts handled: 0 or -errno. */
@@ -41,7 +51,7 @@ int cli_write_all(int fd, const void *buf, size_t len);
 ssize_t cli_read_full(int fd, void *buf, size_t len);
 
 /* Flush and close stdout at exit; on failure print "prog: write error: ..."
- * and return 1, else 0. */
+ * (nothing for EPIPE: the consumer went away) and return 1, else 0. */
 int cli_close_stdout(void);
 
 /* Termination signals (INT, TERM, HUP, PIPE when asked): a handler without

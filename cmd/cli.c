@@ -1,0 +1,383 @@
+/* cli.c: helpers shared by the dh-* commands: messages, usage, strict parsers, full I/O. See LICENSE. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#ifndef DH_VERSION_STR
+#define DH_VERSION_STR DH_VERSION
+#endif
+
+const char *cli_prog = "dh";
+volatile sig_atomic_t cli_signal;
+
+void
+cli_init(int argc, char **argv)
+{
+	const char *slash;
+
+	if (argc < 1 || argv[0] == NULL || argv[0][0] == '\0')
+		return;
+	slash = strrchr(argv[0], '/');
+	cli_prog = slash != NULL && slash[1] != '\0' ? slash + 1 : argv[0];
+}
+
+static void
+vmsg(int code, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", cli_prog);
+	vfprintf(stderr, fmt, ap);
+	if (code != 0)
+		fprintf(stderr, ": %s", dh_strerror(code));
+	fputc('\n', stderr);
+}
+
+void
+cli_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(0, fmt, ap);
+	va_end(ap);
+}
+
+void
+cli_warnc(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(code, fmt, ap);
+	va_end(ap);
+}
+
+void
+cli_die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(0, fmt, ap);
+	va_end(ap);
+	exit(status);
+}
+
+void
+cli_diec(int status, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(code, fmt, ap);
+	va_end(ap);
+	exit(status);
+}
+
+void
+cli_usage(const char *synopsis, const char *reason, ...)
+{
+	va_list ap;
+
+	if (reason != NULL) {
+		va_start(ap, reason);
+		vmsg(0, reason, ap);
+		va_end(ap);
+	}
+	fprintf(stderr, "usage: %s\n", synopsis);
+	exit(EXIT_USAGE);
+}
+
+void
+cli_version(void)
+{
+	printf("%s %s\n", cli_prog, DH_VERSION_STR);
+	exit(cli_close_stdout());
+}
+
+const char *
+cli_safe(const char *s, char *buf, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0, i, full = 0, room;
+
+	if (cap < 8)
+		return "?";
+	if (s[0] == '\0') {
+		strcpy(buf, "''");
+		return buf;
+	}
+	for (i = 0; s[i] != '\0'; i++)
+		full += (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? 1 : 4;
+	room = full < cap ? cap : cap - 3;	/* cut: keep room for "..." */
+	for (i = 0; s[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)s[i];
+		size_t need = c >= 0x20 && c < 0x7f ? 1 : 4;
+
+		if (n + need + 1 > room) {
+			memcpy(buf + n, "...", 3);
+			n += 3;
+			break;
+		}
+		if (need == 1) {
+			buf[n++] = (char)c;
+		} else {
+			buf[n++] = '\\';
+			buf[n++] = 'x';
+			buf[n++] = hex[c >> 4];
+			buf[n++] = hex[c & 15];
+		}
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Digits only, base 10 or 8; no sign, no blanks, no junk. */
+static int
+parse_digits(const char **sp, unsigned base, uint64_t *out)
+{
+	const char *s = *sp;
+	uint64_t v = 0;
+	int range = 0;
+
+	if (*s < '0' || *s >= (char)('0' + base))
+		return -EINVAL;
+	for (; *s >= '0' && *s < (char)('0' + base); s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (v > (UINT64_MAX - d) / base)
+			range = 1;
+		else
+			v = v * base + d;
+	}
+	*sp = s;
+	*out = v;
+	return range ? -ERANGE : 0;
+}
+
+int
+cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v;
+	int r;
+
+	if (s == NULL)
+		return -EINVAL;
+	r = parse_digits(&s, 10, &v);
+	if (r == -EINVAL || *s != '\0')
+		return -EINVAL;
+	if (r < 0 || v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int
+cli_parse_octal(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v;
+	int r;
+
+	if (s == NULL)
+		return -EINVAL;
+	r = parse_digits(&s, 8, &v);
+	if (r == -EINVAL || *s != '\0')
+		return -EINVAL;
+	if (r < 0 || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int
+cli_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v, mul = 1;
+	int r;
+
+	if (s == NULL)
+		return -EINVAL;
+	r = parse_digits(&s, 10, &v);
+	if (r == -EINVAL)
+		return -EINVAL;
+	switch (*s) {
+	case '\0':
+		break;
+	case 'K': case 'k':
+		mul = 1ull << 10;
+		s++;
+		break;
+	case 'M': case 'm':
+		mul = 1ull << 20;
+		s++;
+		break;
+	case 'G': case 'g':
+		mul = 1ull << 30;
+		s++;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*s != '\0')
+		return -EINVAL;
+	if (r < 0 || v > UINT64_MAX / mul)
+		return -ERANGE;
+	v *= mul;
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int
+cli_parse_duration(const char *s, int64_t *out_ns)
+{
+	uint64_t whole, frac = 0, fscale = 1, unit, ns;
+	int r;
+
+	if (s == NULL)
+		return -EINVAL;
+	if (strcmp(s, "inf") == 0) {
+		*out_ns = -1;
+		return 0;
+	}
+	r = parse_digits(&s, 10, &whole);
+	if (r == -EINVAL)
+		return -EINVAL;
+	if (*s == '.') {	/* up to nanosecond precision: "1.5s", "0.25" */
+		s++;
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		for (; *s >= '0' && *s <= '9'; s++) {
+			if (fscale < 1000000000ull) {
+				frac = frac * 10 + (uint64_t)(*s - '0');
+				fscale *= 10;
+			}
+		}
+	}
+	if (*s == '\0' || strcmp(s, "s") == 0)
+		unit = 1000000000ull;
+	else if (strcmp(s, "ms") == 0)
+		unit = 1000000ull;
+	else if (strcmp(s, "m") == 0)
+		unit = 60000000000ull;
+	else
+		return -EINVAL;
+	if (r < 0 || whole > (uint64_t)INT64_MAX / unit)
+		return -ERANGE;
+	ns = whole * unit;
+	/* frac < fscale <= 1e9 and unit <= 6e10: split to avoid overflow. */
+	ns += frac * (unit / fscale) + frac * (unit % fscale) / fscale;
+	if (ns > (uint64_t)INT64_MAX)
+		return -ERANGE;
+	*out_ns = (int64_t)ns;
+	return 0;
+}
+
+int
+cli_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR && !cli_signal)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t
+cli_read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	size_t got = 0;
+
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	while (got < len) {
+		ssize_t n = read(fd, p + got, len - got);
+
+		if (n < 0) {
+			if (errno == EINTR && !cli_signal)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+int
+cli_close_stdout(void)
+{
+	int bad = 0, err = 0;
+
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		bad = 1;
+		err = errno;
+	}
+	if (fclose(stdout) != 0 && !bad) {
+		bad = 1;
+		err = errno;
+	}
+	if (!bad)
+		return 0;
+	if (err != EPIPE)
+		cli_warn("write error: %s", err != 0 ? strerror(err) : "unknown error");
+	return EXIT_FAIL;
+}
+
+static void
+on_signal(int sig)
+{
+	cli_signal = sig;
+}
+
+void
+cli_catch_signals(int catch_pipe)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;	/* no SA_RESTART: blocking calls return EINTR */
+	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		if (sigs[i] == SIGPIPE && !catch_pipe)
+			continue;
+		sigaction(sigs[i], &sa, NULL);
+	}
+}
+
+void
+cli_reraise(void)
+{
+	int sig = cli_signal;
+	sigset_t set;
+
+	if (sig == 0)
+		return;
+	signal(sig, SIG_DFL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	raise(sig);
+	_exit(128 + sig);
+}
