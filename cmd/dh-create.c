@@ -1,0 +1,249 @@
+/* dh-create: create or remove a shared-memory channel. See LICENSE. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char synopsis[] =
+	"dh-create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] "
+	"[--checksum none|xxh3|blake2b] [--key FILE] [--schema SPEC] [--meta-size SIZE] "
+	"[--max-readers N] [--mode OCTAL] [--evict-after DUR] [--force] NAME";
+static const char synopsis_rm[] = "dh-create --remove [--force] NAME ...";
+
+enum {
+	OPT_CHECKSUM = 256, OPT_EVICT, OPT_FORCE, OPT_KEY, OPT_MAX_READERS, OPT_META_SIZE,
+	OPT_MODE, OPT_POLICY, OPT_REMOVE, OPT_SCHEMA, OPT_SLOT_SIZE, OPT_SLOTS
+};
+
+static const struct option longopts[] = {
+	{ "checksum", required_argument, NULL, OPT_CHECKSUM },
+	{ "evict-after", required_argument, NULL, OPT_EVICT },
+	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "help", no_argument, NULL, 'h' },
+	{ "key", required_argument, NULL, OPT_KEY },
+	{ "max-readers", required_argument, NULL, OPT_MAX_READERS },
+	{ "meta-size", required_argument, NULL, OPT_META_SIZE },
+	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "policy", required_argument, NULL, OPT_POLICY },
+	{ "remove", no_argument, NULL, OPT_REMOVE },
+	{ "schema", required_argument, NULL, OPT_SCHEMA },
+	{ "slot-size", required_argument, NULL, OPT_SLOT_SIZE },
+	{ "slots", required_argument, NULL, OPT_SLOTS },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static _Noreturn void
+help(void)
+{
+	struct dh_config d;
+
+	dh_config_init(&d);
+	printf("usage: %s\n       %s\n\n", synopsis, synopsis_rm);
+	printf("Create the shared-memory channel NAME (/dev/shm/dh.NAME), or remove channels.\n\n"
+	       "  --slots N          number of slots (default %u, at most %u)\n"
+	       "  --slot-size SIZE   payload capacity of one slot (default %uK, at most 1G)\n"
+	       "  --policy P         latest, ring, sync or queue (default %s)\n"
+	       "  --checksum C       none, xxh3 or blake2b (default %s)\n"
+	       "  --key FILE         MAC key file (not supported yet)\n"
+	       "  --schema SPEC      record schema (not supported yet)\n"
+	       "  --meta-size SIZE   metadata zone capacity (default %u, at most 64M)\n"
+	       "  --max-readers N    reader entries (default %u, at most %u)\n"
+	       "  --mode OCTAL       permission bits of the channel (default %04o)\n"
+	       "  --evict-after DUR  sync only: evict a live reader stalling the writer this long\n"
+	       "  --force            replace an existing channel nobody uses; with --remove,\n"
+	       "                     remove even while participants are alive\n"
+	       "  --remove           remove the named channels\n"
+	       "  -h, --help         print this help and exit\n"
+	       "  -V, --version      print the version and exit\n\n"
+	       "SIZE takes a K, M or G suffix (powers of 1024); DUR takes ms, s or m\n"
+	       "(default s) or \"inf\". Exit status: 0 done, 1 failed, 2 usage error.\n",
+	       d.slots, DH_SLOTS_MAX, d.slot_size >> 10, dh_policy_name(d.policy),
+	       dh_checksum_name(d.checksum), d.meta_size, d.max_readers, DH_READERS_MAX, d.mode);
+	exit(cli_close_stdout());
+}
+
+/* Bad option values are usage errors: one line, exit 2. */
+static uint64_t
+number(const char *opt, const char *arg, int size, uint64_t min, uint64_t max)
+{
+	char buf[64];
+	uint64_t v;
+	int r;
+
+	r = size ? cli_parse_size(arg, min, max, &v) : cli_parse_u64(arg, min, max, &v);
+	if (r == -ERANGE)
+		cli_die(EXIT_USAGE, "--%s %s: out of range (%llu..%llu)", opt,
+			cli_safe(arg, buf, sizeof buf), (unsigned long long)min,
+			(unsigned long long)max);
+	if (r < 0)
+		cli_die(EXIT_USAGE, "--%s %s: invalid %s", opt, cli_safe(arg, buf, sizeof buf),
+			size ? "size" : "number");
+	return v;
+}
+
+static void
+check_name(const char *name)
+{
+	char buf[64];
+	int r = dh_name_check(name);
+
+	if (r == -ENAMETOOLONG)
+		cli_die(EXIT_USAGE, "%s: channel name longer than %d characters",
+			cli_safe(name, buf, sizeof buf), DH_NAME_MAX);
+	if (r < 0)
+		cli_die(EXIT_USAGE, "%s: invalid channel name (use A-Z a-z 0-9 . _ -, no leading dot)",
+			cli_safe(name, buf, sizeof buf));
+}
+
+static int
+remove_channels(char **names, int n, int force)
+{
+	pid_t pid = 0;
+	int i, r, ret = EXIT_OK;
+
+	for (i = 0; i < n; i++)
+		check_name(names[i]);
+	for (i = 0; i < n; i++) {
+		r = dh_block_unlink(names[i], force, &pid);
+		if (r == -EBUSY)
+			cli_warn("%s: channel in use by pid %ld (--force removes it anyway)", names[i],
+				 (long)pid);
+		else if (r == -ENOENT)
+			cli_warn("%s: no such channel", names[i]);
+		else if (r < 0)
+			cli_warnc(r, "%s", names[i]);
+		if (r < 0)
+			ret = EXIT_FAIL;
+	}
+	return ret;
+}
+
+static int
+create_channel(const char *name, const struct dh_config *cfg, int force)
+{
+	struct dh_layout lay;
+	pid_t pid = 0;
+	int r;
+
+	check_name(name);
+	r = dh_layout_compute(cfg, &lay);
+	if (r == -EOVERFLOW)
+		cli_die(EXIT_USAGE, "%s: %u slots of %u bytes: segment size overflows", name,
+			cfg->slots, cfg->slot_size);
+	if (r < 0)
+		cli_diec(EXIT_USAGE, r, "%s: invalid geometry", name);
+	r = dh_block_create(name, cfg);
+	if (r == -EEXIST) {
+		if (!force)
+			cli_die(EXIT_FAIL, "%s: channel exists", name);
+		r = dh_block_unlink(name, 0, &pid);
+		if (r == -EBUSY)
+			cli_die(EXIT_FAIL, "%s: channel in use by pid %ld", name, (long)pid);
+		if (r < 0 && r != -ENOENT)
+			cli_diec(EXIT_FAIL, r, "%s: remove", name);
+		r = dh_block_create(name, cfg);
+		if (r == -EEXIST)
+			cli_die(EXIT_FAIL, "%s: channel exists", name);
+	}
+	if (r < 0)
+		cli_diec(EXIT_FAIL, r, "%s", name);
+	return EXIT_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct dh_config cfg;
+	char buf[64];
+	uint64_t v;
+	int64_t ns = -1;
+	int c, force = 0, remove = 0, creating = 0, evict = 0;
+
+	cli_init(argc, argv);
+	dh_config_init(&cfg);
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
+		if (c >= OPT_CHECKSUM && c != OPT_FORCE && c != OPT_REMOVE)
+			creating = 1;
+		switch (c) {
+		case OPT_CHECKSUM:
+			if (dh_checksum_parse(optarg, &cfg.checksum) < 0)
+				cli_die(EXIT_USAGE, "--checksum %s: unknown checksum (none, xxh3, blake2b)",
+					cli_safe(optarg, buf, sizeof buf));
+			break;
+		case OPT_EVICT:
+			if (cli_parse_duration(optarg, &ns) < 0 || ns == 0)
+				cli_die(EXIT_USAGE, "--evict-after %s: invalid duration",
+					cli_safe(optarg, buf, sizeof buf));
+			evict = 1;
+			break;
+		case OPT_FORCE:
+			force = 1;
+			break;
+		case 'h':
+			help();
+		case OPT_KEY:
+			cli_die(EXIT_USAGE, "--key: not supported yet (integrity issue)");
+		case OPT_MAX_READERS:
+			cfg.max_readers = (uint32_t)number("max-readers", optarg, 0, 1, DH_READERS_MAX);
+			break;
+		case OPT_META_SIZE:
+			cfg.meta_size = (uint32_t)number("meta-size", optarg, 1, 0, DH_META_MAX);
+			break;
+		case OPT_MODE:
+			if (cli_parse_octal(optarg, 0777, &v) < 0 || (v & 0600) != 0600)
+				cli_die(EXIT_USAGE, "--mode %s: invalid mode (octal, 0600 to 0777, owner rw)",
+					cli_safe(optarg, buf, sizeof buf));
+			cfg.mode = (unsigned)v;
+			break;
+		case OPT_POLICY:
+			if (dh_policy_parse(optarg, &cfg.policy) < 0)
+				cli_die(EXIT_USAGE, "--policy %s: unknown policy (latest, ring, sync, queue)",
+					cli_safe(optarg, buf, sizeof buf));
+			break;
+		case OPT_REMOVE:
+			remove = 1;
+			break;
+		case OPT_SCHEMA:
+			cli_die(EXIT_USAGE, "--schema: not supported yet (integrity issue)");
+		case OPT_SLOT_SIZE:
+			cfg.slot_size = (uint32_t)number("slot-size", optarg, 1, 1, DH_SLOT_SIZE_MAX);
+			break;
+		case OPT_SLOTS:
+			cfg.slots = (uint32_t)number("slots", optarg, 0, 1, DH_SLOTS_MAX);
+			break;
+		case 'V':
+			cli_version();
+		case ':':
+			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
+		default:
+			if (optopt != 0)
+				cli_usage(synopsis, "unknown option -%c", optopt);
+			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+
+	if (remove) {
+		if (creating)
+			cli_usage(synopsis_rm, "--remove takes no creation options");
+		if (argc < 1)
+			cli_usage(synopsis_rm, "missing channel name");
+		return remove_channels(argv, argc, force);
+	}
+	if (argc < 1)
+		cli_usage(synopsis, "missing channel name");
+	if (argc > 1)
+		cli_usage(synopsis, "one channel name expected, got %d", argc);
+	if (evict) {
+		if (cfg.policy != DH_POLICY_SYNC)
+			cli_die(EXIT_USAGE, "--evict-after: only for --policy sync");
+		cfg.evict_after_ns = ns < 0 ? 0 : (uint64_t)ns;
+	}
+	return create_channel(argv[0], &cfg, force);
+}
