@@ -1,0 +1,659 @@
+/* block.c: channel segments: names, layout, creation, validation, liveness. See LICENSE. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <xxhash.h>
+
+#include "dh_impl.h"
+
+/* Largest segment we agree to create or map: bigger geometries are typos. */
+#define DH_TOTAL_MAX (1ull << 40)
+
+static const char *const policy_names[] = { "latest", "ring", "sync", "queue" };
+static const char *const checksum_names[] = { "none", "xxh3", "blake2b" };
+
+void
+dh_config_init(struct dh_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->slots = 64;
+	cfg->slot_size = 64 * 1024;
+	cfg->max_readers = 16;
+	cfg->policy = DH_POLICY_SYNC;
+	cfg->checksum = DH_CHECKSUM_XXH3;
+	cfg->mode = 0600;
+}
+
+int
+dh_name_check(const char *name)
+{
+	size_t n = 0;
+
+	if (!name || !*name || name[0] == '.')
+		return -EINVAL;
+	for (const char *p = name; *p; p++, n++) {
+		if (n >= DH_NAME_MAX)
+			return -ENAMETOOLONG;
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '.' || *p == '_' || *p == '-'))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+const char *
+dh_policy_name(enum dh_policy p)
+{
+	return (unsigned)p < 4 ? policy_names[p] : "?";
+}
+
+int
+dh_policy_parse(const char *s, enum dh_policy *out)
+{
+	for (unsigned i = 0; i < 4; i++)
+		if (strcmp(s, policy_names[i]) == 0) {
+			*out = (enum dh_policy)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *
+dh_checksum_name(enum dh_checksum c)
+{
+	return (unsigned)c < 3 ? checksum_names[c] : "?";
+}
+
+int
+dh_checksum_parse(const char *s, enum dh_checksum *out)
+{
+	for (unsigned i = 0; i < 3; i++)
+		if (strcmp(s, checksum_names[i]) == 0) {
+			*out = (enum dh_checksum)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static uint64_t
+round_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) / a * a;
+}
+
+int
+dh_layout_compute(const struct dh_config *cfg, struct dh_layout *out)
+{
+	struct dh_layout l;
+	uint64_t end;
+
+	if (cfg->slots == 0 || cfg->slots > DH_SLOTS_MAX || cfg->slot_size == 0 ||
+	    cfg->slot_size > DH_SLOT_SIZE_MAX || cfg->max_readers == 0 ||
+	    cfg->max_readers > DH_READERS_MAX || cfg->meta_size > DH_META_MAX ||
+	    (unsigned)cfg->policy > DH_POLICY_QUEUE || (unsigned)cfg->checksum > DH_CHECKSUM_BLAKE2B)
+		return -EINVAL;
+	/* All operands are bounded above (2^24 slots, 2^30 bytes), so only
+	 * the data size can exceed 64 bits' worth of sense; check it anyway. */
+	l.table_off = DH_HDR_SIZE;
+	l.table_size = (uint64_t)(1 + cfg->max_readers) * sizeof(struct dh_pentry);
+	l.desc_off = l.table_off + l.table_size;
+	l.desc_size = (uint64_t)cfg->slots * sizeof(struct dh_desc);
+	l.meta_off = l.desc_off + l.desc_size;
+	l.meta_size = cfg->meta_size ? sizeof(struct dh_meta) + round_up(cfg->meta_size, DH_CACHELINE) : 0;
+	l.data_off = round_up(l.meta_off + l.meta_size, DH_PAGE);
+	l.stride = round_up(cfg->slot_size, DH_CACHELINE);
+	if (__builtin_mul_overflow(l.stride, (uint64_t)cfg->slots, &l.data_size) ||
+	    __builtin_add_overflow(l.data_off, l.data_size, &end) || end > DH_TOTAL_MAX ||
+	    end > (uint64_t)SIZE_MAX)
+		return -EOVERFLOW;
+	l.total = round_up(end, DH_PAGE);
+	*out = l;
+	return 0;
+}
+
+int
+dh__shm_path(const char *name, char *buf, size_t len)
+{
+	int rc = dh_name_check(name);
+
+	if (rc < 0)
+		return rc;
+	if ((size_t)snprintf(buf, len, "/dh.%s", name) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+uint64_t
+dh__now_real(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
+dh__now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Liveness: participant i holds an OFD write lock on byte i of the segment
+ * file.  The kernel drops it when the holder's last reference to the open
+ * file description goes (death included), so a free lock on an ACTIVE entry
+ * means a dead participant, with no pid or clock involved.
+ */
+static int
+lock_op(int fd, int cmd, short type, int index, struct flock *fl)
+{
+	memset(fl, 0, sizeof *fl);
+	fl->l_type = type;
+	fl->l_whence = SEEK_SET;
+	fl->l_start = index;
+	fl->l_len = 1;
+	return fcntl(fd, cmd, fl) == 0 ? 0 : -errno;
+}
+
+int
+dh__lock_try(int fd, int index)
+{
+	struct flock fl;
+	int rc = lock_op(fd, F_OFD_SETLK, F_WRLCK, index, &fl);
+
+	return rc == -EACCES ? -EAGAIN : rc;
+}
+
+void
+dh__lock_drop(int fd, int index)
+{
+	struct flock fl;
+
+	lock_op(fd, F_OFD_SETLK, F_UNLCK, index, &fl);
+}
+
+int
+dh__lock_held(int fd, int index)
+{
+	struct flock fl;
+	int rc = lock_op(fd, F_OFD_GETLK, F_WRLCK, index, &fl);
+
+	if (rc < 0)
+		return rc;
+	return fl.l_type != F_UNLCK;
+}
+
+static int
+cfg_from_hdr(const struct dh_hdr *h, struct dh_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->slots = h->slots;
+	cfg->slot_size = h->slot_size;
+	cfg->meta_size = h->meta_size;
+	cfg->max_readers = h->max_readers;
+	if (h->policy > DH_POLICY_QUEUE || h->checksum > DH_CHECKSUM_BLAKE2B)
+		return -DH_ECORRUPT;
+	cfg->policy = (enum dh_policy)h->policy;
+	cfg->checksum = (enum dh_checksum)h->checksum;
+	cfg->evict_after_ns = h->evict_after_ns;
+	cfg->mode = 0;
+	return 0;
+}
+
+int
+dh_block_check_image(const void *img, size_t size, uint64_t file_size, struct dh_config *cfg,
+		     struct dh_layout *lay)
+{
+	struct dh_hdr h;
+	struct dh_config c;
+	struct dh_layout l;
+
+	if (size < sizeof h)
+		return file_size < sizeof h ? -DH_ECORRUPT : -EINVAL;
+	memcpy(&h, img, sizeof h);
+	if (atomic_load_explicit(&h.magic, memory_order_relaxed) != DH_MAGIC)
+		return -DH_EFOREIGN;
+	if (h.version != DH_FORMAT_VERSION)
+		return -DH_EVERSION;
+	if (cfg_from_hdr(&h, &c) < 0 || dh_layout_compute(&c, &l) < 0)
+		return -DH_ECORRUPT;
+	if (h.stride != l.stride || h.total_size != l.total || file_size != l.total ||
+	    h.table_off != l.table_off || h.desc_off != l.desc_off || h.meta_off != l.meta_off ||
+	    h.data_off != l.data_off)
+		return -DH_ECORRUPT;
+	if (cfg)
+		*cfg = c;
+	if (lay)
+		*lay = l;
+	return 0;
+}
+
+static void
+init_segment(void *base, const struct dh_config *cfg, const struct dh_layout *l)
+{
+	struct dh_hdr *h = base;
+	struct dh_pentry *t = (struct dh_pentry *)((char *)base + l->table_off);
+	struct dh_desc *d = (struct dh_desc *)((char *)base + l->desc_off);
+
+	/* posix_fallocate on a fresh object gives zeroes: only non-zero fields are set. */
+	h->version = DH_FORMAT_VERSION;
+	h->total_size = l->total;
+	h->slots = cfg->slots;
+	h->slot_size = cfg->slot_size;
+	h->stride = (uint32_t)l->stride;
+	h->meta_size = cfg->meta_size;
+	h->max_readers = cfg->max_readers;
+	h->policy = cfg->policy;
+	h->checksum = cfg->checksum;
+	h->evict_after_ns = cfg->evict_after_ns;
+	h->created_ns = dh__now_real();
+	h->creator_uid = (uint32_t)getuid();
+	h->creator_pid = (uint32_t)getpid();
+	h->table_off = l->table_off;
+	h->desc_off = l->desc_off;
+	h->meta_off = l->meta_off;
+	h->data_off = l->data_off;
+	atomic_init(&h->eos_seq, DH_SEQ_NONE);
+	for (uint32_t i = 0; i <= cfg->max_readers; i++)
+		atomic_init(&t[i].claim, DH_SEQ_NONE);
+	for (uint32_t i = 0; i < cfg->slots; i++)
+		atomic_init(&d[i].qword, DH_Q_DONE);
+	if (cfg->meta_size) {
+		struct dh_meta *m = (struct dh_meta *)((char *)base + l->meta_off);
+		m->check = XXH3_64bits_withSeed(NULL, 0, 0);
+	}
+	atomic_store_explicit(&h->magic, DH_MAGIC, memory_order_release);
+}
+
+int
+dh_block_create(const char *name, const struct dh_config *cfg)
+{
+	char path[DH_NAME_MAX + 8];
+	struct dh_layout l;
+	void *base;
+	int fd, rc;
+
+	if ((rc = dh__shm_path(name, path, sizeof path)) < 0)
+		return rc;
+	if ((rc = dh_layout_compute(cfg, &l)) < 0)
+		return rc;
+	if (cfg->mode & ~0777u)
+		return -EINVAL;
+	fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, cfg->mode) < 0 || ftruncate(fd, (off_t)l.total) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	/* Reserve every page now: a sparse tmpfs object would turn a full
+	 * /dev/shm into SIGBUS in some later writer. */
+	if ((rc = posix_fallocate(fd, 0, (off_t)l.total)) != 0) {
+		rc = -rc;
+		goto fail;
+	}
+	base = mmap(NULL, l.total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED) {
+		rc = -errno;
+		goto fail;
+	}
+	init_segment(base, cfg, &l);
+	munmap(base, l.total);
+	close(fd);
+	return 0;
+fail:
+	shm_unlink(path);
+	close(fd);
+	return rc;
+}
+
+/* Is any participant of the segment open on fd alive? Works on corrupt
+ * segments too: locks live on file bytes, not in the contents. */
+static int
+any_alive(int fd, pid_t *holder)
+{
+	struct dh_hdr h;
+	struct dh_config c;
+	struct dh_layout l;
+	struct stat st;
+	int valid = 0;
+
+	if (fstat(fd, &st) == 0 && pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h &&
+	    dh_block_check_image(&h, sizeof h, (uint64_t)st.st_size, &c, &l) == 0)
+		valid = 1;
+	for (int i = 0; i <= DH_READERS_MAX; i++) {
+		int rc = dh__lock_held(fd, i);
+		if (rc < 0)
+			return rc;
+		if (rc) {
+			if (holder) {
+				uint32_t pid = 0;
+				if (valid && (uint32_t)i <= c.max_readers) {
+					off_t at = (off_t)(l.table_off + (uint64_t)i * sizeof(struct dh_pentry) +
+							   offsetof(struct dh_pentry, pid));
+					if (pread(fd, &pid, sizeof pid, at) != (ssize_t)sizeof pid)
+						pid = 0;
+				}
+				*holder = (pid_t)pid;
+			}
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int
+dh_block_unlink(const char *name, int force, pid_t *holder)
+{
+	char path[DH_NAME_MAX + 8];
+	int fd, rc;
+
+	if ((rc = dh__shm_path(name, path, sizeof path)) < 0)
+		return rc;
+	if (!force) {
+		fd = shm_open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		rc = any_alive(fd, holder);
+		close(fd);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			return -EBUSY;
+	}
+	return shm_unlink(path) == 0 ? 0 : -errno;
+}
+
+int
+dh_block_open(const char *name, int flags, struct dh_block **out)
+{
+	char path[DH_NAME_MAX + 8];
+	struct dh_block *b;
+	struct dh_hdr h;
+	struct stat st;
+	int rc, rdonly = (flags & DH_OPEN_RDONLY) != 0;
+
+	if ((rc = dh__shm_path(name, path, sizeof path)) < 0)
+		return rc;
+	if (!(b = calloc(1, sizeof *b)))
+		return -ENOMEM;
+	b->rdonly = rdonly;
+	snprintf(b->name, sizeof b->name, "%s", name);
+	b->fd = shm_open(path, (rdonly ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (b->fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	/* A creator publishes the magic last; give a racing creator a moment. */
+	for (int tries = 0;; tries++) {
+		if (fstat(b->fd, &st) < 0) {
+			rc = -errno;
+			goto fail;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			rc = -DH_EFOREIGN;
+			goto fail;
+		}
+		memset(&h, 0, sizeof h);
+		if (pread(b->fd, &h, sizeof h, 0) < 0) {
+			rc = -errno;
+			goto fail;
+		}
+		rc = dh_block_check_image(&h, sizeof h, (uint64_t)st.st_size, &b->cfg, &b->lay);
+		if (rc != -DH_EFOREIGN || atomic_load_explicit(&h.magic, memory_order_relaxed) != 0 ||
+		    tries >= 200)
+			break;
+		struct timespec ts = { 0, 2500000 };
+		nanosleep(&ts, NULL);
+	}
+	if (rc == -DH_EFOREIGN && atomic_load_explicit(&h.magic, memory_order_relaxed) == 0 &&
+	    st.st_size >= (off_t)sizeof h)
+		rc = -DH_ECORRUPT; /* created but never published: the creator died */
+	if (rc < 0)
+		goto fail;
+	b->size = b->lay.total;
+	b->base = mmap(NULL, b->size, rdonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, 0);
+	if (b->base == MAP_FAILED) {
+		rc = -errno;
+		b->base = NULL;
+		goto fail;
+	}
+	b->hdr = b->base;
+	b->table = (struct dh_pentry *)((char *)b->base + b->lay.table_off);
+	b->desc = (struct dh_desc *)((char *)b->base + b->lay.desc_off);
+	b->meta = b->cfg.meta_size ? (struct dh_meta *)((char *)b->base + b->lay.meta_off) : NULL;
+	b->data = (unsigned char *)b->base + b->lay.data_off;
+	if (b->cfg.checksum == DH_CHECKSUM_BLAKE2B && sodium_init() < 0) {
+		rc = -ENOSYS;
+		goto fail;
+	}
+	*out = b;
+	return 0;
+fail:
+	dh_block_close(b);
+	return rc;
+}
+
+void
+dh_block_close(struct dh_block *b)
+{
+	if (!b)
+		return;
+	if (b->base)
+		munmap(b->base, b->size);
+	if (b->fd >= 0)
+		close(b->fd);
+	free(b);
+}
+
+/*
+ * Reclaim entry index (a reader) whose owner died.  The caller holds the
+ * entry's lock, so nobody else can be attaching there meanwhile.  Queue
+ * claims the dead reader held are marked done and counted lost: handing
+ * them to another reader could deliver a message twice.
+ */
+int
+dh__reap(struct dh_block *b, int index, int self_index)
+{
+	struct dh_pentry *e = &b->table[index];
+	uint32_t st = atomic_load(&e->state);
+
+	(void)self_index;
+	if (st == DH_ENT_FREE)
+		return 0;
+	if (b->cfg.policy == DH_POLICY_QUEUE && index > 0) {
+		for (uint32_t i = 0; i < b->cfg.slots; i++) {
+			uint64_t q = atomic_load(&b->desc[i].qword);
+			if ((q & ((1u << DH_Q_SHIFT) - 1)) == (uint64_t)index) {
+				uint64_t done = (q & ~(uint64_t)((1u << DH_Q_SHIFT) - 1)) | DH_Q_DONE;
+				if (atomic_compare_exchange_strong(&b->desc[i].qword, &q, done)) {
+					atomic_fetch_add(&b->hdr->queue_lost, 1);
+					atomic_fetch_add(&e->lost, 1);
+				}
+			}
+		}
+	}
+	atomic_store(&e->claim, DH_SEQ_NONE);
+	atomic_store(&e->state, DH_ENT_FREE);
+	if (index > 0)
+		atomic_fetch_add(&b->hdr->readers_reaped, 1);
+	atomic_fetch_add(&b->hdr->space_futex, 1);
+	dh__futex_wake(&b->hdr->space_futex);
+	return 1;
+}
+
+int
+dh_block_alive(struct dh_block *b, pid_t *first_pid)
+{
+	for (uint32_t i = 0; i <= b->cfg.max_readers; i++) {
+		int rc = dh__lock_held(b->fd, (int)i);
+		if (rc < 0)
+			return rc;
+		if (rc) {
+			int n = 1;
+			if (first_pid)
+				*first_pid = (pid_t)b->table[i].pid;
+			for (uint32_t j = i + 1; j <= b->cfg.max_readers; j++)
+				n += dh__lock_held(b->fd, (int)j) == 1;
+			return n;
+		}
+	}
+	return 0;
+}
+
+int
+dh_block_snapshot(struct dh_block *b, struct dh_snapshot *s)
+{
+	struct dh_hdr *h = b->hdr;
+
+	memset(s, 0, sizeof *s);
+	s->cfg = b->cfg;
+	s->lay = b->lay;
+	s->created_ns = h->created_ns;
+	s->creator_uid = h->creator_uid;
+	s->creator_pid = h->creator_pid;
+	s->committed = atomic_load(&h->committed);
+	s->eos = atomic_load(&h->eos_seq) == s->committed;
+	s->messages_written = atomic_load(&h->messages_written);
+	s->bytes_written = atomic_load(&h->bytes_written);
+	s->writer_waits = atomic_load(&h->writer_waits);
+	s->writer_wait_ns = atomic_load(&h->writer_wait_ns);
+	s->readers_reaped = atomic_load(&h->readers_reaped);
+	s->evictions = atomic_load(&h->evictions);
+	s->eos_count = atomic_load(&h->eos_count);
+	s->queue_lost = atomic_load(&h->queue_lost);
+	s->checksum_failures = atomic_load(&h->checksum_failures);
+	s->nparticipants = (int)b->cfg.max_readers + 1;
+	for (int i = 0; i < s->nparticipants; i++) {
+		struct dh_pentry *e = &b->table[i];
+		struct dh_participant *p = &s->part[i];
+		uint32_t st = atomic_load(&e->state);
+		int held;
+
+		p->index = i;
+		p->pid = (pid_t)e->pid;
+		memcpy(p->name, e->name, sizeof p->name);
+		p->name[sizeof p->name - 1] = '\0';
+		p->position = atomic_load(&e->position);
+		p->last_active_ns = atomic_load(&e->last_active_ns);
+		p->messages = atomic_load(&e->messages);
+		p->bytes = atomic_load(&e->bytes);
+		p->lost = atomic_load(&e->lost);
+		p->checksum_failures = atomic_load(&e->checksum_failures);
+		if (st == DH_ENT_FREE) {
+			p->state = DH_P_FREE;
+			continue;
+		}
+		if (st == DH_ENT_EVICTED) {
+			p->state = DH_P_EVICTED;
+			continue;
+		}
+		held = dh__lock_held(b->fd, i);
+		p->state = held < 0 ? DH_P_UNKNOWN : held ? DH_P_ALIVE : DH_P_DEAD;
+	}
+	return 0;
+}
+
+size_t
+dh_meta_capacity(const struct dh_block *b)
+{
+	return b->cfg.meta_size;
+}
+
+static uint64_t
+meta_hash(const void *data, uint32_t len)
+{
+	return XXH3_64bits_withSeed(data, len, len);
+}
+
+ssize_t
+dh_meta_read(struct dh_block *b, void *buf, size_t cap)
+{
+	struct dh_meta *m = b->meta;
+	const unsigned char *src;
+
+	if (!m)
+		return -ENODEV;
+	src = (const unsigned char *)(m + 1);
+	for (int tries = 0; tries < 10000; tries++) {
+		uint32_t s1 = atomic_load_explicit(&m->seq, memory_order_acquire), len;
+		uint64_t check;
+
+		if (s1 & 1) {
+			sched_yield();
+			continue;
+		}
+		len = m->length;
+		check = m->check;
+		if (len > b->cfg.meta_size)
+			len = b->cfg.meta_size + 1; /* torn or hostile; re-check below */
+		if (len <= cap && len <= b->cfg.meta_size)
+			memcpy(buf, src, len);
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&m->seq, memory_order_relaxed) != s1)
+			continue;
+		if (len > b->cfg.meta_size)
+			return -DH_ECORRUPT;
+		if (len > cap)
+			return -ENOBUFS;
+		if (meta_hash(buf, len) != check)
+			return -DH_ECHECKSUM;
+		return (ssize_t)len;
+	}
+	return -EAGAIN;
+}
+
+int
+dh_meta_write(struct dh_block *b, const void *data, size_t len)
+{
+	struct dh_meta *m = b->meta;
+	uint64_t t0 = 0;
+	uint32_t s;
+
+	if (!m)
+		return -ENODEV;
+	if (b->rdonly)
+		return -EBADF;
+	if (len > b->cfg.meta_size)
+		return -EMSGSIZE;
+	/* Odd means another updater is inside; one that stays odd for long
+	 * died there, and we take the zone over (still odd, so readers wait). */
+	for (;;) {
+		s = atomic_load(&m->seq);
+		if (!(s & 1)) {
+			if (atomic_compare_exchange_weak(&m->seq, &s, s + 1)) {
+				s += 1;
+				break;
+			}
+			continue;
+		}
+		if (!t0)
+			t0 = dh__now_mono();
+		else if (dh__now_mono() - t0 > 200000000u) {
+			if (atomic_compare_exchange_weak(&m->seq, &s, s + 2)) {
+				s += 2;
+				break;
+			}
+		}
+		sched_yield();
+	}
+	atomic_thread_fence(memory_order_release);
+	memcpy(m + 1, data, len);
+	m->length = (uint32_t)len;
+	m->check = meta_hash(data, (uint32_t)len);
+	atomic_store_explicit(&m->seq, s + 1, memory_order_release);
+	return 0;
+}

@@ -1,0 +1,187 @@
+/* dh_impl.h: the segment layout and internals shared by the lib/ sources (and white-box tests). See LICENSE. */
+#ifndef DH_IMPL_H
+#define DH_IMPL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dh_block.h"
+#include "dh_error.h"
+
+/*
+ * Segment layout (format version 1), all integers in host byte order,
+ * every part 64-byte aligned, the data area page aligned:
+ *
+ *   0                 struct dh_hdr (4096 bytes)
+ *   table_off         struct dh_pentry[1 + max_readers]  (writer first)
+ *   desc_off          struct dh_desc[slots]
+ *   meta_off          struct dh_meta + meta_size bytes (absent when 0)
+ *   data_off          slots * stride bytes
+ *
+ * See docs/FORMAT.md for the protocol that runs over it.
+ */
+
+#define DH_MAGIC 0x31424844u /* "DHB1" little-endian */
+#define DH_FORMAT_VERSION 1u
+#define DH_HDR_SIZE 4096u
+#define DH_CACHELINE 64u
+#define DH_PAGE 4096u
+#define DH_SEQ_NONE UINT64_MAX
+
+/* Queue claim words: (seq << 9) | tag. */
+#define DH_Q_SHIFT 9
+#define DH_Q_AVAIL 0u      /* committed, unclaimed */
+#define DH_Q_DONE 511u     /* consumed (or reaped): the writer may reuse the slot */
+/* tags 1..256: claimed by reader index tag (table index) */
+
+#define DH_ALIGNED(n) _Alignas(n)
+
+struct dh_hdr {
+	/* line 0: identity, immutable after publication */
+	_Atomic uint32_t magic;    /* stored last at creation (release) */
+	uint32_t version;
+	uint64_t total_size;
+	uint32_t slots;
+	uint32_t slot_size;
+	uint32_t stride;
+	uint32_t meta_size;
+	uint32_t max_readers;
+	uint32_t policy;
+	uint32_t checksum;
+	uint32_t flags;
+	uint64_t evict_after_ns;
+	uint64_t created_ns;
+
+	/* line 1 */
+	DH_ALIGNED(64) uint32_t creator_uid;
+	uint32_t creator_pid;
+	uint64_t table_off;
+	uint64_t desc_off;
+	uint64_t meta_off;
+	uint64_t data_off;
+	uint8_t key_id[32 - 8];     /* reserved for the integrity issue (zero) */
+
+	/* line 2: schema hash (zero: none); reserved for the integrity issue */
+	DH_ALIGNED(64) uint8_t schema_hash[32];
+	uint8_t reserved2[32];
+
+	/* line 3: written by the writer on every commit */
+	DH_ALIGNED(64) _Atomic uint64_t committed;   /* messages committed = next seq */
+	_Atomic uint64_t eos_seq;                    /* DH_SEQ_NONE, or committed at end-of-stream */
+	_Atomic uint32_t data_futex;                 /* bumped on commit and end-of-stream */
+	_Atomic uint32_t data_waiters;               /* readers inside futex wait */
+
+	/* line 4: readers signal space to a blocked writer */
+	DH_ALIGNED(64) _Atomic uint32_t space_futex;
+	_Atomic uint32_t space_waiters;
+
+	/* line 5: queue claim head (a hint: the claim itself is the slot's qword) */
+	DH_ALIGNED(64) _Atomic uint64_t claim_head;
+
+	/* bumped whenever a reader attaches, so a sync writer knows its cached
+	 * slowest-reader position is stale */
+	DH_ALIGNED(64) _Atomic uint64_t reader_gen;
+
+	/* lines 7-8: metrics written by the writer or by reapers */
+	DH_ALIGNED(64) _Atomic uint64_t messages_written;
+	_Atomic uint64_t bytes_written;
+	_Atomic uint64_t writer_waits;
+	_Atomic uint64_t writer_wait_ns;
+	_Atomic uint64_t readers_reaped;
+	_Atomic uint64_t evictions;
+	_Atomic uint64_t eos_count;
+	_Atomic uint64_t queue_lost;
+	DH_ALIGNED(64) _Atomic uint64_t checksum_failures;
+	_Atomic uint64_t writer_sessions;
+};
+
+/* Participant entry states in the segment. */
+enum { DH_ENT_FREE = 0, DH_ENT_ACTIVE = 1, DH_ENT_EVICTED = 2 };
+
+struct dh_pentry {
+	DH_ALIGNED(64) _Atomic uint32_t state;
+	uint32_t pid;
+	char name[DH_PNAME_MAX];
+	_Atomic uint64_t position;       /* next seq to read (readers) / to write (writer) */
+	_Atomic uint64_t last_active_ns; /* CLOCK_REALTIME */
+	_Atomic uint64_t messages;
+	_Atomic uint64_t bytes;
+	_Atomic uint64_t lost;
+	_Atomic uint64_t checksum_failures;
+	_Atomic uint64_t claim;          /* queue: seq held, or DH_SEQ_NONE */
+	uint64_t reserved[3];
+};
+
+struct dh_desc {
+	DH_ALIGNED(64) _Atomic uint64_t stamp; /* 2s+1 while seq s is written, 2s+2 once committed */
+	_Atomic uint64_t qword;                /* queue claim word */
+	uint32_t length;
+	uint32_t flags;                        /* DH_DESC_* */
+	uint64_t time_ns;
+	uint8_t check[32];                     /* xxh3: first 8 bytes; blake2b: 32 */
+};
+
+#define DH_DESC_QUARANTINED 1u
+
+struct dh_meta {
+	DH_ALIGNED(64) _Atomic uint32_t seq;  /* seqlock: odd while being written */
+	uint32_t length;
+	uint64_t check;                       /* xxh3 of length and bytes */
+	uint8_t pad[48];
+	/* meta_size bytes follow */
+};
+
+_Static_assert(sizeof(struct dh_hdr) <= DH_HDR_SIZE, "header fits its page");
+_Static_assert(sizeof(struct dh_pentry) == 128, "table entry is two cache lines");
+_Static_assert(sizeof(struct dh_desc) == 64, "descriptor is one cache line");
+_Static_assert(sizeof(struct dh_meta) == 64, "meta header is one cache line");
+
+/* An open mapping. */
+struct dh_block {
+	int fd;
+	int rdonly;
+	char name[DH_NAME_MAX + 1];
+	void *base;
+	size_t size;
+	struct dh_config cfg;     /* validated copy: sizes are taken from here, never re-read */
+	struct dh_layout lay;
+	struct dh_hdr *hdr;
+	struct dh_pentry *table;
+	struct dh_desc *desc;
+	struct dh_meta *meta;
+	unsigned char *data;
+};
+
+/* internal helpers (block.c) */
+int dh__shm_path(const char *name, char *buf, size_t len);
+int dh__lock_try(int fd, int index);            /* 0 taken, -EAGAIN held elsewhere, -errno */
+void dh__lock_drop(int fd, int index);
+int dh__lock_held(int fd, int index);           /* 1 held by another description, 0 free, -errno */
+uint64_t dh__now_real(void);
+uint64_t dh__now_mono(void);
+int dh__reap(struct dh_block *b, int index, int self_index); /* reclaim a dead entry, 1 if reaped */
+
+/* checksum.c */
+void dh__check_compute(enum dh_checksum kind, uint64_t seq, const void *data, uint32_t len,
+		       uint8_t out[32]);
+int dh__check_verify(enum dh_checksum kind, uint64_t seq, const void *data, uint32_t len,
+		     const uint8_t expect[32]);
+
+/* wait.c: futex on shared words */
+int dh__futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns);
+void dh__futex_wake(_Atomic uint32_t *word);
+
+static inline void *
+dh__slot(const struct dh_block *b, uint64_t seq)
+{
+	return b->data + (seq % b->cfg.slots) * b->lay.stride;
+}
+
+static inline struct dh_desc *
+dh__desc(const struct dh_block *b, uint64_t seq)
+{
+	return &b->desc[seq % b->cfg.slots];
+}
+
+#endif

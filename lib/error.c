@@ -1,0 +1,29 @@
+/* error.c: messages for libdh error codes. See LICENSE. */
+#include <string.h>
+
+#include "dh_error.h"
+
+static const char *const dh_messages[] = {
+	[DH_ECORRUPT - DH_EBASE] = "corrupt segment",
+	[DH_EFOREIGN - DH_EBASE] = "not a dh channel",
+	[DH_EVERSION - DH_EBASE] = "unsupported channel format version",
+	[DH_ECHECKSUM - DH_EBASE] = "checksum mismatch",
+	[DH_ESCHEMA - DH_EBASE] = "schema mismatch",
+	[DH_EWRITERDEAD - DH_EBASE] = "writer died without end-of-stream",
+	[DH_EEVICTED - DH_EBASE] = "reader evicted for stalling the channel",
+	[DH_EKEY - DH_EBASE] = "wrong or missing key",
+	[DH_ETOOBIG - DH_EBASE] = "message larger than slot size",
+	[DH_EUNSUPPORTED - DH_EBASE] = "not supported",
+};
+
+const char *
+dh_strerror(int code)
+{
+	if (code < 0)
+		code = -code;
+	if (code > DH_EBASE && code < DH_ELAST && dh_messages[code - DH_EBASE])
+		return dh_messages[code - DH_EBASE];
+	if (code > 0 && code < DH_EBASE)
+		return strerror(code);
+	return "unknown error";
+}

@@ -1,0 +1,896 @@
+/* ring.c: the writer and reader protocols over a segment. See LICENSE. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dh_impl.h"
+#include "dh_ring.h"
+
+#define SPIN_ITERS 200
+#define SLICE_NS 50000000         /* recheck liveness this often while blocked */
+#define TAG_MASK ((uint64_t)(1u << DH_Q_SHIFT) - 1)
+
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ __volatile__("pause");
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+static inline uint64_t
+qword(uint64_t seq, uint64_t tag)
+{
+	return seq << DH_Q_SHIFT | tag;
+}
+
+static uint64_t
+now_coarse(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Owner-only counters: a plain load and store is enough and avoids a locked op. */
+static inline void
+bump(_Atomic uint64_t *c, uint64_t by)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + by, memory_order_relaxed);
+}
+
+static void
+fill_name(char dst[DH_PNAME_MAX], const char *label)
+{
+	memset(dst, 0, DH_PNAME_MAX);
+	if (label)
+		strncpy(dst, label, DH_PNAME_MAX - 1);
+}
+
+/* Remaining ns until deadline (mono), never negative; -1 for none. */
+static int64_t
+remaining(int64_t timeout_ns, uint64_t start)
+{
+	uint64_t el;
+
+	if (timeout_ns < 0)
+		return -1;
+	el = dh__now_mono() - start;
+	return el >= (uint64_t)timeout_ns ? 0 : (int64_t)((uint64_t)timeout_ns - el);
+}
+
+static int64_t
+slice(int64_t rem)
+{
+	return rem < 0 || rem > SLICE_NS ? SLICE_NS : rem;
+}
+
+/* --- writer --------------------------------------------------------------- */
+
+struct dh_writer {
+	struct dh_block *b;
+	struct dh_pentry *e;
+	uint64_t seq;
+	int reserved;
+	uint64_t gen_cache;
+	uint64_t min_cache;            /* slowest live sync reader position at gen_cache */
+	uint64_t stall_since[DH_READERS_MAX + 1];
+};
+
+int
+dh_writer_open(const char *name, const char *label, struct dh_writer **out, pid_t *holder)
+{
+	struct dh_writer *w;
+	struct dh_block *b;
+	int rc;
+
+	if ((rc = dh_block_open(name, 0, &b)) < 0)
+		return rc;
+	if ((rc = dh__lock_try(b->fd, 0)) < 0) {
+		if (rc == -EAGAIN) {
+			if (holder)
+				*holder = (pid_t)b->table[0].pid;
+			rc = -EBUSY;
+		}
+		dh_block_close(b);
+		return rc;
+	}
+	if (!(w = calloc(1, sizeof *w))) {
+		dh__lock_drop(b->fd, 0);
+		dh_block_close(b);
+		return -ENOMEM;
+	}
+	w->b = b;
+	w->e = &b->table[0];
+	/* A predecessor that died mid-write left an odd stamp and an
+	 * unchanged committed count: we simply rewrite that seq. */
+	w->seq = atomic_load(&b->hdr->committed);
+	w->gen_cache = UINT64_MAX;
+	w->e->pid = (uint32_t)getpid();
+	fill_name(w->e->name, label);
+	atomic_store(&w->e->position, w->seq);
+	atomic_store(&w->e->last_active_ns, dh__now_real());
+	atomic_store(&w->e->state, DH_ENT_ACTIVE);
+	if (atomic_load(&b->hdr->eos_seq) != DH_SEQ_NONE)
+		atomic_store(&b->hdr->eos_seq, DH_SEQ_NONE);
+	atomic_fetch_add(&b->hdr->writer_sessions, 1);
+	*out = w;
+	return 0;
+}
+
+void
+dh_writer_close(struct dh_writer *w)
+{
+	if (!w)
+		return;
+	w->reserved = 0;
+	atomic_store(&w->e->state, DH_ENT_FREE);
+	dh__lock_drop(w->b->fd, 0);
+	dh_block_close(w->b);
+	free(w);
+}
+
+struct dh_block *
+dh_writer_block(struct dh_writer *w)
+{
+	return w->b;
+}
+
+size_t
+dh_writer_slot_size(const struct dh_writer *w)
+{
+	return w->b->cfg.slot_size;
+}
+
+uint64_t
+dh_writer_seq(const struct dh_writer *w)
+{
+	return w->seq;
+}
+
+/* Reclaim reader i if its lock is free; 1 if it was dead and is now free. */
+static int
+reap_if_dead(struct dh_block *b, int i)
+{
+	int rc;
+
+	if (dh__lock_held(b->fd, i) != 0)
+		return 0;
+	if (dh__lock_try(b->fd, i) < 0)
+		return 0; /* someone is attaching there right now */
+	rc = dh__reap(b, i, 0);
+	dh__lock_drop(b->fd, i);
+	return rc;
+}
+
+/* sync: may seq s overwrite the slot of s - slots? */
+static int
+sync_space(struct dh_writer *w, uint64_t s, int live)
+{
+	struct dh_block *b = w->b;
+	uint64_t need = s + 1 - b->cfg.slots, gen, min = UINT64_MAX, now = 0;
+	int blocked = 0;
+
+	gen = atomic_load(&b->hdr->reader_gen);
+	if (s < b->cfg.slots || (gen == w->gen_cache && w->min_cache >= need))
+		return 1;
+	for (uint32_t i = 1; i <= b->cfg.max_readers; i++) {
+		struct dh_pentry *e = &b->table[i];
+		uint64_t pos;
+
+		if (atomic_load(&e->state) != DH_ENT_ACTIVE)
+			continue;
+		pos = atomic_load(&e->position);
+		if (pos < need && live) {
+			if (reap_if_dead(b, (int)i))
+				continue;
+			if (b->cfg.evict_after_ns) {
+				now = now ? now : dh__now_mono();
+				if (!w->stall_since[i])
+					w->stall_since[i] = now;
+				else if (now - w->stall_since[i] >= b->cfg.evict_after_ns) {
+					uint32_t st = DH_ENT_ACTIVE;
+					if (atomic_compare_exchange_strong(&e->state, &st, DH_ENT_EVICTED))
+						atomic_fetch_add(&b->hdr->evictions, 1);
+					w->stall_since[i] = 0;
+					continue;
+				}
+			}
+		}
+		if (pos >= need)
+			w->stall_since[i] = 0;
+		if (pos < need)
+			blocked = 1;
+		if (pos < min)
+			min = pos;
+	}
+	w->gen_cache = gen;
+	w->min_cache = min;
+	return !blocked;
+}
+
+/* queue: has the previous message in this slot been consumed? */
+static int
+queue_space(struct dh_writer *w, uint64_t s, int live)
+{
+	struct dh_block *b = w->b;
+	uint64_t want;
+
+	if (s < b->cfg.slots)
+		return 1;
+	want = qword(s - b->cfg.slots, DH_Q_DONE);
+	if (atomic_load_explicit(&dh__desc(b, s)->qword, memory_order_acquire) == want)
+		return 1;
+	if (!live)
+		return 0;
+	for (uint32_t i = 1; i <= b->cfg.max_readers; i++)
+		if (atomic_load(&b->table[i].state) != DH_ENT_FREE)
+			reap_if_dead(b, (int)i);
+	return atomic_load_explicit(&dh__desc(b, s)->qword, memory_order_acquire) == want;
+}
+
+static int
+has_space(struct dh_writer *w, uint64_t s, int live)
+{
+	switch (w->b->cfg.policy) {
+	case DH_POLICY_SYNC:
+		return sync_space(w, s, live);
+	case DH_POLICY_QUEUE:
+		return queue_space(w, s, live);
+	default:
+		return 1;
+	}
+}
+
+static int
+wait_space(struct dh_writer *w, uint64_t s, int64_t timeout_ns)
+{
+	struct dh_hdr *h = w->b->hdr;
+	uint64_t start = 0, last_live = 0;
+	int rc = 0;
+
+	if (has_space(w, s, 0) || has_space(w, s, 1))
+		return 0;
+	if (timeout_ns == 0)
+		return -EAGAIN;
+	start = last_live = dh__now_mono();
+	bump(&h->writer_waits, 1);
+	for (;;) {
+		int64_t rem = remaining(timeout_ns, start);
+		uint32_t v;
+		int ok = 0;
+
+		for (int i = 0; i < SPIN_ITERS && !(ok = has_space(w, s, 0)); i++)
+			cpu_relax();
+		if (ok)
+			break;
+		if (rem == 0) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		atomic_fetch_add(&h->space_waiters, 1);
+		v = atomic_load(&h->space_futex);
+		if (!has_space(w, s, 0))
+			rc = dh__futex_wait(&h->space_futex, v, slice(rem));
+		atomic_fetch_sub(&h->space_waiters, 1);
+		if (rc == -EINTR)
+			break;
+		rc = 0;
+		uint64_t now = dh__now_mono();
+		if (now - last_live >= SLICE_NS / 2) {
+			last_live = now;
+			atomic_store(&w->e->last_active_ns, dh__now_real());
+			if (has_space(w, s, 1))
+				break;
+		}
+	}
+	bump(&h->writer_wait_ns, dh__now_mono() - start);
+	return rc;
+}
+
+int
+dh_writer_reserve(struct dh_writer *w, void **buf, size_t *cap, int64_t timeout_ns)
+{
+	struct dh_block *b = w->b;
+	uint64_t s = w->seq;
+	int rc;
+
+	if (!w->reserved) {
+		if ((rc = wait_space(w, s, timeout_ns)) < 0)
+			return rc;
+		struct dh_desc *d = dh__desc(b, s);
+		if (b->cfg.policy == DH_POLICY_SYNC) {
+			/* A reader attaching now may have chosen this slot's old
+			 * message as its start.  Either it sees the odd stamp and
+			 * skips it, or we see its attach and wait for it. */
+			atomic_store(&d->stamp, 2 * s + 1);
+			if (atomic_load(&b->hdr->reader_gen) != w->gen_cache &&
+			    (rc = wait_space(w, s, timeout_ns)) < 0)
+				return rc;
+		} else {
+			atomic_store_explicit(&d->stamp, 2 * s + 1, memory_order_relaxed);
+			atomic_thread_fence(memory_order_release);
+		}
+		w->reserved = 1;
+	}
+	*buf = dh__slot(b, s);
+	*cap = b->cfg.slot_size;
+	return 0;
+}
+
+int
+dh_writer_commit(struct dh_writer *w, size_t len)
+{
+	struct dh_block *b = w->b;
+	struct dh_hdr *h = b->hdr;
+	uint64_t s = w->seq;
+	struct dh_desc *d = dh__desc(b, s);
+	uint64_t now;
+
+	if (!w->reserved)
+		return -EINVAL;
+	if (len > b->cfg.slot_size)
+		return -DH_ETOOBIG;
+	now = dh__now_real();
+	d->length = (uint32_t)len;
+	d->flags = 0;
+	d->time_ns = now;
+	if (b->cfg.checksum != DH_CHECKSUM_NONE)
+		dh__check_compute(b->cfg.checksum, s, dh__slot(b, s), (uint32_t)len, d->check);
+	atomic_store_explicit(&d->stamp, 2 * s + 2, memory_order_release);
+	if (b->cfg.policy == DH_POLICY_QUEUE)
+		atomic_store_explicit(&d->qword, qword(s, DH_Q_AVAIL), memory_order_release);
+	atomic_store_explicit(&h->committed, s + 1, memory_order_release);
+	w->seq = s + 1;
+	w->reserved = 0;
+	atomic_store_explicit(&w->e->position, s + 1, memory_order_relaxed);
+	atomic_store_explicit(&w->e->last_active_ns, now, memory_order_relaxed);
+	bump(&h->messages_written, 1);
+	bump(&h->bytes_written, len);
+	bump(&w->e->messages, 1);
+	bump(&w->e->bytes, len);
+	/* The locked add orders committed before the waiter check (Dekker
+	 * with the reader's waiter increment): no lost wake-up, and no
+	 * syscall unless someone sleeps. */
+	atomic_fetch_add(&h->data_futex, 1);
+	if (atomic_load(&h->data_waiters))
+		dh__futex_wake(&h->data_futex);
+	return 0;
+}
+
+void
+dh_writer_abort(struct dh_writer *w)
+{
+	/* The odd stamp stays: the slot's old message may be half
+	 * overwritten, and readers already treat it as gone. */
+	w->reserved = 0;
+}
+
+int
+dh_writer_write(struct dh_writer *w, const void *data, size_t len, int64_t timeout_ns)
+{
+	void *buf;
+	size_t cap;
+	int rc;
+
+	if (len > w->b->cfg.slot_size)
+		return -DH_ETOOBIG;
+	if ((rc = dh_writer_reserve(w, &buf, &cap, timeout_ns)) < 0)
+		return rc;
+	memcpy(buf, data, len);
+	return dh_writer_commit(w, len);
+}
+
+int
+dh_writer_eos(struct dh_writer *w)
+{
+	struct dh_hdr *h = w->b->hdr;
+
+	atomic_store(&h->eos_seq, w->seq);
+	atomic_fetch_add(&h->eos_count, 1);
+	atomic_fetch_add(&h->data_futex, 1);
+	dh__futex_wake(&h->data_futex);
+	return 0;
+}
+
+static unsigned
+live_readers(struct dh_block *b)
+{
+	unsigned n = 0;
+
+	for (uint32_t i = 1; i <= b->cfg.max_readers; i++)
+		if (atomic_load(&b->table[i].state) == DH_ENT_ACTIVE && dh__lock_held(b->fd, (int)i) == 1)
+			n++;
+	return n;
+}
+
+int
+dh_writer_wait_readers(struct dh_writer *w, unsigned n, int64_t timeout_ns)
+{
+	uint64_t start = dh__now_mono();
+
+	/* Attaching is rare and this wait happens once: polling is simpler
+	 * than a dedicated futex and costs nothing measurable. */
+	while (live_readers(w->b) < n) {
+		int64_t rem = remaining(timeout_ns, start);
+		struct timespec ts = { 0, 5000000 };
+
+		if (timeout_ns == 0)
+			return -EAGAIN;
+		if (rem == 0)
+			return -ETIMEDOUT;
+		if (nanosleep(&ts, NULL) < 0 && errno == EINTR)
+			return -EINTR;
+	}
+	return 0;
+}
+
+/* --- reader --------------------------------------------------------------- */
+
+struct dh_reader {
+	struct dh_block *b;
+	struct dh_pentry *e;
+	int idx;
+	int follow;
+	uint64_t pos;           /* next seq (latest/ring/sync) */
+	int held;               /* a message is handed out and not yet released */
+	uint64_t held_seq;
+	uint64_t delivered;
+	uint64_t lost_total;
+	uint64_t pending_lost;
+	unsigned char *copy;
+	uint64_t dead_checked;  /* mono ns of the last writer liveness check */
+};
+
+int
+dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_reader **out)
+{
+	struct dh_reader_opts def = { 0 };
+	struct dh_reader *r;
+	struct dh_block *b;
+	struct dh_hdr *h;
+	uint64_t c, n, oldest, p;
+	int rc, idx = -1;
+
+	if (!opts)
+		opts = &def;
+	if ((rc = dh_block_open(name, 0, &b)) < 0)
+		return rc;
+	h = b->hdr;
+	for (uint32_t i = 1; i <= b->cfg.max_readers && idx < 0; i++) {
+		uint32_t st = atomic_load(&b->table[i].state);
+		if (st != DH_ENT_FREE && dh__lock_held(b->fd, (int)i) != 0)
+			continue;
+		if (dh__lock_try(b->fd, (int)i) < 0)
+			continue;
+		dh__reap(b, (int)i, (int)i); /* a dead predecessor's leftovers */
+		idx = (int)i;
+	}
+	if (idx < 0) {
+		dh_block_close(b);
+		return -ENOSPC;
+	}
+	if (!(r = calloc(1, sizeof *r)) ||
+	    (b->cfg.policy != DH_POLICY_SYNC && b->cfg.policy != DH_POLICY_QUEUE &&
+	     !(r->copy = malloc(b->cfg.slot_size)))) {
+		free(r);
+		dh__lock_drop(b->fd, idx);
+		dh_block_close(b);
+		return -ENOMEM;
+	}
+	r->b = b;
+	r->idx = idx;
+	r->e = &b->table[idx];
+	r->follow = opts->follow;
+	r->e->pid = (uint32_t)getpid();
+	fill_name(r->e->name, opts->label);
+	atomic_store(&r->e->messages, 0);
+	atomic_store(&r->e->bytes, 0);
+	atomic_store(&r->e->lost, 0);
+	atomic_store(&r->e->checksum_failures, 0);
+	atomic_store(&r->e->claim, DH_SEQ_NONE);
+	atomic_store(&r->e->last_active_ns, dh__now_real());
+
+	n = b->cfg.slots;
+	c = atomic_load(&h->committed);
+	oldest = c > n ? c - n : 0;
+	switch (opts->start) {
+	case DH_START_OLDEST:
+		p = oldest;
+		break;
+	case DH_START_LATEST:
+		p = c ? c - 1 : 0;
+		break;
+	case DH_START_NOW:
+		p = c;
+		break;
+	case DH_START_SEQ:
+		p = opts->start_seq < oldest ? oldest : opts->start_seq > c ? c : opts->start_seq;
+		break;
+	default:
+		p = b->cfg.policy == DH_POLICY_LATEST ? (c ? c - 1 : 0) : oldest;
+		break;
+	}
+	r->pos = p;
+	atomic_store(&r->e->position, p);
+	atomic_store(&r->e->state, DH_ENT_ACTIVE);
+	atomic_fetch_add(&h->reader_gen, 1);
+	*out = r;
+	return 0;
+}
+
+static void
+wake_writer(struct dh_hdr *h)
+{
+	if (atomic_load(&h->space_waiters)) {
+		atomic_fetch_add(&h->space_futex, 1);
+		dh__futex_wake(&h->space_futex);
+	}
+}
+
+void
+dh_reader_release(struct dh_reader *r)
+{
+	struct dh_block *b = r->b;
+
+	if (!r->held)
+		return;
+	r->held = 0;
+	if (b->cfg.policy == DH_POLICY_QUEUE) {
+		atomic_store_explicit(&dh__desc(b, r->held_seq)->qword, qword(r->held_seq, DH_Q_DONE),
+				      memory_order_release);
+		atomic_store_explicit(&r->e->claim, DH_SEQ_NONE, memory_order_relaxed);
+	} else {
+		/* seq_cst: ordered before the waiter check, like the writer's commit */
+		atomic_store(&r->e->position, r->held_seq + 1);
+	}
+	wake_writer(b->hdr);
+}
+
+void
+dh_reader_close(struct dh_reader *r)
+{
+	if (!r)
+		return;
+	dh_reader_release(r);
+	atomic_store(&r->e->state, DH_ENT_FREE);
+	wake_writer(r->b->hdr);
+	dh__lock_drop(r->b->fd, r->idx);
+	dh_block_close(r->b);
+	free(r->copy);
+	free(r);
+}
+
+struct dh_block *
+dh_reader_block(struct dh_reader *r)
+{
+	return r->b;
+}
+
+uint64_t
+dh_reader_position(const struct dh_reader *r)
+{
+	return r->b->cfg.policy == DH_POLICY_QUEUE ? atomic_load(&r->b->hdr->claim_head) : r->pos;
+}
+
+uint64_t
+dh_reader_lost(const struct dh_reader *r)
+{
+	return r->lost_total;
+}
+
+static int
+writer_dead(struct dh_block *b)
+{
+	if (atomic_load(&b->table[0].state) != DH_ENT_ACTIVE)
+		return 0;
+	return dh__lock_held(b->fd, 0) == 0;
+}
+
+/* Is there something for this reader (data, or an end to report)? */
+static int
+ready(struct dh_reader *r)
+{
+	struct dh_hdr *h = r->b->hdr;
+	uint64_t at = r->b->cfg.policy == DH_POLICY_QUEUE ? atomic_load(&h->claim_head) : r->pos;
+	uint64_t e;
+
+	if (atomic_load_explicit(&h->committed, memory_order_acquire) > at)
+		return 1;
+	e = atomic_load(&h->eos_seq);
+	return !r->follow && e != DH_SEQ_NONE && at >= e;
+}
+
+/*
+ * Nothing to read: report end-of-stream or a dead writer, or wait for the
+ * writer's next commit.  Returns 0 to retry, DH_END, or a negative code.
+ */
+static int
+await_data(struct dh_reader *r, int64_t timeout_ns, uint64_t *start)
+{
+	struct dh_hdr *h = r->b->hdr;
+	uint64_t at = r->b->cfg.policy == DH_POLICY_QUEUE ? atomic_load(&h->claim_head) : r->pos;
+	uint64_t e = atomic_load(&h->eos_seq);
+	int64_t rem;
+	uint32_t v;
+	int rc = 0;
+
+	if (!r->follow && e != DH_SEQ_NONE && at >= e)
+		return DH_END;
+	if (!r->follow) {
+		/* A lock probe is a syscall: not on every catch-up of a busy stream. */
+		uint64_t now = dh__now_mono();
+		if (now - r->dead_checked >= SLICE_NS / 2) {
+			r->dead_checked = now;
+			if (writer_dead(r->b))
+				return ready(r) ? 0 : -DH_EWRITERDEAD;
+		}
+	}
+	if (timeout_ns == 0)
+		return -EAGAIN;
+	if (!*start)
+		*start = dh__now_mono();
+	for (int i = 0; i < SPIN_ITERS; i++) {
+		if (ready(r))
+			return 0;
+		cpu_relax();
+	}
+	rem = remaining(timeout_ns, *start);
+	if (rem == 0)
+		return -ETIMEDOUT;
+	atomic_store_explicit(&r->e->last_active_ns, now_coarse(), memory_order_relaxed);
+	atomic_fetch_add(&h->data_waiters, 1);
+	v = atomic_load(&h->data_futex);
+	if (!ready(r))
+		rc = dh__futex_wait(&h->data_futex, v, slice(rem));
+	atomic_fetch_sub(&h->data_waiters, 1);
+	return rc == -EINTR ? -EINTR : 0;
+}
+
+static int
+evicted(struct dh_reader *r)
+{
+	return atomic_load_explicit(&r->e->state, memory_order_relaxed) == DH_ENT_EVICTED;
+}
+
+static void
+count_bad(struct dh_reader *r)
+{
+	bump(&r->e->checksum_failures, 1);
+	atomic_fetch_add(&r->b->hdr->checksum_failures, 1);
+}
+
+static void
+deliver(struct dh_reader *r, struct dh_msg *m, const void *data, uint32_t len, uint64_t seq, uint64_t t)
+{
+	m->data = data;
+	m->len = len;
+	m->seq = seq;
+	m->time_ns = t;
+	m->lost = r->pending_lost;
+	r->pending_lost = 0;
+	r->delivered++;
+	bump(&r->e->messages, 1);
+	bump(&r->e->bytes, len);
+	atomic_store_explicit(&r->e->last_active_ns, now_coarse(), memory_order_relaxed);
+}
+
+/* The reader's position was overtaken; move to the oldest message held. */
+static void
+skip_lapped(struct dh_reader *r)
+{
+	uint64_t c = atomic_load(&r->b->hdr->committed), n = r->b->cfg.slots;
+	uint64_t np = c + 1 > n ? c + 1 - n : 0;
+
+	if (np <= r->pos)
+		np = r->pos + 1;
+	/* A sync reader is overtaken only while attaching: that just moves
+	 * its start.  A ring reader really missed these. */
+	if (r->b->cfg.policy == DH_POLICY_RING || r->delivered) {
+		r->pending_lost += np - r->pos;
+		r->lost_total += np - r->pos;
+		bump(&r->e->lost, np - r->pos);
+	}
+	r->pos = np;
+	atomic_store_explicit(&r->e->position, np, memory_order_relaxed);
+}
+
+static int
+next_ordered(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
+{
+	struct dh_block *b = r->b;
+	int copy = b->cfg.policy != DH_POLICY_SYNC;
+	uint64_t start = 0;
+
+	for (;;) {
+		uint64_t c, pos = r->pos, st, t;
+		uint32_t len;
+		uint8_t check[32];
+		struct dh_desc *d;
+		const void *data;
+		int rc;
+
+		if (evicted(r))
+			return -DH_EEVICTED;
+		c = atomic_load_explicit(&b->hdr->committed, memory_order_acquire);
+		if (pos >= c) {
+			if ((rc = await_data(r, timeout_ns, &start)) != 0)
+				return rc;
+			continue;
+		}
+		if (b->cfg.policy == DH_POLICY_RING && c - pos > b->cfg.slots) {
+			skip_lapped(r);
+			continue;
+		}
+		d = dh__desc(b, pos);
+		st = atomic_load_explicit(&d->stamp, memory_order_acquire);
+		if (st != 2 * pos + 2) {
+			if (st > 2 * pos + 2) {
+				skip_lapped(r);
+				continue;
+			}
+			return -DH_ECORRUPT;
+		}
+		len = d->length;
+		t = d->time_ns;
+		memcpy(check, d->check, sizeof check);
+		if (len > b->cfg.slot_size) {
+			if (copy && atomic_load(&d->stamp) != st)
+				continue;
+			return -DH_ECORRUPT;
+		}
+		data = dh__slot(b, pos);
+		if (copy) {
+			memcpy(r->copy, data, len);
+			atomic_thread_fence(memory_order_acquire);
+			if (atomic_load_explicit(&d->stamp, memory_order_relaxed) != st)
+				continue; /* overwritten while we copied: lapped */
+			data = r->copy;
+		}
+		r->pos = pos + 1;
+		if (copy)
+			atomic_store_explicit(&r->e->position, pos + 1, memory_order_relaxed);
+		if (b->cfg.checksum != DH_CHECKSUM_NONE &&
+		    dh__check_verify(b->cfg.checksum, pos, data, len, check) < 0) {
+			count_bad(r);
+			m->seq = pos;
+			if (!copy) {
+				r->held = 1;
+				r->held_seq = pos;
+				dh_reader_release(r);
+			}
+			return -DH_ECHECKSUM;
+		}
+		if (!copy) {
+			r->held = 1;
+			r->held_seq = pos;
+		}
+		deliver(r, m, data, len, pos, t);
+		return 0;
+	}
+}
+
+static int
+next_latest(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
+{
+	struct dh_block *b = r->b;
+	uint64_t start = 0;
+
+	for (;;) {
+		uint64_t c, s, st, t;
+		uint32_t len;
+		uint8_t check[32];
+		struct dh_desc *d;
+		int rc;
+
+		c = atomic_load_explicit(&b->hdr->committed, memory_order_acquire);
+		if (c == 0 || c - 1 < r->pos) {
+			if ((rc = await_data(r, timeout_ns, &start)) != 0)
+				return rc;
+			continue;
+		}
+		s = c - 1;
+		d = dh__desc(b, s);
+		st = atomic_load_explicit(&d->stamp, memory_order_acquire);
+		if (st != 2 * s + 2) {
+			if (st > 2 * s + 2)
+				continue;
+			return -DH_ECORRUPT;
+		}
+		len = d->length;
+		t = d->time_ns;
+		memcpy(check, d->check, sizeof check);
+		if (len <= b->cfg.slot_size)
+			memcpy(r->copy, dh__slot(b, s), len);
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&d->stamp, memory_order_relaxed) != st)
+			continue;
+		if (len > b->cfg.slot_size)
+			return -DH_ECORRUPT;
+		r->pos = s + 1;
+		atomic_store_explicit(&r->e->position, s + 1, memory_order_relaxed);
+		if (b->cfg.checksum != DH_CHECKSUM_NONE &&
+		    dh__check_verify(b->cfg.checksum, s, r->copy, len, check) < 0) {
+			count_bad(r);
+			m->seq = s;
+			return -DH_ECHECKSUM;
+		}
+		deliver(r, m, r->copy, len, s, t);
+		return 0;
+	}
+}
+
+static int
+next_queue(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
+{
+	struct dh_block *b = r->b;
+	struct dh_hdr *h = b->hdr;
+	uint64_t start = 0, s, st;
+	struct dh_desc *d;
+	int rc;
+
+	for (;;) {
+		uint64_t head, c, q;
+
+		if (evicted(r))
+			return -DH_EEVICTED;
+		head = atomic_load_explicit(&h->claim_head, memory_order_acquire);
+		c = atomic_load_explicit(&h->committed, memory_order_acquire);
+		if (head >= c) {
+			if ((rc = await_data(r, timeout_ns, &start)) != 0)
+				return rc;
+			continue;
+		}
+		d = dh__desc(b, head);
+		q = atomic_load_explicit(&d->qword, memory_order_acquire);
+		if (q == qword(head, DH_Q_AVAIL)) {
+			/* The slot's claim word is the claim: claim_head is only a
+			 * hint that everyone helps forward, so a reader dying
+			 * between the two steps stalls nobody. */
+			if (!atomic_compare_exchange_strong(&d->qword, &q, qword(head, (uint64_t)r->idx)))
+				continue;
+			s = head;
+			atomic_compare_exchange_strong(&h->claim_head, &head, s + 1);
+			break;
+		}
+		if ((q >> DH_Q_SHIFT) < head)
+			return -DH_ECORRUPT;
+		atomic_compare_exchange_strong(&h->claim_head, &head, head + 1);
+	}
+	atomic_store_explicit(&r->e->claim, s, memory_order_relaxed);
+	r->held = 1;
+	r->held_seq = s;
+	st = atomic_load_explicit(&d->stamp, memory_order_acquire);
+	if (st != 2 * s + 2 || d->length > b->cfg.slot_size) {
+		dh_reader_release(r);
+		return -DH_ECORRUPT;
+	}
+	if (b->cfg.checksum != DH_CHECKSUM_NONE &&
+	    dh__check_verify(b->cfg.checksum, s, dh__slot(b, s), d->length, d->check) < 0) {
+		count_bad(r);
+		m->seq = s;
+		dh_reader_release(r);
+		return -DH_ECHECKSUM;
+	}
+	deliver(r, m, dh__slot(b, s), d->length, s, d->time_ns);
+	return 0;
+}
+
+int
+dh_reader_next(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
+{
+	dh_reader_release(r);
+	switch (r->b->cfg.policy) {
+	case DH_POLICY_LATEST:
+		return next_latest(r, m, timeout_ns);
+	case DH_POLICY_QUEUE:
+		return next_queue(r, m, timeout_ns);
+	default:
+		return next_ordered(r, m, timeout_ns);
+	}
+}
