@@ -3,6 +3,7 @@
  *   plan(N);                      prints "1..N", sets up cleanup
  *   ok(cond, "name %d", x);       prints "ok K - name" or "not ok K - name"; returns cond
  *   skip("name", "why");          prints "ok K - name # SKIP why"
+ *   fail_rest(n, "what");         n "not ok" lines for tests a failed setup prevents
  *   diag("fmt", ...);             prints "# ..." (never counted)
  *   return done();                exit status: 0 if all planned tests ran and passed
  *
@@ -157,6 +158,17 @@ skip(const char *name, const char *why)
 {
 	tap_run++;
 	printf("ok %d - %s # SKIP %s\n", tap_run, name, why);
+}
+
+/* Count n tests that cannot run because their setup failed, as failures. */
+static inline void
+fail_rest(int n, const char *what)
+{
+	for (int i = 0; i < n; i++) {
+		tap_run++;
+		tap_failed++;
+		printf("not ok %d - %s (not run: setup failed)\n", tap_run, what);
+	}
 }
 
 #if defined(__GNUC__)
