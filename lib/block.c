@@ -15,6 +15,7 @@
 #include <xxhash.h>
 
 #include "dh_impl.h"
+#include "dh_schema.h"
 
 /* Largest segment we agree to create or map: bigger geometries are typos. */
 #define DH_TOTAL_MAX (1ull << 40)
@@ -71,7 +72,7 @@ dh_policy_parse(const char *s, enum dh_policy *out)
 const char *
 dh_checksum_name(enum dh_checksum c)
 {
-	return (unsigned)c < 3 ? checksum_names[c] : "?";
+	return (unsigned)c < 3 ? checksum_names[c] : c == DH_CHECKSUM_MAC ? "blake2b-mac" : "?";
 }
 
 int
@@ -100,7 +101,7 @@ dh_layout_compute(const struct dh_config *cfg, struct dh_layout *out)
 	if (cfg->slots == 0 || cfg->slots > DH_SLOTS_MAX || cfg->slot_size == 0 ||
 	    cfg->slot_size > DH_SLOT_SIZE_MAX || cfg->max_readers == 0 ||
 	    cfg->max_readers > DH_READERS_MAX || cfg->meta_size > DH_META_MAX ||
-	    (unsigned)cfg->policy > DH_POLICY_QUEUE || (unsigned)cfg->checksum > DH_CHECKSUM_BLAKE2B)
+	    (unsigned)cfg->policy > DH_POLICY_QUEUE || (unsigned)cfg->checksum > DH_CHECKSUM_MAC)
 		return -EINVAL;
 	/* All operands are bounded above (2^24 slots, 2^30 bytes), so only
 	 * the data size can exceed 64 bits' worth of sense; check it anyway. */
@@ -204,13 +205,41 @@ cfg_from_hdr(const struct dh_hdr *h, struct dh_config *cfg)
 	cfg->slot_size = h->slot_size;
 	cfg->meta_size = h->meta_size;
 	cfg->max_readers = h->max_readers;
-	if (h->policy > DH_POLICY_QUEUE || h->checksum > DH_CHECKSUM_BLAKE2B)
+	if (h->policy > DH_POLICY_QUEUE || h->checksum > DH_CHECKSUM_MAC)
 		return -DH_ECORRUPT;
 	cfg->policy = (enum dh_policy)h->policy;
 	cfg->checksum = (enum dh_checksum)h->checksum;
 	cfg->evict_after_ns = h->evict_after_ns;
 	cfg->mode = 0;
 	return 0;
+}
+
+static int
+all_zero(const uint8_t *p, size_t n)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		acc |= p[i];
+	return acc == 0;
+}
+
+/* Key id present exactly when keyed; schema text, its hash and its record
+ * size agree with each other and with the slot size. */
+static int
+identity_ok(const struct dh_hdr *h)
+{
+	uint8_t hash[32];
+
+	if ((h->checksum == DH_CHECKSUM_MAC) == all_zero(h->key_id, sizeof h->key_id))
+		return -1;
+	if (h->schema_len == 0)
+		return h->record_size == 0 && all_zero(h->schema_hash, 32) ? 0 : -1;
+	if (h->schema_len >= sizeof h->schema || h->schema[h->schema_len] != '\0' ||
+	    memchr(h->schema, '\0', h->schema_len) || h->record_size == 0 || h->record_size > h->slot_size)
+		return -1;
+	crypto_generichash(hash, sizeof hash, (const unsigned char *)h->schema, h->schema_len, NULL, 0);
+	return sodium_memcmp(hash, h->schema_hash, 32) == 0 ? 0 : -1;
 }
 
 int
@@ -234,6 +263,8 @@ dh_block_check_image(const void *img, size_t size, uint64_t file_size, struct dh
 	    h.table_off != l.table_off || h.desc_off != l.desc_off || h.meta_off != l.meta_off ||
 	    h.data_off != l.data_off)
 		return -DH_ECORRUPT;
+	if (identity_ok(&h) < 0)
+		return -DH_ECORRUPT;
 	if (cfg)
 		*cfg = c;
 	if (lay)
@@ -242,7 +273,7 @@ dh_block_check_image(const void *img, size_t size, uint64_t file_size, struct dh
 }
 
 static void
-init_segment(void *base, const struct dh_config *cfg, const struct dh_layout *l)
+init_segment(void *base, const struct dh_config *cfg, const struct dh_layout *l, const struct dh_schema *sc)
 {
 	struct dh_hdr *h = base;
 	struct dh_pentry *t = (struct dh_pentry *)((char *)base + l->table_off);
@@ -266,6 +297,14 @@ init_segment(void *base, const struct dh_config *cfg, const struct dh_layout *l)
 	h->desc_off = l->desc_off;
 	h->meta_off = l->meta_off;
 	h->data_off = l->data_off;
+	if (cfg->key)
+		dh__key_id(cfg->key, h->key_id);
+	if (sc) {
+		h->record_size = sc->size;
+		h->schema_len = (uint32_t)strlen(sc->canonical);
+		memcpy(h->schema, sc->canonical, h->schema_len + 1);
+		memcpy(h->schema_hash, sc->hash, 32);
+	}
 	atomic_init(&h->eos_seq, DH_SEQ_NONE);
 	for (uint32_t i = 0; i <= cfg->max_readers; i++)
 		atomic_init(&t[i].claim, DH_SEQ_NONE);
@@ -282,20 +321,41 @@ int
 dh_block_create(const char *name, const struct dh_config *cfg)
 {
 	char path[DH_NAME_MAX + 8];
+	struct dh_config c = *cfg;
+	struct dh_schema *sc = NULL;
 	struct dh_layout l;
 	void *base;
 	int fd, rc;
 
 	if ((rc = dh__shm_path(name, path, sizeof path)) < 0)
 		return rc;
-	if ((rc = dh_layout_compute(cfg, &l)) < 0)
+	if (c.key)
+		c.checksum = DH_CHECKSUM_MAC;
+	else if (c.checksum == DH_CHECKSUM_MAC)
+		return -DH_EKEYNEEDED;
+	if ((rc = dh_layout_compute(&c, &l)) < 0)
 		return rc;
-	if (cfg->mode & ~0777u)
+	if (c.mode & ~0777u)
 		return -EINVAL;
+	if (sodium_init() < 0)
+		return -ENOSYS;
+	if (c.schema) {
+		if (!(sc = malloc(sizeof *sc)))
+			return -ENOMEM;
+		rc = dh_schema_parse(c.schema, sc);
+		if (rc == 0 && sc->size > c.slot_size)
+			rc = -EMSGSIZE;
+		if (rc < 0) {
+			free(sc);
+			return rc;
+		}
+	}
 	fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
+	if (fd < 0) {
+		free(sc);
 		return -errno;
-	if (fchmod(fd, cfg->mode) < 0 || ftruncate(fd, (off_t)l.total) < 0) {
+	}
+	if (fchmod(fd, c.mode) < 0 || ftruncate(fd, (off_t)l.total) < 0) {
 		rc = -errno;
 		goto fail;
 	}
@@ -310,13 +370,15 @@ dh_block_create(const char *name, const struct dh_config *cfg)
 		rc = -errno;
 		goto fail;
 	}
-	init_segment(base, cfg, &l);
+	init_segment(base, &c, &l, sc);
 	munmap(base, l.total);
 	close(fd);
+	free(sc);
 	return 0;
 fail:
 	shm_unlink(path);
 	close(fd);
+	free(sc);
 	return rc;
 }
 
@@ -436,7 +498,8 @@ dh_block_open(const char *name, int flags, struct dh_block **out)
 	b->desc = (struct dh_desc *)((char *)b->base + b->lay.desc_off);
 	b->meta = b->cfg.meta_size ? (struct dh_meta *)((char *)b->base + b->lay.meta_off) : NULL;
 	b->data = (unsigned char *)b->base + b->lay.data_off;
-	if (b->cfg.checksum == DH_CHECKSUM_BLAKE2B && sodium_init() < 0) {
+	b->record_size = h.record_size;
+	if (b->cfg.checksum >= DH_CHECKSUM_BLAKE2B && sodium_init() < 0) {
 		rc = -ENOSYS;
 		goto fail;
 	}
@@ -456,6 +519,7 @@ dh_block_close(struct dh_block *b)
 		munmap(b->base, b->size);
 	if (b->fd >= 0)
 		close(b->fd);
+	sodium_memzero(b->key, sizeof b->key);
 	free(b);
 }
 
@@ -536,6 +600,11 @@ dh_block_snapshot(struct dh_block *b, struct dh_snapshot *s)
 	s->eos_count = atomic_load(&h->eos_count);
 	s->queue_lost = atomic_load(&h->queue_lost);
 	s->checksum_failures = atomic_load(&h->checksum_failures);
+	s->schema_mismatches = atomic_load(&h->schema_mismatches);
+	s->key_mismatches = atomic_load(&h->key_mismatches);
+	s->keyed = b->cfg.checksum == DH_CHECKSUM_MAC;
+	s->record_size = b->record_size;
+	memcpy(s->schema_hash, h->schema_hash, 32);
 	s->nparticipants = (int)b->cfg.max_readers + 1;
 	for (int i = 0; i < s->nparticipants; i++) {
 		struct dh_pentry *e = &b->table[i];

@@ -17,7 +17,7 @@ xxh3_of(uint64_t seq, const void *data, uint32_t len)
 }
 
 static void
-blake2b_of(uint64_t seq, const void *data, uint32_t len, uint8_t out[32])
+blake2b_of(const uint8_t *key, uint64_t seq, const void *data, uint32_t len, uint8_t out[32])
 {
 	crypto_generichash_state st;
 	uint8_t le[12];
@@ -26,24 +26,27 @@ blake2b_of(uint64_t seq, const void *data, uint32_t len, uint8_t out[32])
 		le[i] = (uint8_t)(seq >> (8 * i));
 	for (int i = 0; i < 4; i++)
 		le[8 + i] = (uint8_t)(len >> (8 * i));
-	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_init(&st, key, key ? DH_KEY_BYTES : 0, 32);
 	crypto_generichash_update(&st, le, sizeof le);
 	crypto_generichash_update(&st, data, len);
 	crypto_generichash_final(&st, out, 32);
 }
 
 void
-dh__check_compute(enum dh_checksum kind, uint64_t seq, const void *data, uint32_t len, uint8_t out[32])
+dh__check_compute(const struct dh_block *b, uint64_t seq, const void *data, uint32_t len, uint8_t out[32])
 {
 	uint64_t h;
 
-	switch (kind) {
+	switch (b->cfg.checksum) {
 	case DH_CHECKSUM_XXH3:
 		h = xxh3_of(seq, data, len);
 		memcpy(out, &h, sizeof h);
 		break;
 	case DH_CHECKSUM_BLAKE2B:
-		blake2b_of(seq, data, len, out);
+		blake2b_of(NULL, seq, data, len, out);
+		break;
+	case DH_CHECKSUM_MAC:
+		blake2b_of(b->key, seq, data, len, out);
 		break;
 	default:
 		break;
@@ -51,17 +54,19 @@ dh__check_compute(enum dh_checksum kind, uint64_t seq, const void *data, uint32_
 }
 
 int
-dh__check_verify(enum dh_checksum kind, uint64_t seq, const void *data, uint32_t len, const uint8_t expect[32])
+dh__check_verify(const struct dh_block *b, uint64_t seq, const void *data, uint32_t len, const uint8_t expect[32])
 {
 	uint8_t got[32];
 	uint64_t h;
 
-	switch (kind) {
+	switch (b->cfg.checksum) {
 	case DH_CHECKSUM_XXH3:
 		h = xxh3_of(seq, data, len);
 		return memcmp(&h, expect, sizeof h) == 0 ? 0 : -DH_ECHECKSUM;
 	case DH_CHECKSUM_BLAKE2B:
-		blake2b_of(seq, data, len, got);
+	case DH_CHECKSUM_MAC:
+		/* constant time: a MAC compared early-out leaks where it differs */
+		blake2b_of(b->cfg.checksum == DH_CHECKSUM_MAC ? b->key : NULL, seq, data, len, got);
 		return sodium_memcmp(got, expect, 32) == 0 ? 0 : -DH_ECHECKSUM;
 	default:
 		return 0;

@@ -14,7 +14,10 @@
 #define DH_META_MAX (64u << 20)
 
 enum dh_policy { DH_POLICY_LATEST = 0, DH_POLICY_RING = 1, DH_POLICY_SYNC = 2, DH_POLICY_QUEUE = 3 };
-enum dh_checksum { DH_CHECKSUM_NONE = 0, DH_CHECKSUM_XXH3 = 1, DH_CHECKSUM_BLAKE2B = 2 };
+/* MAC is keyed BLAKE2b-256: chosen by creating with a key, not by name. */
+enum dh_checksum { DH_CHECKSUM_NONE = 0, DH_CHECKSUM_XXH3 = 1, DH_CHECKSUM_BLAKE2B = 2, DH_CHECKSUM_MAC = 3 };
+
+#define DH_KEY_BYTES 32
 
 /* Creation parameters; dh_config_init() fills the documented defaults
  * (64 slots of 64 KiB, sync, xxh3, 16 readers, mode 0600, no metadata zone). */
@@ -27,6 +30,8 @@ struct dh_config {
 	enum dh_checksum checksum;
 	unsigned mode;            /* permission bits applied with fchmod after creation */
 	uint64_t evict_after_ns;  /* sync: evict a live reader stalling the writer this long; 0 = never */
+	const uint8_t *key;       /* DH_KEY_BYTES, or NULL: a keyed channel uses DH_CHECKSUM_MAC */
+	const char *schema;       /* schema SPEC, or NULL; its record size must fit slot_size */
 };
 
 /* Byte offsets of the parts of a segment, as derived from a geometry. */
@@ -49,13 +54,17 @@ int dh_name_check(const char *name);
  * the segment size does not fit. Pure function. */
 int dh_layout_compute(const struct dh_config *cfg, struct dh_layout *out);
 
-/* Policy and checksum names ("sync", "xxh3", ...): parse returns 0 or -EINVAL. */
+/* Policy and checksum names ("sync", "xxh3", ...): parse returns 0 or -EINVAL.
+ * Parsing never yields DH_CHECKSUM_MAC: a key selects it. */
 const char *dh_policy_name(enum dh_policy p);
 int dh_policy_parse(const char *s, enum dh_policy *out);
 const char *dh_checksum_name(enum dh_checksum c);
 int dh_checksum_parse(const char *s, enum dh_checksum *out);
 
-/* Create /dev/shm/dh.NAME exclusively: private until fully initialised,
+/* Create /dev/shm/dh.NAME exclusively.  With cfg->key the channel is keyed
+ * (MAC checksums, the header keeps only a key id); with cfg->schema it
+ * records the canonical schema and its hash (-EINVAL if the spec is bad,
+ * -EMSGSIZE if its record does not fit a slot). Created: private until fully initialised,
  * pages reserved up front (a full /dev/shm fails here with -ENOSPC, never
  * SIGBUS later).  -EEXIST if it exists; nothing is left behind on failure. */
 int dh_block_create(const char *name, const struct dh_config *cfg);
@@ -72,8 +81,9 @@ struct dh_block;
 #define DH_OPEN_RDONLY 1  /* map read-only: never modifies the segment */
 
 /* Open and validate an existing channel. Errors: -ENOENT, -EACCES,
- * -DH_EFOREIGN, -DH_EVERSION, -DH_ECORRUPT, -ETIMEDOUT (creator never
- * published the header). *out is owned by the caller: dh_block_close(). */
+ * -DH_EFOREIGN, -DH_EVERSION, -DH_ECORRUPT (also for a segment whose
+ * creator never published the header: after a bounded wait, since a
+ * creator that died there leaves it so for good). *out is owned by the caller: dh_block_close(). */
 int dh_block_open(const char *name, int flags, struct dh_block **out);
 void dh_block_close(struct dh_block *b);
 
@@ -81,6 +91,14 @@ void dh_block_close(struct dh_block *b);
  * size is file_size) without mapping anything. Used by open and by fuzzers. */
 int dh_block_check_image(const void *img, size_t size, uint64_t file_size, struct dh_config *cfg,
 			 struct dh_layout *lay);
+
+/* Use key (DH_KEY_BYTES, copied) to verify MACs through this handle:
+ * -DH_EKEY if it is not the channel's, -DH_ENOTKEYED for an unkeyed one. */
+int dh_block_set_key(struct dh_block *b, const uint8_t *key);
+
+/* The channel's schema: canonical form into buf (cap bytes, NUL-terminated)
+ * and hash; returns the record size, 0 if the channel has no schema. */
+int dh_block_schema(struct dh_block *b, char *buf, size_t cap, uint8_t hash[32]);
 
 /* Participant states as reported by dh_block_snapshot. */
 enum dh_pstate {
@@ -112,6 +130,10 @@ struct dh_snapshot {
 	uint64_t writer_waits, writer_wait_ns;
 	uint64_t readers_reaped, evictions, eos_count, queue_lost;
 	uint64_t checksum_failures;
+	uint64_t schema_mismatches, key_mismatches;
+	int keyed;
+	uint32_t record_size;        /* 0: no schema */
+	uint8_t schema_hash[32];
 	int nparticipants;           /* entries in part[] (1 + max_readers) */
 	struct dh_participant part[1 + DH_READERS_MAX];
 };

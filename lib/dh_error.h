@@ -18,9 +18,13 @@ enum {
 	DH_ESCHEMA,                 /* schema hash differs from the channel's */
 	DH_EWRITERDEAD,             /* writer died without marking end-of-stream */
 	DH_EEVICTED,                /* this reader was evicted for stalling a sync channel */
-	DH_EKEY,                    /* wrong or missing MAC key */
+	DH_EKEY,                    /* wrong MAC key */
 	DH_ETOOBIG,                 /* message larger than the slot payload */
 	DH_EUNSUPPORTED,            /* option not supported by this build or channel */
+	DH_EKEYNEEDED,              /* channel is keyed and no key was given */
+	DH_ENOTKEYED,               /* a key was given for a channel without one */
+	DH_EKEYMODE,                /* key file not a regular file of ours with mode 0600 or stricter */
+	DH_EKEYSIZE,                /* key file does not hold exactly DH_KEY_BYTES bytes */
 	DH_ELAST
 };
 

@@ -60,11 +60,12 @@ struct dh_hdr {
 	uint64_t desc_off;
 	uint64_t meta_off;
 	uint64_t data_off;
-	uint8_t key_id[32 - 8];     /* reserved for the integrity issue (zero) */
+	uint32_t record_size;       /* schema record size, 0: no schema */
+	uint32_t schema_len;        /* bytes of schema[] used, without NUL */
 
-	/* line 2: schema hash (zero: none); reserved for the integrity issue */
-	DH_ALIGNED(64) uint8_t schema_hash[32];
-	uint8_t reserved2[32];
+	/* line 2: integrity identity */
+	DH_ALIGNED(64) uint8_t key_id[32]; /* BLAKE2b of the MAC key, zero: unkeyed */
+	uint8_t schema_hash[32];           /* BLAKE2b-256 of schema[], zero: none */
 
 	/* line 3: written by the writer on every commit */
 	DH_ALIGNED(64) _Atomic uint64_t committed;   /* messages committed = next seq */
@@ -94,6 +95,11 @@ struct dh_hdr {
 	_Atomic uint64_t queue_lost;
 	DH_ALIGNED(64) _Atomic uint64_t checksum_failures;
 	_Atomic uint64_t writer_sessions;
+	_Atomic uint64_t schema_mismatches;
+	_Atomic uint64_t key_mismatches;
+
+	/* canonical schema text (NUL-terminated), at a fixed place in the page */
+	DH_ALIGNED(64) char schema[1024];
 };
 
 /* Participant entry states in the segment. */
@@ -151,6 +157,9 @@ struct dh_block {
 	struct dh_desc *desc;
 	struct dh_meta *meta;
 	unsigned char *data;
+	uint32_t record_size;       /* validated copy of the header's */
+	int has_key;
+	uint8_t key[DH_KEY_BYTES];  /* wiped on close */
 };
 
 /* internal helpers (block.c) */
@@ -163,10 +172,12 @@ uint64_t dh__now_mono(void);
 int dh__reap(struct dh_block *b, int index, int self_index); /* reclaim a dead entry, 1 if reaped */
 
 /* checksum.c */
-void dh__check_compute(enum dh_checksum kind, uint64_t seq, const void *data, uint32_t len,
+void dh__check_compute(const struct dh_block *b, uint64_t seq, const void *data, uint32_t len,
 		       uint8_t out[32]);
-int dh__check_verify(enum dh_checksum kind, uint64_t seq, const void *data, uint32_t len,
+int dh__check_verify(const struct dh_block *b, uint64_t seq, const void *data, uint32_t len,
 		     const uint8_t expect[32]);
+void dh__key_id(const uint8_t key[DH_KEY_BYTES], uint8_t id[32]);
+int dh__check_identity(struct dh_block *b, const uint8_t *key, const char *schema);
 
 /* wait.c: futex on shared words */
 int dh__futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns);

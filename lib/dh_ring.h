@@ -28,6 +28,18 @@ struct dh_reader;
  * label may be NULL. */
 int dh_writer_open(const char *name, const char *label, struct dh_writer **out, pid_t *holder);
 
+struct dh_writer_opts {
+	const char *label;     /* NULL: none */
+	const uint8_t *key;    /* DH_KEY_BYTES for a keyed channel, else NULL */
+	const char *schema;    /* NULL, or a SPEC the channel's schema must equal */
+};
+
+/* dh_writer_open with a key and a schema to check: -DH_EKEYNEEDED,
+ * -DH_EKEY (wrong key), -DH_ENOTKEYED, -DH_ESCHEMA (counted in the header),
+ * -EINVAL for a bad SPEC. The key is copied and wiped on close. */
+int dh_writer_open_opts(const char *name, const struct dh_writer_opts *opts, struct dh_writer **out,
+			pid_t *holder);
+
 /* Release the writer entry (end-of-stream is not marked: call dh_writer_eos
  * first for that). Aborts a reserved, uncommitted slot. NULL is a no-op. */
 void dh_writer_close(struct dh_writer *w);
@@ -39,7 +51,8 @@ int dh_writer_reserve(struct dh_writer *w, void **buf, size_t *cap, int64_t time
 
 /* Publish len bytes of the reserved slot (checksum computed here), waking
  * readers only if some are waiting. -EINVAL without a reservation,
- * -DH_ETOOBIG if len > cap. */
+ * -DH_ETOOBIG if len > cap, -DH_ESCHEMA if the channel has a schema and
+ * len is not its record size. */
 int dh_writer_commit(struct dh_writer *w, size_t len);
 
 /* Drop the reservation; the slot stays invisible. */
@@ -71,9 +84,12 @@ struct dh_reader_opts {
 	enum dh_start start;
 	uint64_t start_seq;
 	int follow;            /* do not report end-of-stream or a dead writer; wait for the next writer */
+	const uint8_t *key;    /* as for dh_writer_opts */
+	const char *schema;
 };
 
-/* Attach a reader: -ENOSPC if the table is full. opts may be NULL. */
+/* Attach a reader: -ENOSPC if the table is full; key and schema errors as
+ * for dh_writer_open_opts. opts may be NULL. */
 int dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_reader **out);
 
 /* Detach and free the table entry. A queue claim not yet released is

@@ -11,7 +11,11 @@ static const char *const dh_messages[] = {
 	[DH_ESCHEMA - DH_EBASE] = "schema mismatch",
 	[DH_EWRITERDEAD - DH_EBASE] = "writer died without end-of-stream",
 	[DH_EEVICTED - DH_EBASE] = "reader evicted for stalling the channel",
-	[DH_EKEY - DH_EBASE] = "wrong or missing key",
+	[DH_EKEY - DH_EBASE] = "wrong key",
+	[DH_EKEYNEEDED - DH_EBASE] = "channel is keyed: a key is required",
+	[DH_ENOTKEYED - DH_EBASE] = "channel has no key",
+	[DH_EKEYMODE - DH_EBASE] = "key file must be a regular file owned by you with mode 0600 or stricter",
+	[DH_EKEYSIZE - DH_EBASE] = "key file must hold exactly 32 bytes",
 	[DH_ETOOBIG - DH_EBASE] = "message larger than slot size",
 	[DH_EUNSUPPORTED - DH_EBASE] = "not supported",
 };

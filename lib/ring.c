@@ -85,12 +85,29 @@ struct dh_writer {
 int
 dh_writer_open(const char *name, const char *label, struct dh_writer **out, pid_t *holder)
 {
+	struct dh_writer_opts o = { .label = label };
+
+	return dh_writer_open_opts(name, &o, out, holder);
+}
+
+int
+dh_writer_open_opts(const char *name, const struct dh_writer_opts *opts, struct dh_writer **out, pid_t *holder)
+{
+	const char *label = opts ? opts->label : NULL;
 	struct dh_writer *w;
 	struct dh_block *b;
 	int rc;
 
 	if ((rc = dh_block_open(name, 0, &b)) < 0)
 		return rc;
+	if (opts && (rc = dh__check_identity(b, opts->key, opts->schema)) < 0) {
+		dh_block_close(b);
+		return rc;
+	}
+	if (!opts && (rc = dh__check_identity(b, NULL, NULL)) < 0) {
+		dh_block_close(b);
+		return rc;
+	}
 	if ((rc = dh__lock_try(b->fd, 0)) < 0) {
 		if (rc == -EAGAIN) {
 			if (holder)
@@ -336,12 +353,14 @@ dh_writer_commit(struct dh_writer *w, size_t len)
 		return -EINVAL;
 	if (len > b->cfg.slot_size)
 		return -DH_ETOOBIG;
+	if (b->record_size && len != b->record_size)
+		return -DH_ESCHEMA;
 	now = dh__now_real();
 	d->length = (uint32_t)len;
 	d->flags = 0;
 	d->time_ns = now;
 	if (b->cfg.checksum != DH_CHECKSUM_NONE)
-		dh__check_compute(b->cfg.checksum, s, dh__slot(b, s), (uint32_t)len, d->check);
+		dh__check_compute(b, s, dh__slot(b, s), (uint32_t)len, d->check);
 	atomic_store_explicit(&d->stamp, 2 * s + 2, memory_order_release);
 	if (b->cfg.policy == DH_POLICY_QUEUE)
 		atomic_store_explicit(&d->qword, qword(s, DH_Q_AVAIL), memory_order_release);
@@ -461,6 +480,10 @@ dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_re
 		opts = &def;
 	if ((rc = dh_block_open(name, 0, &b)) < 0)
 		return rc;
+	if ((rc = dh__check_identity(b, opts->key, opts->schema)) < 0) {
+		dh_block_close(b);
+		return rc;
+	}
 	h = b->hdr;
 	for (uint32_t i = 1; i <= b->cfg.max_readers && idx < 0; i++) {
 		uint32_t st = atomic_load(&b->table[i].state);
@@ -685,7 +708,7 @@ static void
 skip_lapped(struct dh_reader *r)
 {
 	uint64_t c = atomic_load(&r->b->hdr->committed), n = r->b->cfg.slots;
-	uint64_t np = c + 1 > n ? c + 1 - n : 0;
+	uint64_t np = c > n ? c - n : 0; /* if that is being overwritten too, we come back */
 
 	if (np <= r->pos)
 		np = r->pos + 1;
@@ -756,7 +779,7 @@ next_ordered(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 		if (copy)
 			atomic_store_explicit(&r->e->position, pos + 1, memory_order_relaxed);
 		if (b->cfg.checksum != DH_CHECKSUM_NONE &&
-		    dh__check_verify(b->cfg.checksum, pos, data, len, check) < 0) {
+		    dh__check_verify(b, pos, data, len, check) < 0) {
 			count_bad(r);
 			m->seq = pos;
 			if (!copy) {
@@ -815,7 +838,7 @@ next_latest(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 		r->pos = s + 1;
 		atomic_store_explicit(&r->e->position, s + 1, memory_order_relaxed);
 		if (b->cfg.checksum != DH_CHECKSUM_NONE &&
-		    dh__check_verify(b->cfg.checksum, s, r->copy, len, check) < 0) {
+		    dh__check_verify(b, s, r->copy, len, check) < 0) {
 			count_bad(r);
 			m->seq = s;
 			return -DH_ECHECKSUM;
@@ -871,7 +894,7 @@ next_queue(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 		return -DH_ECORRUPT;
 	}
 	if (b->cfg.checksum != DH_CHECKSUM_NONE &&
-	    dh__check_verify(b->cfg.checksum, s, dh__slot(b, s), d->length, d->check) < 0) {
+	    dh__check_verify(b, s, dh__slot(b, s), d->length, d->check) < 0) {
 		count_bad(r);
 		m->seq = s;
 		dh_reader_release(r);
