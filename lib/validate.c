@@ -1,0 +1,499 @@
+/* validate.c: integrity checks, diagnosis and safe repair. See LICENSE. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dh_check.h"
+#include "dh_impl.h"
+
+static const char *const finding_names[] = {
+	[DH_FIND_WRITER_DEAD] = "writer_dead",
+	[DH_FIND_WRITER_MIDWRITE] = "writer_midwrite",
+	[DH_FIND_WRITER_UNPUBLISHED] = "writer_unpublished",
+	[DH_FIND_WRITER_STALLED] = "writer_stalled",
+	[DH_FIND_READER_DEAD] = "reader_dead",
+	[DH_FIND_READER_STALLED] = "reader_stalled",
+	[DH_FIND_CLAIM_DEAD] = "claim_dead",
+	[DH_FIND_CHECKSUM] = "checksum",
+	[DH_FIND_QUARANTINED] = "quarantined",
+	[DH_FIND_DESC] = "descriptor",
+	[DH_FIND_STATE] = "state",
+	[DH_FIND_KEY_UNVERIFIED] = "key_unverified",
+};
+
+static const char *const action_names[] = {
+	[DH_ACT_NONE] = "none",
+	[DH_ACT_REPAIRABLE] = "repairable",
+	[DH_ACT_NEEDS_FORCE] = "needs_force",
+	[DH_ACT_REPAIRED] = "repaired",
+	[DH_ACT_FORCED] = "forced",
+	[DH_ACT_UNREPAIRABLE] = "unrepairable",
+};
+
+const char *
+dh_finding_name(enum dh_finding_kind k)
+{
+	return (unsigned)k < DH_FIND_LAST ? finding_names[k] : "unknown";
+}
+
+const char *
+dh_action_name(enum dh_finding_action a)
+{
+	return (unsigned)a <= DH_ACT_UNREPAIRABLE ? action_names[a] : "unknown";
+}
+
+int
+dh_proc_stopped(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	/* the command name may hold spaces and parentheses: state follows the last ')' */
+	if (!(p = strrchr(buf, ')')) || p[1] != ' ')
+		return -EIO;
+	return p[2] == 'T' || p[2] == 't';
+}
+
+void
+dh_report_free(struct dh_report *rep)
+{
+	free(rep->f);
+	memset(rep, 0, sizeof *rep);
+}
+
+static int
+is_problem(enum dh_finding_action a)
+{
+	return a == DH_ACT_REPAIRABLE || a == DH_ACT_NEEDS_FORCE || a == DH_ACT_UNREPAIRABLE;
+}
+
+static struct dh_finding *
+add(struct dh_report *rep, enum dh_finding_kind kind, enum dh_finding_action act, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static struct dh_finding *
+add(struct dh_report *rep, enum dh_finding_kind kind, enum dh_finding_action act, const char *fmt, ...)
+{
+	static struct dh_finding oom; /* never stored: only a place to write into */
+	struct dh_finding *f;
+	va_list ap;
+
+	if (rep->n == rep->cap) {
+		size_t cap = rep->cap ? rep->cap * 2 : 16;
+		struct dh_finding *nf = realloc(rep->f, cap * sizeof *nf);
+		if (!nf) {
+			rep->problems += is_problem(act);
+			return &oom;
+		}
+		rep->f = nf;
+		rep->cap = cap;
+	}
+	f = &rep->f[rep->n++];
+	memset(f, 0, sizeof *f);
+	f->kind = kind;
+	f->action = act;
+	f->index = -1;
+	f->seq = UINT64_MAX;
+	f->slot = UINT32_MAX;
+	va_start(ap, fmt);
+	vsnprintf(f->detail, sizeof f->detail, fmt, ap);
+	va_end(ap);
+	rep->problems += is_problem(act);
+	return f;
+}
+
+/* Change the action of the last finding, keeping rep->problems right. */
+static void
+set_action(struct dh_report *rep, struct dh_finding *f, enum dh_finding_action a)
+{
+	rep->problems -= is_problem(f->action);
+	f->action = a;
+	rep->problems += is_problem(a);
+}
+
+struct ctx {
+	struct dh_block *b;
+	struct dh_report *rep;
+	int repair, force;
+	uint64_t stall_ns;
+	uint64_t committed;
+	int writer_alive;
+	unsigned char *buf;
+};
+
+/* Reader i is dead: report it and its queue claims, reclaim if asked. */
+static void
+check_dead_reader(struct ctx *c, int i)
+{
+	struct dh_block *b = c->b;
+	struct dh_pentry *e = &b->table[i];
+	struct dh_finding *f;
+	int nclaims = 0;
+
+	f = add(c->rep, DH_FIND_READER_DEAD, DH_ACT_REPAIRABLE, "reader %d (%.31s, pid %u) died at seq %llu", i,
+		e->name, e->pid, (unsigned long long)atomic_load(&e->position));
+	f->index = i;
+	f->pid = (pid_t)e->pid;
+	if (b->cfg.policy == DH_POLICY_QUEUE) {
+		for (uint32_t s = 0; s < b->cfg.slots; s++) {
+			uint64_t q = atomic_load(&b->desc[s].qword);
+			if ((q & ((1u << DH_Q_SHIFT) - 1)) == (uint64_t)i) {
+				struct dh_finding *g = add(c->rep, DH_FIND_CLAIM_DEAD, DH_ACT_REPAIRABLE,
+							   "message %llu claimed by dead reader %d; reclaiming counts it lost",
+							   (unsigned long long)(q >> DH_Q_SHIFT), i);
+				g->index = i;
+				g->pid = (pid_t)e->pid;
+				g->seq = q >> DH_Q_SHIFT;
+				g->slot = s;
+				nclaims++;
+			}
+		}
+	}
+	if (!c->repair)
+		return;
+	if (dh__lock_try(b->fd, i) < 0)
+		return; /* a new reader got there first, or another repairer */
+	if (atomic_load(&e->state) != DH_ENT_FREE)
+		dh__reap(b, i, 0);
+	dh__lock_drop(b->fd, i);
+	for (size_t k = c->rep->n - (size_t)nclaims - 1; k < c->rep->n; k++)
+		set_action(c->rep, &c->rep->f[k], DH_ACT_REPAIRED);
+}
+
+static int
+blocks_writer(struct ctx *c, struct dh_pentry *e)
+{
+	if (c->b->cfg.policy == DH_POLICY_SYNC)
+		return atomic_load(&e->position) + c->b->cfg.slots <= c->committed;
+	if (c->b->cfg.policy == DH_POLICY_QUEUE)
+		return atomic_load(&e->claim) != DH_SEQ_NONE;
+	return 0;
+}
+
+static void
+check_live_reader(struct ctx *c, int i, uint64_t now)
+{
+	struct dh_block *b = c->b;
+	struct dh_pentry *e = &b->table[i];
+	uint64_t last = atomic_load(&e->last_active_ns);
+	uint64_t age = now > last ? now - last : 0;
+	int stopped = dh_proc_stopped((pid_t)e->pid) == 1;
+	int blocking = blocks_writer(c, e);
+	struct dh_finding *f;
+
+	if (!stopped && !(blocking && age >= c->stall_ns))
+		return;
+	f = add(c->rep, DH_FIND_READER_STALLED, blocking ? DH_ACT_NEEDS_FORCE : DH_ACT_NONE,
+		"reader %d (%.31s, pid %u) alive but %s, inactive %.1fs%s", i, e->name, e->pid,
+		stopped ? "stopped" : "stalled", (double)age / 1e9, blocking ? ", holding the writer back" : "");
+	f->index = i;
+	f->pid = (pid_t)e->pid;
+	f->age_ns = age;
+	if (!blocking || !c->repair || !c->force)
+		return;
+	/* Cut it loose: it learns on its next call (DH_EEVICTED); its queue
+	 * claims are counted lost rather than risk a second delivery. */
+	uint32_t st = DH_ENT_ACTIVE;
+	if (!atomic_compare_exchange_strong(&e->state, &st, DH_ENT_EVICTED))
+		return;
+	atomic_fetch_add(&b->hdr->evictions, 1);
+	if (b->cfg.policy == DH_POLICY_QUEUE) {
+		for (uint32_t s = 0; s < b->cfg.slots; s++) {
+			uint64_t q = atomic_load(&b->desc[s].qword);
+			if ((q & ((1u << DH_Q_SHIFT) - 1)) == (uint64_t)i &&
+			    atomic_compare_exchange_strong(&b->desc[s].qword, &q,
+							   (q & ~(uint64_t)((1u << DH_Q_SHIFT) - 1)) | DH_Q_DONE))
+				atomic_fetch_add(&b->hdr->queue_lost, 1);
+		}
+	}
+	atomic_fetch_add(&b->hdr->space_futex, 1);
+	dh__futex_wake(&b->hdr->space_futex);
+	set_action(c->rep, f, DH_ACT_FORCED);
+}
+
+static void
+check_readers(struct ctx *c)
+{
+	struct dh_block *b = c->b;
+	uint64_t now = dh__now_real();
+
+	for (uint32_t i = 1; i <= b->cfg.max_readers; i++) {
+		struct dh_pentry *e = &b->table[i];
+		uint32_t st = atomic_load(&e->state);
+		uint64_t pos = atomic_load(&e->position);
+		int held;
+
+		if (st == DH_ENT_FREE)
+			continue;
+		if (st != DH_ENT_ACTIVE && st != DH_ENT_EVICTED) {
+			struct dh_finding *f = add(c->rep, DH_FIND_STATE, DH_ACT_UNREPAIRABLE,
+						   "reader entry %u has unknown state %u", i, st);
+			f->index = (int)i;
+			continue;
+		}
+		if (b->cfg.policy != DH_POLICY_QUEUE && pos > c->committed) {
+			struct dh_finding *f = add(c->rep, DH_FIND_STATE, DH_ACT_UNREPAIRABLE,
+						   "reader %u position %llu is past the committed count %llu", i,
+						   (unsigned long long)pos, (unsigned long long)c->committed);
+			f->index = (int)i;
+		}
+		held = dh__lock_held(b->fd, (int)i);
+		if (held == 0)
+			check_dead_reader(c, (int)i);
+		else if (held == 1 && st == DH_ENT_ACTIVE)
+			check_live_reader(c, (int)i, now);
+	}
+}
+
+/* Publish a message the dead writer completed: its stamp and checksum say
+ * it is whole, only the committed count was not advanced. */
+static int
+publish_orphan(struct ctx *c, uint64_t s)
+{
+	struct dh_block *b = c->b;
+	struct dh_desc *d = dh__desc(b, s);
+
+	if (b->cfg.checksum != DH_CHECKSUM_NONE && (b->cfg.checksum != DH_CHECKSUM_MAC || b->has_key)) {
+		if (d->length > b->cfg.slot_size ||
+		    dh__check_verify(b, s, dh__slot(b, s), d->length, d->check) < 0)
+			return 0;
+	} else if (b->cfg.checksum != DH_CHECKSUM_NONE) {
+		return 0; /* cannot prove it whole without the key */
+	}
+	if (b->cfg.policy == DH_POLICY_QUEUE)
+		atomic_store(&d->qword, (s << DH_Q_SHIFT) | DH_Q_AVAIL);
+	atomic_store(&b->hdr->committed, s + 1);
+	atomic_fetch_add(&b->hdr->data_futex, 1);
+	dh__futex_wake(&b->hdr->data_futex);
+	return 1;
+}
+
+static void
+check_writer(struct ctx *c)
+{
+	struct dh_block *b = c->b;
+	struct dh_pentry *e = &b->table[0];
+	uint32_t st = atomic_load(&e->state);
+	uint64_t s = c->committed, stamp = atomic_load(&dh__desc(b, s)->stamp);
+	struct dh_finding *f;
+	int held = dh__lock_held(b->fd, 0), published = 0;
+
+	c->writer_alive = held == 1;
+	if (st == DH_ENT_FREE || held != 0) {
+		if (held == 1 && st == DH_ENT_ACTIVE && dh_proc_stopped((pid_t)e->pid) == 1) {
+			f = add(c->rep, DH_FIND_WRITER_STALLED, DH_ACT_UNREPAIRABLE,
+				"writer (pid %u) alive but stopped; nothing can safely take its place", e->pid);
+			f->index = 0;
+			f->pid = (pid_t)e->pid;
+		}
+		return;
+	}
+	f = add(c->rep, DH_FIND_WRITER_DEAD, DH_ACT_REPAIRABLE, "writer (%.31s, pid %u) died at seq %llu%s",
+		e->name, e->pid, (unsigned long long)s,
+		atomic_load(&b->hdr->eos_seq) == s ? "" : " without end-of-stream");
+	f->index = 0;
+	f->pid = (pid_t)e->pid;
+	struct dh_finding *g = NULL;
+	if (stamp == 2 * s + 1) {
+		g = add(c->rep, DH_FIND_WRITER_MIDWRITE, DH_ACT_REPAIRABLE,
+			"message %llu was half-written when the writer died; it was never visible and the next writer rewrites it",
+			(unsigned long long)s);
+	} else if (stamp == 2 * s + 2) {
+		g = add(c->rep, DH_FIND_WRITER_UNPUBLISHED, DH_ACT_REPAIRABLE,
+			"message %llu was complete but not published when the writer died", (unsigned long long)s);
+	}
+	if (g) {
+		g->index = 0;
+		g->pid = (pid_t)e->pid;
+		g->seq = s;
+		g->slot = (uint32_t)(s % b->cfg.slots);
+	}
+	if (!c->repair || dh__lock_try(b->fd, 0) < 0)
+		return;
+	if (atomic_load(&e->state) == DH_ENT_ACTIVE && atomic_load(&b->hdr->committed) == s) {
+		if (g && g->kind == DH_FIND_WRITER_UNPUBLISHED)
+			published = publish_orphan(c, s);
+		atomic_store(&e->state, DH_ENT_FREE);
+	}
+	dh__lock_drop(b->fd, 0);
+	set_action(c->rep, f, DH_ACT_REPAIRED);
+	if (g) {
+		if (g->kind == DH_FIND_WRITER_MIDWRITE || published)
+			set_action(c->rep, g, DH_ACT_REPAIRED);
+		else
+			set_action(c->rep, g, DH_ACT_NONE); /* left invisible: the next writer rewrites it */
+	}
+	if (published)
+		c->committed = s + 1;
+}
+
+/* The newest seq below committed that maps to slot i, or UINT64_MAX. */
+static uint64_t
+expected_seq(const struct ctx *c, uint32_t i)
+{
+	uint64_t n = c->b->cfg.slots;
+
+	if (c->committed <= i)
+		return UINT64_MAX;
+	return c->committed - 1 - ((c->committed - 1 - i) % n);
+}
+
+static void
+check_payload(struct ctx *c, uint32_t i, uint64_t t, uint64_t stamp)
+{
+	struct dh_block *b = c->b;
+	struct dh_desc *d = &b->desc[i];
+	uint32_t len = d->length;
+	uint8_t check[32];
+	struct dh_finding *f;
+	int bad;
+
+	if (b->cfg.checksum == DH_CHECKSUM_NONE || (b->cfg.checksum == DH_CHECKSUM_MAC && !b->has_key))
+		return;
+	memcpy(check, d->check, sizeof check);
+	if (len > b->cfg.slot_size)
+		return;
+	memcpy(c->buf, dh__slot(b, t), len);
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load(&d->stamp) != stamp)
+		return; /* overwritten meanwhile: not ours to judge */
+	c->rep->slots_checked++;
+	bad = dh__check_verify(b, t, c->buf, len, check) < 0;
+	if (!bad)
+		return;
+	if (d->flags & DH_DESC_QUARANTINED) {
+		f = add(c->rep, DH_FIND_QUARANTINED, DH_ACT_NONE,
+			"message %llu fails its checksum and is quarantined: readers skip it", (unsigned long long)t);
+	} else {
+		f = add(c->rep, DH_FIND_CHECKSUM, DH_ACT_REPAIRABLE,
+			"message %llu (slot %u) fails its checksum; repair quarantines it", (unsigned long long)t, i);
+		if (c->repair) {
+			d->flags |= DH_DESC_QUARANTINED;
+			atomic_thread_fence(memory_order_seq_cst);
+			if (atomic_load(&d->stamp) == stamp)
+				set_action(c->rep, f, DH_ACT_REPAIRED);
+			else
+				d->flags &= ~DH_DESC_QUARANTINED; /* the writer reused it: moot */
+		}
+	}
+	f->seq = t;
+	f->slot = i;
+}
+
+static void
+check_slots(struct ctx *c)
+{
+	struct dh_block *b = c->b;
+
+	for (uint32_t i = 0; i < b->cfg.slots; i++) {
+		struct dh_desc *d = &b->desc[i];
+		uint64_t stamp = atomic_load(&d->stamp), want, q;
+		struct dh_finding *f = NULL;
+
+		/* A live writer keeps committing: judge each slot against the
+		 * count read between two equal reads of its stamp. */
+		c->committed = atomic_load(&b->hdr->committed);
+		if (atomic_load(&d->stamp) != stamp)
+			continue;
+		want = expected_seq(c, i);
+
+		if (stamp == 0) {
+			if (want != UINT64_MAX)
+				f = add(c->rep, DH_FIND_DESC, DH_ACT_UNREPAIRABLE,
+					"slot %u never written, yet message %llu should be there", i,
+					(unsigned long long)want);
+		} else if (stamp & 1) {
+			uint64_t t = (stamp - 1) / 2;
+			if (t != c->committed || t % b->cfg.slots != i)
+				f = add(c->rep, DH_FIND_DESC, DH_ACT_UNREPAIRABLE,
+					"slot %u marked as being written with message %llu, expected %llu", i,
+					(unsigned long long)t, (unsigned long long)c->committed);
+		} else {
+			uint64_t t = stamp / 2 - 1;
+			if (t == c->committed && t % b->cfg.slots == i) {
+				/* complete but unpublished: a live writer between two
+				 * stores, or a dead one reported by check_writer */
+			} else if (t != want) {
+				f = add(c->rep, DH_FIND_DESC, DH_ACT_UNREPAIRABLE,
+					"slot %u holds message %llu, expected %llu", i, (unsigned long long)t,
+					(unsigned long long)want);
+			} else if (d->length > b->cfg.slot_size) {
+				f = add(c->rep, DH_FIND_DESC, DH_ACT_UNREPAIRABLE,
+					"slot %u: message %llu length %u exceeds the slot size %u", i,
+					(unsigned long long)t, d->length, b->cfg.slot_size);
+			} else {
+				check_payload(c, i, t, stamp);
+			}
+		}
+		if (f) {
+			f->slot = i;
+			continue;
+		}
+		if (b->cfg.policy != DH_POLICY_QUEUE)
+			continue;
+		q = atomic_load(&d->qword);
+		uint64_t tag = q & ((1u << DH_Q_SHIFT) - 1);
+		if ((tag > b->cfg.max_readers && tag != DH_Q_DONE) ||
+		    (want != UINT64_MAX && (q >> DH_Q_SHIFT) % b->cfg.slots != i)) {
+			f = add(c->rep, DH_FIND_DESC, DH_ACT_UNREPAIRABLE, "slot %u has an invalid queue claim word %#llx",
+				i, (unsigned long long)q);
+			f->slot = i;
+		}
+	}
+}
+
+static void
+check_header(struct ctx *c)
+{
+	struct dh_hdr *h = c->b->hdr;
+	uint64_t eos = atomic_load(&h->eos_seq);
+
+	if (eos != DH_SEQ_NONE && eos > c->committed)
+		add(c->rep, DH_FIND_STATE, DH_ACT_UNREPAIRABLE, "end-of-stream mark %llu is past the committed count %llu",
+		    (unsigned long long)eos, (unsigned long long)c->committed);
+	if (c->b->cfg.policy == DH_POLICY_QUEUE && atomic_load(&h->claim_head) > c->committed)
+		add(c->rep, DH_FIND_STATE, DH_ACT_UNREPAIRABLE, "queue head %llu is past the committed count %llu",
+		    (unsigned long long)atomic_load(&h->claim_head), (unsigned long long)c->committed);
+	if (atomic_load(&c->b->table[0].state) > DH_ENT_ACTIVE)
+		add(c->rep, DH_FIND_STATE, DH_ACT_UNREPAIRABLE, "writer entry has unknown state %u",
+		    atomic_load(&c->b->table[0].state));
+}
+
+int
+dh_check_run(struct dh_block *b, int flags, uint64_t stall_ns, struct dh_report *rep)
+{
+	struct ctx c = { 0 };
+
+	memset(rep, 0, sizeof *rep);
+	if ((flags & DH_CHECK_REPAIR) && b->rdonly)
+		return -EBADF;
+	c.b = b;
+	c.rep = rep;
+	c.repair = (flags & DH_CHECK_REPAIR) != 0;
+	c.force = (flags & DH_CHECK_FORCE) != 0;
+	c.stall_ns = stall_ns;
+	if (!(c.buf = malloc(b->cfg.slot_size)))
+		return -ENOMEM;
+	c.committed = atomic_load(&b->hdr->committed);
+	if (b->cfg.checksum == DH_CHECKSUM_MAC && !b->has_key)
+		add(rep, DH_FIND_KEY_UNVERIFIED, DH_ACT_NONE, "keyed channel checked without its key: MACs not verified");
+	check_header(&c);
+	check_writer(&c);
+	check_readers(&c);
+	check_slots(&c);
+	free(c.buf);
+	return 0;
+}
