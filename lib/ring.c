@@ -720,7 +720,13 @@ skip_lapped(struct dh_reader *r)
 		bump(&r->e->lost, np - r->pos);
 	}
 	r->pos = np;
-	atomic_store_explicit(&r->e->position, np, memory_order_relaxed);
+	if (r->b->cfg.policy == DH_POLICY_SYNC) {
+		/* the writer may be waiting for exactly this step */
+		atomic_store(&r->e->position, np);
+		wake_writer(r->b->hdr);
+	} else {
+		atomic_store_explicit(&r->e->position, np, memory_order_relaxed);
+	}
 }
 
 static int
