@@ -44,7 +44,20 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBDH)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBDH) $(LDLIBS)
 
-units: $(UNITS)
+FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+REPLAYS = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+# Each fuzz harness is also linked with a plain driver, so `make check`
+# replays the saved corpus (regression inputs) without clang or libFuzzer.
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(LIBDH)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/tests/fuzz/replay.o $(LIBDH) $(LDLIBS)
+
+$(BUILD)/tsan/stress: $(BUILD)/tests/tsan/stress.o $(LIBDH)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBDH) $(LDLIBS)
+
+units: $(UNITS) $(REPLAYS)
 
 deps:
 	@sh scripts/deps.sh
@@ -56,14 +69,24 @@ check: deps
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=address,undefined check
 
+TSAN_COUNT ?= 1000000
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan CC=clang SAN=thread build-tsan/tsan/stress
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan/tsan.supp halt_on_error=1 exitcode=66" \
+		build-tsan/tsan/stress $(TSAN_COUNT)
+
+fuzz: deps
+	@sh tests/fuzz/run.sh
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh $(BUILD)/bin
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
 
-.PHONY: all units deps check asan demo clean
+.PHONY: all units deps check asan tsan fuzz demo clean
 .SECONDARY:
 
--include $(LIB_OBJ:.o=.d) $(CMDS:$(BUILD)/bin/%=$(BUILD)/cmd/%.d) $(CLI_OBJ:.o=.d) $(UNITS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d)
+-include $(LIB_OBJ:.o=.d) $(CMDS:$(BUILD)/bin/%=$(BUILD)/cmd/%.d) $(CLI_OBJ:.o=.d) $(UNITS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
+	$(wildcard $(BUILD)/tests/fuzz/*.d $(BUILD)/tests/tsan/*.d)

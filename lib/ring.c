@@ -729,6 +729,25 @@ skip_lapped(struct dh_reader *r)
 	}
 }
 
+/*
+ * Everything a lossy reader takes from a slot the writer may be rewriting
+ * at the same moment.  The result counts only if the stamp is unchanged
+ * afterwards; kept in one function so ThreadSanitizer can be told that
+ * this race is the protocol (tests/tsan/tsan.supp).
+ */
+__attribute__((noinline)) static int
+dh__seqlock_copy(const struct dh_block *b, const struct dh_desc *d, uint64_t seq, void *dst, uint32_t *len,
+		 uint64_t *t, uint8_t check[32])
+{
+	*len = d->length;
+	*t = d->time_ns;
+	memcpy(check, d->check, 32);
+	if (*len > b->cfg.slot_size)
+		return -1;
+	memcpy(dst, dh__slot(b, seq), *len);
+	return 0;
+}
+
 static int
 next_ordered(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 {
@@ -765,21 +784,21 @@ next_ordered(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 			}
 			return -DH_ECORRUPT;
 		}
-		len = d->length;
-		t = d->time_ns;
-		memcpy(check, d->check, sizeof check);
-		if (len > b->cfg.slot_size) {
-			if (copy && atomic_load(&d->stamp) != st)
-				continue;
-			return -DH_ECORRUPT;
-		}
-		data = dh__slot(b, pos);
 		if (copy) {
-			memcpy(r->copy, data, len);
+			int bad = dh__seqlock_copy(b, d, pos, r->copy, &len, &t, check);
 			atomic_thread_fence(memory_order_acquire);
 			if (atomic_load_explicit(&d->stamp, memory_order_relaxed) != st)
 				continue; /* overwritten while we copied: lapped */
+			if (bad)
+				return -DH_ECORRUPT;
 			data = r->copy;
+		} else {
+			len = d->length;
+			t = d->time_ns;
+			memcpy(check, d->check, sizeof check);
+			if (len > b->cfg.slot_size)
+				return -DH_ECORRUPT;
+			data = dh__slot(b, pos);
 		}
 		r->pos = pos + 1;
 		if (copy)
@@ -831,15 +850,11 @@ next_latest(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 				continue;
 			return -DH_ECORRUPT;
 		}
-		len = d->length;
-		t = d->time_ns;
-		memcpy(check, d->check, sizeof check);
-		if (len <= b->cfg.slot_size)
-			memcpy(r->copy, dh__slot(b, s), len);
+		int bad = dh__seqlock_copy(b, d, s, r->copy, &len, &t, check);
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&d->stamp, memory_order_relaxed) != st)
 			continue;
-		if (len > b->cfg.slot_size)
+		if (bad)
 			return -DH_ECORRUPT;
 		r->pos = s + 1;
 		atomic_store_explicit(&r->e->position, s + 1, memory_order_relaxed);

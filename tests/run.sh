@@ -27,6 +27,20 @@ suite() { # name cmd...
 for t in "$BUILD"/tests/test_*; do
 	[ -x "$t" ] && suite "unit/${t##*/}" "$t"
 done
+for f in "$BUILD"/fuzz/fuzz_*; do
+	[ -x "$f" ] || continue
+	name=${f##*/}
+	printf '# suite replay/%s\n' "$name"
+	set --
+	[ -d tests/fuzz/corpus/"$name" ] && set -- tests/fuzz/corpus/"$name"
+	if out=$("$f" "$@" 2>&1); then
+		echo "ok - fuzz corpus replays cleanly: $name ($out)" | tee -a "$log"
+	else
+		printf '%s\n' "$out" | tail -20
+		echo "not ok - fuzz corpus replays cleanly: $name" | tee -a "$log"
+	fi
+done
+rm -f /dev/shm/dh.dhtest-fuzz-*
 if ls tests/bats/*.bats >/dev/null 2>&1; then
 	suite bats bats --tap tests/bats
 fi
