@@ -132,7 +132,7 @@ create_channel(const char *name, const struct dh_config *cfg, int force)
 	check_name(name);
 	r = dh_layout_compute(cfg, &lay);
 	if (r == -EOVERFLOW)
-		cli_die(EXIT_USAGE, "%s: %u slots of %u bytes: segment size overflows", name,
+		cli_die(EXIT_USAGE, "%s: %u slots of %u bytes: segment too large", name,
 			cfg->slots, cfg->slot_size);
 	if (r < 0)
 		cli_diec(EXIT_USAGE, r, "%s: invalid geometry", name);
