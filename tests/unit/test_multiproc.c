@@ -29,6 +29,7 @@ struct res {
 struct shared {
 	struct res r[MAXR];
 	_Atomic int64_t progress[MAXR];
+	_Atomic int finished[MAXR];
 	_Atomic unsigned char seen[N];
 };
 
@@ -46,8 +47,10 @@ reader_child(const char *name, int idx, enum mode mode, int readyfd)
 	res->opened = r != NULL;
 	xwrite(readyfd, r ? "R" : "E", 1);
 	close(readyfd);
-	if (!r)
+	if (!r) {
+		atomic_store(&sh->finished[idx], 1);
 		_exit(10);
+	}
 	for (;;) {
 		memset(&m, 0, sizeof m);
 		rc = dh_reader_next(r, &m, 20 * SEC);
@@ -96,6 +99,7 @@ reader_child(const char *name, int idx, enum mode mode, int readyfd)
 		}
 	}
 	res->end_rc = rc;
+	atomic_store(&sh->finished[idx], 1);
 	if (mode == M_RING && (uint64_t)res->lost != dh_reader_lost(r))
 		res->bad_lost++;
 	dh_reader_close(r);
@@ -106,7 +110,7 @@ static int
 progressed(void *arg)
 {
 	int64_t *since = arg;
-	return atomic_load(&sh->progress[0]) != *since;
+	return atomic_load(&sh->progress[0]) != *since || atomic_load(&sh->finished[0]);
 }
 
 /* Run one scenario; returns 0 if the writer and every reader finished. */
