@@ -57,7 +57,21 @@ $(BUILD)/tsan/stress: $(BUILD)/tests/tsan/stress.o $(LIBDH)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBDH) $(LDLIBS)
 
-units: $(UNITS) $(REPLAYS)
+# Fault injection needs the real allocator: not built under sanitizers.
+ifeq ($(SAN),)
+FAULT = $(BUILD)/fault/driver $(BUILD)/fault/inject.so
+endif
+
+$(BUILD)/fault/driver: $(BUILD)/tests/fault/driver.o $(LIBDH)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBDH) $(LDLIBS)
+
+# dlsym results become function pointers here, which ISO C frowns upon.
+$(BUILD)/fault/inject.so: tests/fault/inject.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -O1 -fPIC -shared -o $@ $< -ldl
+
+units: $(UNITS) $(REPLAYS) $(FAULT)
 
 deps:
 	@sh scripts/deps.sh
@@ -90,3 +104,16 @@ clean:
 
 -include $(LIB_OBJ:.o=.d) $(CMDS:$(BUILD)/bin/%=$(BUILD)/cmd/%.d) $(CLI_OBJ:.o=.d) $(UNITS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
 	$(wildcard $(BUILD)/tests/fuzz/*.d $(BUILD)/tests/tsan/*.d)
+
+# Benchmarks (issue 7): `make bench`, or `make bench QUICK=1` for the short run.
+# Not installed. Writes the table to stdout and the results to build/bench.json.
+QUICK ?=
+BENCH_SRC = $(sort $(wildcard bench/*.c))
+BENCH = $(BUILD)/bench/dh-bench
+
+bench: all
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(CPPFLAGS) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(LDFLAGS) -o $(BENCH) $(BENCH_SRC) $(LIBDH) $(LDLIBS)
+	$(BENCH) $(if $(filter-out 0,$(QUICK)),--quick) --bin $(BUILD)/bin --json $(BUILD)/bench.json
+
+.PHONY: bench

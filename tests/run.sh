@@ -41,6 +41,9 @@ for f in "$BUILD"/fuzz/fuzz_*; do
 	fi
 done
 rm -f /dev/shm/dh.dhtest-fuzz-*
+if [ -x "$BUILD/fault/driver" ]; then
+	suite fault sh tests/fault/run.sh
+fi
 if ls tests/bats/*.bats >/dev/null 2>&1; then
 	suite bats bats --tap tests/bats
 fi
