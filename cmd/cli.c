@@ -381,3 +381,38 @@ cli_reraise(void)
 	raise(sig);
 	_exit(128 + sig);
 }
+
+/*
+ * A segment truncated (or shrunk by a hostile user) under our mapping
+ * turns the next access into SIGBUS.  The library cannot catch that
+ * without process-wide state, so each command does: one line naming the
+ * channel, exit 1, instead of a core dump.  The message is formatted now
+ * because a signal handler may only write(2).
+ */
+static char bus_msg[512];
+static size_t bus_len;
+
+static void
+on_sigbus(int sig)
+{
+	(void)sig;
+	if (write(STDERR_FILENO, bus_msg, bus_len) < 0) {
+		/* nothing more we can do */
+	}
+	_exit(EXIT_FAIL);
+}
+
+void
+cli_guard_mapping(const char *channel)
+{
+	struct sigaction sa;
+	int n;
+
+	n = snprintf(bus_msg, sizeof bus_msg, "%s: %s: segment truncated underneath (bus error)\n", cli_prog,
+		     channel);
+	bus_len = n < 0 ? 0 : (size_t)n < sizeof bus_msg ? (size_t)n : sizeof bus_msg - 1;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigbus;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}

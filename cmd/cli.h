@@ -61,4 +61,8 @@ void cli_catch_signals(int catch_pipe);
 extern volatile sig_atomic_t cli_signal; /* 0 or the signal caught */
 void cli_reraise(void);
 
+/* Turn SIGBUS from a mapping of channel (a segment truncated underneath)
+ * into "prog: channel: segment truncated underneath (bus error)" and exit 1. */
+void cli_guard_mapping(const char *channel);
+
 #endif
