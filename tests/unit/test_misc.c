@@ -487,10 +487,65 @@ test_snapshot(void)
 	dh_block_unlink(name, 1, NULL);
 }
 
+/* ---- --evict-after ---- */
+
+static void
+test_evict(void)
+{
+	char name[DH_NAME_MAX + 1];
+	struct dh_config c;
+	struct dh_writer *w = NULL;
+	struct dh_reader *stall = NULL, *good = NULL;
+	struct dh_snapshot *s = snap_alloc();
+	struct dh_msg m;
+	int rc, src, bad = 0, st = -1;
+	double t0, dt = -1;
+
+	tap_chan(name);
+	dh_config_init(&c);
+	c.policy = DH_POLICY_SYNC;
+	c.slots = 4;
+	c.slot_size = SZ;
+	c.max_readers = 4;
+	c.evict_after_ns = 100 * MS;
+	rc = dh_block_create(name, &c);
+	stall = ropen(name, DH_START_DEFAULT, 0, 0);
+	good = ropen(name, DH_START_DEFAULT, 0, 0);
+	w = wopen(name);
+	if (rc != 0 || !stall || !good || !w) {
+		fail_rest(3, "evict-after");
+		goto out;
+	}
+	for (uint64_t i = 0; i < 4; i++)
+		if (pl_write(w, i, SZ, 0) != 0 || dh_reader_next(good, &m, 0) != 0)
+			bad++;
+	dh_reader_release(good);
+	t0 = tap_now();
+	rc = pl_write(w, 4, SZ, 5 * SEC);
+	dt = tap_now() - t0;
+	ok(bad == 0 && rc == 0 && dt >= 0.05 && dt < 5,
+	   "evict-after 100ms: a writer stalled by a live reader that never reads resumes (%s, %.3fs)", estr(rc), dt);
+	src = snap(name, s);
+	for (int i = 1; src == 0 && i < s->nparticipants; i++)
+		if (s->part[i].state == DH_P_EVICTED)
+			st = i;
+	ok(src == 0 && s->evictions == 1 && st > 0, "evict-after: snapshot evictions 1, the entry shows EVICTED (%llu)",
+	   (unsigned long long)s->evictions);
+	rc = dh_reader_next(stall, &m, 0);
+	ok(rc == -DH_EEVICTED && dh_reader_next(good, &m, 0) == 0 && m.seq == 4,
+	   "evict-after: the stalled reader gets -DH_EEVICTED; the other reader continues (%s)", estr(rc));
+out:
+	dh_reader_close(stall);
+	dh_reader_close(good);
+	dh_writer_close(w);
+	free(s);
+	dh_block_unlink(name, 1, NULL);
+}
+
 int
 main(void)
 {
-	plan(15 + 8 + 5 + 3 + 3 + 5);
+	plan(15 + 8 + 5 + 3 + 3 + 5 + 3);
 	tap_watch(60, "test_misc");
 	test_meta();
 	test_unlink();
@@ -498,5 +553,6 @@ main(void)
 	test_table();
 	test_wait_readers();
 	test_snapshot();
+	test_evict();
 	return done();
 }
