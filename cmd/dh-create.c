@@ -12,9 +12,10 @@ static const char synopsis[] =
 	"[--checksum none|xxh3|blake2b] [--key FILE] [--schema SPEC] [--meta-size SIZE] "
 	"[--max-readers N] [--mode OCTAL] [--evict-after DUR] [--force] NAME";
 static const char synopsis_rm[] = "dh-create --remove [--force] NAME ...";
+static const char synopsis_keygen[] = "dh-create --keygen FILE";
 
 enum {
-	OPT_CHECKSUM = 256, OPT_EVICT, OPT_FORCE, OPT_KEY, OPT_MAX_READERS, OPT_META_SIZE,
+	OPT_CHECKSUM = 256, OPT_EVICT, OPT_FORCE, OPT_KEY, OPT_KEYGEN, OPT_MAX_READERS, OPT_META_SIZE,
 	OPT_MODE, OPT_POLICY, OPT_REMOVE, OPT_SCHEMA, OPT_SLOT_SIZE, OPT_SLOTS
 };
 
@@ -24,6 +25,7 @@ static const struct option longopts[] = {
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "key", required_argument, NULL, OPT_KEY },
+	{ "keygen", required_argument, NULL, OPT_KEYGEN },
 	{ "max-readers", required_argument, NULL, OPT_MAX_READERS },
 	{ "meta-size", required_argument, NULL, OPT_META_SIZE },
 	{ "mode", required_argument, NULL, OPT_MODE },
@@ -42,13 +44,14 @@ help(void)
 	struct dh_config d;
 
 	dh_config_init(&d);
-	printf("usage: %s\n       %s\n\n", synopsis, synopsis_rm);
+	printf("usage: %s\n       %s\n       %s\n\n", synopsis, synopsis_rm, synopsis_keygen);
 	printf("Create the shared-memory channel NAME (/dev/shm/dh.NAME), or remove channels.\n\n"
 	       "  --slots N          number of slots (default %u, at most %u)\n"
 	       "  --slot-size SIZE   payload capacity of one slot (default %uK, at most 1G)\n"
 	       "  --policy P         latest, ring, sync or queue (default %s)\n"
 	       "  --checksum C       none, xxh3 or blake2b (default %s)\n"
-	       "  --key FILE         MAC key file (not supported yet)\n"
+	       "  --key FILE         authenticate messages with a keyed BLAKE2b MAC; FILE\n"
+	       "                     holds 32 bytes, mode 0600 or stricter, owned by you\n"
 	       "  --schema SPEC      record schema (not supported yet)\n"
 	       "  --meta-size SIZE   metadata zone capacity (default %u, at most 64M)\n"
 	       "  --max-readers N    reader entries (default %u, at most %u)\n"
@@ -57,6 +60,7 @@ help(void)
 	       "  --force            replace an existing channel nobody uses; with --remove,\n"
 	       "                     remove even while participants are alive\n"
 	       "  --remove           remove the named channels\n"
+	       "  --keygen FILE      create a new random key file (mode 0600) and exit\n"
 	       "  -h, --help         print this help and exit\n"
 	       "  -V, --version      print the version and exit\n\n"
 	       "SIZE takes a K, M or G suffix (powers of 1024); DUR takes ms, s or m\n"
@@ -161,19 +165,22 @@ main(int argc, char **argv)
 	char buf[64];
 	uint64_t v;
 	int64_t ns = -1;
-	int c, force = 0, remove = 0, creating = 0, evict = 0;
+	static uint8_t key[DH_KEY_BYTES];
+	const char *keygen = NULL;
+	int c, r, force = 0, remove = 0, creating = 0, evict = 0, checksum_set = 0;
 
 	cli_init(argc, argv);
 	dh_config_init(&cfg);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
-		if (c >= OPT_CHECKSUM && c != OPT_FORCE && c != OPT_REMOVE)
+		if (c >= OPT_CHECKSUM && c != OPT_FORCE && c != OPT_REMOVE && c != OPT_KEYGEN)
 			creating = 1;
 		switch (c) {
 		case OPT_CHECKSUM:
 			if (dh_checksum_parse(optarg, &cfg.checksum) < 0)
 				cli_die(EXIT_USAGE, "--checksum %s: unknown checksum (none, xxh3, blake2b)",
 					cli_safe(optarg, buf, sizeof buf));
+			checksum_set = 1;
 			break;
 		case OPT_EVICT:
 			if (cli_parse_duration(optarg, &ns) < 0 || ns == 0)
@@ -187,7 +194,13 @@ main(int argc, char **argv)
 		case 'h':
 			help();
 		case OPT_KEY:
-			cli_die(EXIT_USAGE, "--key: not supported yet (integrity issue)");
+			if ((r = dh_key_load(optarg, key)) < 0)
+				cli_diec(EXIT_FAIL, r, "%s", cli_safe(optarg, buf, sizeof buf));
+			cfg.key = key;
+			break;
+		case OPT_KEYGEN:
+			keygen = optarg;
+			break;
 		case OPT_MAX_READERS:
 			cfg.max_readers = (uint32_t)number("max-readers", optarg, 0, 1, DH_READERS_MAX);
 			break;
@@ -229,6 +242,15 @@ main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 
+	if (keygen) {
+		if (creating || remove || force || argc > 0)
+			cli_usage(synopsis_keygen, "--keygen takes no other options or names");
+		if ((r = dh_key_generate(keygen)) < 0)
+			cli_diec(EXIT_FAIL, r, "%s", cli_safe(keygen, buf, sizeof buf));
+		return EXIT_OK;
+	}
+	if (cfg.key && checksum_set)
+		cli_die(EXIT_USAGE, "--key and --checksum exclude each other: a key selects the keyed MAC");
 	if (remove) {
 		if (creating)
 			cli_usage(synopsis_rm, "--remove takes no creation options");
@@ -245,5 +267,7 @@ main(int argc, char **argv)
 			cli_die(EXIT_USAGE, "--evict-after: only for --policy sync");
 		cfg.evict_after_ns = ns < 0 ? 0 : (uint64_t)ns;
 	}
-	return create_channel(argv[0], &cfg, force);
+	r = create_channel(argv[0], &cfg, force);
+	dh_key_wipe(key);
+	return r;
 }

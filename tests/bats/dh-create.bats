@@ -298,10 +298,24 @@ usage_line() {
 	assert_equal "$stderr" "dh-create: --evict-after: only for --policy sync"
 }
 
-@test "--key and --schema are refused as not supported yet, never ignored" {
-	echo secret >"$BATS_TEST_TMPDIR/key"
-	refused --key "$BATS_TEST_TMPDIR/key" "$ch"
-	assert_equal "$stderr" "dh-create: --key: not supported yet (integrity issue)"
+@test "--keygen makes a 0600 key file once; --key makes a keyed channel and refuses a bad key file" {
+	local k=$BATS_TEST_TMPDIR/key
+	run -0 --separate-stderr dh-create --keygen "$k"
+	assert_output ''
+	[ "$(stat -c '%a %s' "$k")" = "600 32" ]
+	run -1 --separate-stderr dh-create --keygen "$k"
+	assert_equal "$stderr" "dh-create: $k: File exists"
+	refused --key "$k" --checksum none "$ch"
+	assert_equal "$stderr" "dh-create: --key and --checksum exclude each other: a key selects the keyed MAC"
+	run -0 --separate-stderr dh-create --key "$k" "$ch"
+	[ "$(dh-diagnose --json "$ch" | jq -r '.checksum, .keyed')" = $'blake2b-mac\ntrue' ]
+	cp "$k" "$k.644" && chmod 644 "$k.644"
+	run -1 --separate-stderr dh-create --key "$k.644" "$ch-2"
+	assert_equal "$stderr" "dh-create: $k.644: key file must be a regular file owned by you with mode 0600 or stricter"
+	[ ! -e "$(dh_shm "$ch-2")" ]
+}
+
+@test "--schema is refused as not supported yet, never ignored" {
 	refused --schema 'ts:u64;temp:f32' "$ch"
 	assert_equal "$stderr" "dh-create: --schema: not supported yet (integrity issue)"
 }
@@ -313,9 +327,10 @@ usage_line() {
 	assert_equal "$stderr" ''
 	assert_line --index 0 "usage: dh-create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] [--checksum none|xxh3|blake2b] [--key FILE] [--schema SPEC] [--meta-size SIZE] [--max-readers N] [--mode OCTAL] [--evict-after DUR] [--force] NAME"
 	assert_line --index 1 "       dh-create --remove [--force] NAME ..."
+	assert_line --index 2 "       dh-create --keygen FILE"
 	local o
 	for o in --slots --slot-size --policy --checksum --key --schema --meta-size --max-readers \
-		--mode --evict-after --force --remove --help --version; do
+		--mode --evict-after --force --remove --keygen --help --version; do
 		assert_output --partial -- "$o"
 	done
 	run -0 --separate-stderr dh-create -h
@@ -355,7 +370,7 @@ usage_line() {
 
 @test "the usage lines equal the man page SYNOPSIS" {
 	run -0 dh_man_synopsis "$DH_TOP/man/dh-create.1"
-	assert_equal "$output" "$(dh-create --help | sed -n '1,2{s/^usage: //;s/^ *//;p}')"
+	assert_equal "$output" "$(dh-create --help | sed -n '1,3{s/^usage: //;s/^ *//;p}')"
 }
 
 @test "a failed write to stdout is reported: --help >/dev/full exits 1" {
