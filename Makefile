@@ -73,11 +73,21 @@ $(BUILD)/fault/inject.so: tests/fault/inject.c
 
 units: $(UNITS) $(REPLAYS) $(FAULT)
 
+# Helper programs of the bats suites (crash points, hostile segments).
+HELPER_SRC = $(sort $(wildcard tests/helpers/*.c))
+HELPERS = $(HELPER_SRC:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
+
+$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIBDH)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBDH) $(LDLIBS)
+
+helpers: $(HELPERS)
+
 deps:
 	@sh scripts/deps.sh
 
 check: deps
-	@$(MAKE) --no-print-directory all units
+	@$(MAKE) --no-print-directory all units helpers
 	@BUILD=$(BUILD) sh tests/run.sh
 
 asan: deps
@@ -99,11 +109,11 @@ demo: deps
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
-.PHONY: all units deps check asan tsan fuzz demo clean
+.PHONY: all units helpers deps check asan tsan fuzz demo clean
 .SECONDARY:
 
 -include $(LIB_OBJ:.o=.d) $(CMDS:$(BUILD)/bin/%=$(BUILD)/cmd/%.d) $(CLI_OBJ:.o=.d) $(UNITS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
-	$(wildcard $(BUILD)/tests/fuzz/*.d $(BUILD)/tests/tsan/*.d)
+	$(wildcard $(BUILD)/tests/fuzz/*.d $(BUILD)/tests/tsan/*.d $(BUILD)/tests/helpers/*.d)
 
 # Benchmarks (issue 7): `make bench`, or `make bench QUICK=1` for the short run.
 # Not installed. Writes the table to stdout and the results to build/bench.json.
