@@ -98,8 +98,10 @@ tap_fatal(int sig)
 			(void)r;
 		}
 		for (int i = 0; i < TAP_MAX_KIDS; i++)
-			if (tap_kids[i] > 0)
+			if (tap_kids[i] > 0) {
 				kill(tap_kids[i], SIGKILL);
+				waitpid(tap_kids[i], NULL, 0);
+			}
 		tap_unlink_raw();
 	}
 	if (sig == SIGALRM)
