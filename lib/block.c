@@ -169,6 +169,17 @@ lock_op(int fd, int cmd, short type, int index, struct flock *fl)
 	return fcntl(fd, cmd, fl) == 0 ? 0 : -errno;
 }
 
+void
+dh__touch(struct dh_pentry *e, uint64_t real_ns)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	atomic_store_explicit(&e->last_active_ns, real_ns, memory_order_relaxed);
+	atomic_store_explicit(&e->heartbeat_mono, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+			      memory_order_relaxed);
+}
+
 int
 dh__lock_try(int fd, int index)
 {
@@ -606,6 +617,9 @@ dh_block_snapshot(struct dh_block *b, struct dh_snapshot *s)
 	s->record_size = b->record_size;
 	memcpy(s->schema_hash, h->schema_hash, 32);
 	s->nparticipants = (int)b->cfg.max_readers + 1;
+	struct timespec mts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &mts);
+	uint64_t mono_now = (uint64_t)mts.tv_sec * 1000000000u + (uint64_t)mts.tv_nsec;
 	for (int i = 0; i < s->nparticipants; i++) {
 		struct dh_pentry *e = &b->table[i];
 		struct dh_participant *p = &s->part[i];
@@ -618,6 +632,8 @@ dh_block_snapshot(struct dh_block *b, struct dh_snapshot *s)
 		p->name[sizeof p->name - 1] = '\0';
 		p->position = atomic_load(&e->position);
 		p->last_active_ns = atomic_load(&e->last_active_ns);
+		uint64_t hb = atomic_load(&e->heartbeat_mono);
+		p->idle_ns = hb && mono_now > hb ? mono_now - hb : 0;
 		p->messages = atomic_load(&e->messages);
 		p->bytes = atomic_load(&e->bytes);
 		p->lost = atomic_load(&e->lost);
@@ -682,7 +698,9 @@ dh_meta_read(struct dh_block *b, void *buf, size_t cap)
 			return -DH_ECHECKSUM;
 		return (ssize_t)len;
 	}
-	return -EAGAIN;
+	/* Still odd or moving after all that: an updater died inside, or
+	 * one rewrites it without pause. Either way no whole copy exists. */
+	return -DH_ECHECKSUM;
 }
 
 int

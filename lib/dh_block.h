@@ -115,7 +115,9 @@ struct dh_participant {
 	pid_t pid;
 	char name[DH_PNAME_MAX];
 	uint64_t position;           /* writer: next seq; reader: next seq to read */
-	uint64_t last_active_ns;     /* CLOCK_REALTIME of last activity */
+	uint64_t last_active_ns;     /* CLOCK_REALTIME of last activity, for display */
+	uint64_t idle_ns;            /* time since last activity, on the monotonic clock:
+				      * what to judge staleness by (wall-clock jumps cannot fake it) */
 	uint64_t messages, bytes, lost, checksum_failures;
 };
 

@@ -116,7 +116,9 @@ struct dh_pentry {
 	_Atomic uint64_t lost;
 	_Atomic uint64_t checksum_failures;
 	_Atomic uint64_t claim;          /* queue: seq held, or DH_SEQ_NONE */
-	uint64_t reserved[3];
+	_Atomic uint64_t heartbeat_mono; /* CLOCK_MONOTONIC(_COARSE) of last activity:
+					  * idle times that a wall-clock jump cannot fake */
+	uint64_t reserved[2];
 };
 
 struct dh_desc {
@@ -169,6 +171,7 @@ void dh__lock_drop(int fd, int index);
 int dh__lock_held(int fd, int index);           /* 1 held by another description, 0 free, -errno */
 uint64_t dh__now_real(void);
 uint64_t dh__now_mono(void);
+void dh__touch(struct dh_pentry *e, uint64_t real_ns); /* record activity now */
 int dh__reap(struct dh_block *b, int index, int self_index); /* reclaim a dead entry, 1 if reaped */
 
 /* checksum.c */

@@ -131,7 +131,7 @@ dh_writer_open_opts(const char *name, const struct dh_writer_opts *opts, struct 
 	w->e->pid = (uint32_t)getpid();
 	fill_name(w->e->name, label);
 	atomic_store(&w->e->position, w->seq);
-	atomic_store(&w->e->last_active_ns, dh__now_real());
+	dh__touch(w->e, dh__now_real());
 	atomic_store(&w->e->state, DH_ENT_ACTIVE);
 	if (atomic_load(&b->hdr->eos_seq) != DH_SEQ_NONE)
 		atomic_store(&b->hdr->eos_seq, DH_SEQ_NONE);
@@ -301,7 +301,7 @@ wait_space(struct dh_writer *w, uint64_t s, int64_t timeout_ns)
 		uint64_t now = dh__now_mono();
 		if (now - last_live >= SLICE_NS / 2) {
 			last_live = now;
-			atomic_store(&w->e->last_active_ns, dh__now_real());
+			dh__touch(w->e, dh__now_real());
 			if (has_space(w, s, 1))
 				break;
 		}
@@ -368,7 +368,7 @@ dh_writer_commit(struct dh_writer *w, size_t len)
 	w->seq = s + 1;
 	w->reserved = 0;
 	atomic_store_explicit(&w->e->position, s + 1, memory_order_relaxed);
-	atomic_store_explicit(&w->e->last_active_ns, now, memory_order_relaxed);
+	dh__touch(w->e, now);
 	bump(&h->messages_written, 1);
 	bump(&h->bytes_written, len);
 	bump(&w->e->messages, 1);
@@ -517,7 +517,7 @@ dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_re
 	atomic_store(&r->e->lost, 0);
 	atomic_store(&r->e->checksum_failures, 0);
 	atomic_store(&r->e->claim, DH_SEQ_NONE);
-	atomic_store(&r->e->last_active_ns, dh__now_real());
+	dh__touch(r->e, dh__now_real());
 
 	n = b->cfg.slots;
 	c = atomic_load(&h->committed);
@@ -666,7 +666,7 @@ await_data(struct dh_reader *r, int64_t timeout_ns, uint64_t *start)
 	rem = remaining(timeout_ns, *start);
 	if (rem == 0)
 		return -ETIMEDOUT;
-	atomic_store_explicit(&r->e->last_active_ns, now_coarse(), memory_order_relaxed);
+	dh__touch(r->e, now_coarse());
 	atomic_fetch_add(&h->data_waiters, 1);
 	v = atomic_load(&h->data_futex);
 	if (!ready(r))
@@ -700,7 +700,7 @@ deliver(struct dh_reader *r, struct dh_msg *m, const void *data, uint32_t len, u
 	r->delivered++;
 	bump(&r->e->messages, 1);
 	bump(&r->e->bytes, len);
-	atomic_store_explicit(&r->e->last_active_ns, now_coarse(), memory_order_relaxed);
+	dh__touch(r->e, now_coarse());
 }
 
 /* The reader's position was overtaken; move to the oldest message held. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dh_check.h"
@@ -188,8 +189,8 @@ check_live_reader(struct ctx *c, int i, uint64_t now)
 {
 	struct dh_block *b = c->b;
 	struct dh_pentry *e = &b->table[i];
-	uint64_t last = atomic_load(&e->last_active_ns);
-	uint64_t age = now > last ? now - last : 0;
+	uint64_t hb = atomic_load(&e->heartbeat_mono);
+	uint64_t age = hb && now > hb ? now - hb : 0;
 	int stopped = dh_proc_stopped((pid_t)e->pid) == 1;
 	int blocking = blocks_writer(c, e);
 	struct dh_finding *f;
@@ -228,8 +229,11 @@ static void
 check_readers(struct ctx *c)
 {
 	struct dh_block *b = c->b;
-	uint64_t now = dh__now_real();
+	struct timespec ts;
+	uint64_t now;
 
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	for (uint32_t i = 1; i <= b->cfg.max_readers; i++) {
 		struct dh_pentry *e = &b->table[i];
 		uint32_t st = atomic_load(&e->state);
