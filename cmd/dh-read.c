@@ -1,0 +1,351 @@
+/* dh-read: copy the messages of a channel to standard output. See LICENSE. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char synopsis[] =
+	"dh-read [-q] [--follow] [--count N] [--from oldest|latest|now|SEQ] [--no-wait] "
+	"[--lines | --null | --framed | --json] [--timeout DUR] [--name LABEL] [--meta] NAME";
+
+enum {
+	OPT_COUNT = 256, OPT_FOLLOW, OPT_FRAMED, OPT_FROM, OPT_JSON, OPT_LINES, OPT_META, OPT_NAME,
+	OPT_NO_WAIT, OPT_NULL, OPT_TIMEOUT
+};
+
+static const struct option longopts[] = {
+	{ "count", required_argument, NULL, OPT_COUNT },
+	{ "follow", no_argument, NULL, OPT_FOLLOW },
+	{ "framed", no_argument, NULL, OPT_FRAMED },
+	{ "from", required_argument, NULL, OPT_FROM },
+	{ "help", no_argument, NULL, 'h' },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "lines", no_argument, NULL, OPT_LINES },
+	{ "meta", no_argument, NULL, OPT_META },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
+	{ "null", no_argument, NULL, OPT_NULL },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 }
+};
+
+struct opts {
+	const char *name;
+	struct dh_reader_opts ro;
+	enum dh_frame_mode mode;
+	int framing, meta, no_wait, quiet;
+	uint64_t count;            /* 0: unlimited */
+	int64_t timeout_ns;
+};
+
+/* Output buffer: small messages are gathered, large ones written from the slot. */
+#define OUT_CAP (256u << 10)
+#define DIRECT_MIN (64u << 10)
+
+struct out {
+	char *buf;
+	size_t len, cap;
+	int err;                   /* first write error (-errno) */
+};
+
+static _Noreturn void
+help(void)
+{
+	printf("usage: %s\n\n", synopsis);
+	printf("Copy the messages of channel NAME to standard output until end-of-stream.\n\n"
+	       "  --follow          keep waiting across writers (like tail -F)\n"
+	       "  --count N         exit after N messages\n"
+	       "  --from WHERE      start at the oldest message held, the latest, now (only\n"
+	       "                    new messages) or sequence number SEQ\n"
+	       "  --no-wait         print what is there now and exit\n"
+	       "  --lines           newline after each message\n"
+	       "  --null            NUL after each message\n"
+	       "  --framed          4-byte little-endian length before each message\n"
+	       "  --json            one JSON object per line: seq, time, length, text or base64\n"
+	       "                    (default: raw, payloads concatenated)\n"
+	       "  --timeout DUR     exit 3 if no message arrives within DUR\n"
+	       "  --name LABEL      label shown by dh-stat for this reader\n"
+	       "  --meta            print the metadata zone and exit\n"
+	       "  -q, --quiet       do not report messages lost to a lap\n"
+	       "  -h, --help        print this help and exit\n"
+	       "  -V, --version     print the version and exit\n\n"
+	       "Exit status: 0 done, 1 failed, 2 usage error, 3 timed out.\n");
+	exit(cli_close_stdout());
+}
+
+static void
+set_mode(struct opts *o, enum dh_frame_mode m)
+{
+	if (o->framing && o->mode != m)
+		cli_usage(synopsis, "--lines, --null, --framed and --json exclude each other");
+	o->mode = m;
+	o->framing = 1;
+}
+
+static void
+parse(int argc, char **argv, struct opts *o)
+{
+	char buf[64];
+	int c;
+
+	memset(o, 0, sizeof *o);
+	o->timeout_ns = -1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":hqV", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_COUNT:
+			if (cli_parse_u64(optarg, 1, UINT64_MAX, &o->count) < 0)
+				cli_die(EXIT_USAGE, "--count %s: invalid number (1 or more)",
+					cli_safe(optarg, buf, sizeof buf));
+			break;
+		case OPT_FOLLOW: o->ro.follow = 1; break;
+		case OPT_FRAMED: set_mode(o, DH_FRAME_FRAMED); break;
+		case OPT_FROM:
+			if (strcmp(optarg, "oldest") == 0)
+				o->ro.start = DH_START_OLDEST;
+			else if (strcmp(optarg, "latest") == 0)
+				o->ro.start = DH_START_LATEST;
+			else if (strcmp(optarg, "now") == 0)
+				o->ro.start = DH_START_NOW;
+			else if (cli_parse_u64(optarg, 0, UINT64_MAX, &o->ro.start_seq) == 0)
+				o->ro.start = DH_START_SEQ;
+			else
+				cli_die(EXIT_USAGE, "--from %s: expected oldest, latest, now or a sequence number",
+					cli_safe(optarg, buf, sizeof buf));
+			break;
+		case 'h': help();
+		case OPT_JSON: set_mode(o, DH_FRAME_JSON); break;
+		case OPT_LINES: set_mode(o, DH_FRAME_LINES); break;
+		case OPT_META: o->meta = 1; break;
+		case OPT_NAME: o->ro.label = optarg; break;
+		case OPT_NO_WAIT: o->no_wait = 1; break;
+		case OPT_NULL: set_mode(o, DH_FRAME_NULL); break;
+		case 'q': o->quiet = 1; break;
+		case OPT_TIMEOUT:
+			if (cli_parse_duration(optarg, &o->timeout_ns) < 0)
+				cli_die(EXIT_USAGE, "--timeout %s: invalid duration",
+					cli_safe(optarg, buf, sizeof buf));
+			break;
+		case 'V': cli_version();
+		case ':':
+			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
+		default:
+			if (optopt != 0)
+				cli_usage(synopsis, "unknown option -%c", optopt);
+			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (argc - optind != 1)
+		cli_usage(synopsis, argc == optind ? "missing channel name" : "one channel name expected");
+	o->name = argv[optind];
+	if (dh_name_check(o->name) < 0)
+		cli_die(EXIT_USAGE, "%s: invalid channel name (A-Z a-z 0-9 . _ -, 1..%d, no leading dot)",
+			cli_safe(o->name, buf, sizeof buf), DH_NAME_MAX);
+	if (o->no_wait)
+		o->timeout_ns = 0;
+}
+
+/* writev until done; EINTR retried unless a signal is pending. */
+static int
+writev_all(struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(1, iov, n);
+
+		if (w < 0) {
+			if (errno == EINTR && !cli_signal)
+				continue;
+			return -errno;
+		}
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+static int
+flush(struct out *o)
+{
+	if (o->err == 0 && o->len > 0)
+		o->err = cli_write_all(1, o->buf, o->len);
+	o->len = 0;
+	return o->err;
+}
+
+static int
+emit(struct out *o, enum dh_frame_mode mode, const struct dh_msg *m)
+{
+	unsigned char head[DH_FRAME_HEAD_MAX], tail;
+	size_t hl, tl;
+	ssize_t n;
+
+	if (mode == DH_FRAME_JSON) {
+		size_t bound = dh_frame_encode_bound(mode, m->len);
+
+		if (bound > o->cap - o->len && flush(o) < 0)
+			return o->err;
+		if (bound > o->cap) {
+			char *nb = bound == SIZE_MAX ? NULL : realloc(o->buf, bound);
+
+			if (nb == NULL)
+				return o->err = -ENOMEM;
+			o->buf = nb;
+			o->cap = bound;
+		}
+		n = dh_frame_encode(mode, m->data, m->len, m->seq, m->time_ns, o->buf + o->len,
+				    o->cap - o->len);
+		if (n < 0)
+			return o->err = (int)n;
+		o->len += (size_t)n;
+		return 0;
+	}
+	if ((n = dh_frame_wrap(mode, m->len, head, &hl, &tail, &tl)) < 0)
+		return o->err = (int)n;
+	if (m->len >= DIRECT_MIN) {
+		/* zero copy: straight from the slot (or the validated copy) */
+		struct iovec iov[3] = { { head, hl }, { (void *)m->data, m->len }, { &tail, tl } };
+
+		if (flush(o) < 0)
+			return o->err;
+		return o->err = writev_all(iov, 3);
+	}
+	if (hl + m->len + tl > o->cap - o->len && flush(o) < 0)
+		return o->err;
+	memcpy(o->buf + o->len, head, hl);
+	memcpy(o->buf + o->len + hl, m->data, m->len);
+	memcpy(o->buf + o->len + hl + m->len, &tail, tl);
+	o->len += hl + m->len + tl;
+	return 0;
+}
+
+/* --meta: print the metadata zone. */
+static int
+print_meta(const struct opts *o)
+{
+	struct dh_block *b;
+	void *buf;
+	ssize_t n;
+	int r = dh_block_open(o->name, DH_OPEN_RDONLY, &b);
+
+	if (r == -ENOENT)
+		cli_die(EXIT_FAIL, "%s: no such channel", o->name);
+	if (r < 0)
+		cli_diec(EXIT_FAIL, r, "%s", o->name);
+	if ((buf = malloc(dh_meta_capacity(b) + 1)) == NULL)
+		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
+	n = dh_meta_read(b, buf, dh_meta_capacity(b) + 1);
+	if (n == -ENODEV)
+		cli_die(EXIT_FAIL, "%s: channel has no metadata zone", o->name);
+	if (n < 0)
+		cli_diec(EXIT_FAIL, (int)n, "%s: metadata", o->name);
+	if ((r = cli_write_all(1, buf, (size_t)n)) < 0 && r != -EPIPE)
+		cli_diec(EXIT_FAIL, r, "write error");
+	dh_block_close(b);
+	free(buf);
+	return r < 0 ? EXIT_FAIL : cli_close_stdout();
+}
+
+/* The copy loop. Returns the exit status; a caught signal leaves cli_signal set. */
+static int
+pump(const struct opts *o, struct dh_reader *r)
+{
+	struct out out = { .cap = OUT_CAP };
+	struct dh_msg m;
+	uint64_t got = 0;
+	int rc, ret = EXIT_OK;
+
+	if ((out.buf = malloc(out.cap)) == NULL)
+		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
+	while (o->count == 0 || got < o->count) {
+		if (cli_signal)
+			break;
+		rc = dh_reader_next(r, &m, 0);
+		if (rc == -EAGAIN && !o->no_wait) {
+			/* about to block: hand over what we have first */
+			if (flush(&out) < 0 || cli_signal)
+				break;
+			rc = dh_reader_next(r, &m, o->timeout_ns);
+		}
+		if (rc == 0) {
+			if (m.lost > 0 && !o->quiet)
+				cli_warn("%s: lost %llu messages before seq %llu", o->name,
+					 (unsigned long long)m.lost, (unsigned long long)m.seq);
+			if (emit(&out, o->mode, &m) < 0)
+				break;
+			got++;
+		} else if (rc == -DH_ECHECKSUM) {
+			cli_warn("%s: checksum mismatch at seq %llu", o->name, (unsigned long long)m.seq);
+			ret = EXIT_FAIL;
+		} else if (rc == -EINTR) {
+			continue;
+		} else {
+			if (rc == -ETIMEDOUT) {
+				cli_warn("%s: no message within the timeout", o->name);
+				ret = EXIT_TIMEOUT;
+			} else if (rc == -DH_EWRITERDEAD) {
+				cli_warn("%s: writer died without marking end-of-stream", o->name);
+				ret = EXIT_FAIL;
+			} else if (rc < 0 && rc != -EAGAIN) {
+				cli_warnc(rc, "%s", o->name);
+				ret = EXIT_FAIL;
+			}
+			break;          /* DH_END, -EAGAIN with --no-wait, or an error */
+		}
+	}
+	dh_reader_release(r);
+	flush(&out);
+	free(out.buf);
+	if (out.err != 0 && out.err != -EPIPE) {
+		cli_warnc(out.err, "write error");
+		ret = EXIT_FAIL;
+	}
+	return ret;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct opts o;
+	struct dh_reader *r;
+	int rc, ret;
+
+	cli_init(argc, argv);
+	parse(argc, argv, &o);
+	if (o.meta)
+		return print_meta(&o);
+	/* Before open: a signal from now on detaches us cleanly, then re-raises. */
+	cli_catch_signals(1);
+	rc = dh_reader_open(o.name, &o.ro, &r);
+	if (rc == -EINTR)
+		cli_reraise();
+	if (rc == -ENOENT)
+		cli_die(EXIT_FAIL, "%s: no such channel", o.name);
+	if (rc == -ENOSPC)
+		cli_die(EXIT_FAIL, "%s: reader table full", o.name);
+	if (rc < 0)
+		cli_diec(EXIT_FAIL, rc, "%s", o.name);
+	if (fcntl(1, F_GETPIPE_SZ) > 0 && fcntl(1, F_GETPIPE_SZ) < (1 << 20))
+		(void)fcntl(1, F_SETPIPE_SZ, 1 << 20);   /* fewer wakeups downstream; best effort */
+	ret = pump(&o, r);
+	dh_reader_close(r);
+	if (cli_signal)
+		cli_reraise();
+	if (cli_close_stdout() != 0 && ret == EXIT_OK)
+		ret = EXIT_FAIL;
+	return ret;
+}

@@ -1,0 +1,544 @@
+/* dh-write: copy standard input into a channel, one message per read, line, record or frame. See LICENSE. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char synopsis[] =
+	"dh-write [--create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] "
+	"[--checksum none|xxh3|blake2b] [--meta-size SIZE] [--max-readers N] [--mode OCTAL] "
+	"[--evict-after DUR]] [--lines | --null | --framed | --record-size N] [--timeout DUR] "
+	"[--wait-readers N] [--no-eos] [--progress] [--meta FILE] [--name LABEL] NAME";
+
+enum {
+	OPT_CHECKSUM = 256, OPT_CREATE, OPT_EVICT, OPT_FRAMED, OPT_LINES, OPT_MAX_READERS, OPT_META,
+	OPT_META_SIZE, OPT_MODE, OPT_NAME, OPT_NO_EOS, OPT_NULL, OPT_POLICY, OPT_PROGRESS,
+	OPT_RECORD_SIZE, OPT_SLOT_SIZE, OPT_SLOTS, OPT_TIMEOUT, OPT_WAIT_READERS
+};
+
+static const struct option longopts[] = {
+	{ "checksum", required_argument, NULL, OPT_CHECKSUM },
+	{ "create", no_argument, NULL, OPT_CREATE },
+	{ "evict-after", required_argument, NULL, OPT_EVICT },
+	{ "framed", no_argument, NULL, OPT_FRAMED },
+	{ "help", no_argument, NULL, 'h' },
+	{ "lines", no_argument, NULL, OPT_LINES },
+	{ "max-readers", required_argument, NULL, OPT_MAX_READERS },
+	{ "meta", required_argument, NULL, OPT_META },
+	{ "meta-size", required_argument, NULL, OPT_META_SIZE },
+	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "no-eos", no_argument, NULL, OPT_NO_EOS },
+	{ "null", no_argument, NULL, OPT_NULL },
+	{ "policy", required_argument, NULL, OPT_POLICY },
+	{ "progress", no_argument, NULL, OPT_PROGRESS },
+	{ "record-size", required_argument, NULL, OPT_RECORD_SIZE },
+	{ "slot-size", required_argument, NULL, OPT_SLOT_SIZE },
+	{ "slots", required_argument, NULL, OPT_SLOTS },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "version", no_argument, NULL, 'V' },
+	{ "wait-readers", required_argument, NULL, OPT_WAIT_READERS },
+	{ NULL, 0, NULL, 0 }
+};
+
+struct opts {
+	const char *name, *label, *meta;
+	struct dh_config cfg;
+	int create, geometry, no_eos, progress;
+	enum dh_frame_mode mode;
+	uint64_t record_size, wait_readers;
+	int64_t timeout_ns;
+};
+
+/* Live status on a terminal (--progress). */
+struct status {
+	int on;
+	uint64_t bytes, msgs, last_bytes;
+	double t0, last;
+	struct dh_snapshot *snap;
+};
+
+static struct status st;
+
+static _Noreturn void
+help(void)
+{
+	printf("usage: %s\n\n", synopsis);
+	printf("Copy standard input into channel NAME until end of input, then mark end-of-stream.\n\n"
+	       "  --create             create NAME if missing, with the geometry options below\n"
+	       "  --slots N, --slot-size SIZE, --policy P, --checksum C, --meta-size SIZE,\n"
+	       "  --max-readers N, --mode OCTAL, --evict-after DUR   as in dh-create(1)\n"
+	       "  --lines              one message per line, newline stripped\n"
+	       "  --null               one message per NUL-terminated record\n"
+	       "  --framed             4-byte little-endian length, then that many bytes\n"
+	       "  --record-size N      fixed-size records of N bytes\n"
+	       "                       (default: raw, each read of up to a slot is one message)\n"
+	       "  --timeout DUR        give up a wait for space or readers after DUR (exit 3)\n"
+	       "  --wait-readers N     wait until N readers are attached before writing\n"
+	       "  --no-eos             do not mark end-of-stream at the end\n"
+	       "  --progress           live status line on standard error when it is a terminal\n"
+	       "  --meta FILE          replace the metadata zone with FILE (alone: read no input\n"
+	       "                       when standard input is a terminal)\n"
+	       "  --name LABEL         label shown by dh-stat for this writer\n"
+	       "  -h, --help           print this help and exit\n"
+	       "  -V, --version        print the version and exit\n\n"
+	       "Exit status: 0 done, 1 failed, 2 usage error, 3 timed out.\n");
+	exit(cli_close_stdout());
+}
+
+static uint64_t
+number(const char *opt, const char *arg, int size, uint64_t min, uint64_t max)
+{
+	char buf[64];
+	uint64_t v;
+	int r = size ? cli_parse_size(arg, min, max, &v) : cli_parse_u64(arg, min, max, &v);
+
+	if (r == -ERANGE)
+		cli_die(EXIT_USAGE, "--%s %s: out of range (%llu..%llu)", opt,
+			cli_safe(arg, buf, sizeof buf), (unsigned long long)min, (unsigned long long)max);
+	if (r < 0)
+		cli_die(EXIT_USAGE, "--%s %s: invalid %s", opt, cli_safe(arg, buf, sizeof buf),
+			size ? "size" : "number");
+	return v;
+}
+
+static int64_t
+duration(const char *opt, const char *arg)
+{
+	char buf[64];
+	int64_t ns;
+
+	if (cli_parse_duration(arg, &ns) < 0)
+		cli_die(EXIT_USAGE, "--%s %s: invalid duration", opt, cli_safe(arg, buf, sizeof buf));
+	return ns;
+}
+
+static void
+set_mode(struct opts *o, enum dh_frame_mode m)
+{
+	if (o->mode != DH_FRAME_RAW && o->mode != m)
+		cli_usage(synopsis, "--lines, --null, --framed and --record-size exclude each other");
+	o->mode = m;
+}
+
+static void
+parse(int argc, char **argv, struct opts *o)
+{
+	char buf[64];
+	uint64_t v;
+	int c, evict = 0;
+	int64_t evict_ns = 0;
+
+	memset(o, 0, sizeof *o);
+	dh_config_init(&o->cfg);
+	o->timeout_ns = -1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_CHECKSUM:
+			if (dh_checksum_parse(optarg, &o->cfg.checksum) < 0)
+				cli_die(EXIT_USAGE, "--checksum %s: unknown checksum (none, xxh3, blake2b)",
+					cli_safe(optarg, buf, sizeof buf));
+			o->geometry = 1;
+			break;
+		case OPT_CREATE: o->create = 1; break;
+		case OPT_EVICT:
+			evict_ns = duration("evict-after", optarg);
+			evict = o->geometry = 1;
+			break;
+		case OPT_FRAMED: set_mode(o, DH_FRAME_FRAMED); break;
+		case 'h': help();
+		case OPT_LINES: set_mode(o, DH_FRAME_LINES); break;
+		case OPT_MAX_READERS:
+			o->cfg.max_readers = (uint32_t)number("max-readers", optarg, 0, 1, DH_READERS_MAX);
+			o->geometry = 1;
+			break;
+		case OPT_META: o->meta = optarg; break;
+		case OPT_META_SIZE:
+			o->cfg.meta_size = (uint32_t)number("meta-size", optarg, 1, 0, DH_META_MAX);
+			o->geometry = 1;
+			break;
+		case OPT_MODE:
+			if (cli_parse_octal(optarg, 0777, &v) < 0 || (v & 0600) != 0600)
+				cli_die(EXIT_USAGE, "--mode %s: invalid mode (octal, 0600 to 0777, owner rw)",
+					cli_safe(optarg, buf, sizeof buf));
+			o->cfg.mode = (unsigned)v;
+			o->geometry = 1;
+			break;
+		case OPT_NAME: o->label = optarg; break;
+		case OPT_NO_EOS: o->no_eos = 1; break;
+		case OPT_NULL: set_mode(o, DH_FRAME_NULL); break;
+		case OPT_POLICY:
+			if (dh_policy_parse(optarg, &o->cfg.policy) < 0)
+				cli_die(EXIT_USAGE, "--policy %s: unknown policy (latest, ring, sync, queue)",
+					cli_safe(optarg, buf, sizeof buf));
+			o->geometry = 1;
+			break;
+		case OPT_PROGRESS: o->progress = 1; break;
+		case OPT_RECORD_SIZE:
+			o->record_size = number("record-size", optarg, 1, 1, DH_SLOT_SIZE_MAX);
+			set_mode(o, DH_FRAME_RECORD);
+			break;
+		case OPT_SLOT_SIZE:
+			o->cfg.slot_size = (uint32_t)number("slot-size", optarg, 1, 1, DH_SLOT_SIZE_MAX);
+			o->geometry = 1;
+			break;
+		case OPT_SLOTS:
+			o->cfg.slots = (uint32_t)number("slots", optarg, 0, 1, DH_SLOTS_MAX);
+			o->geometry = 1;
+			break;
+		case OPT_TIMEOUT: o->timeout_ns = duration("timeout", optarg); break;
+		case 'V': cli_version();
+		case OPT_WAIT_READERS:
+			o->wait_readers = number("wait-readers", optarg, 0, 1, DH_READERS_MAX);
+			break;
+		case ':':
+			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
+		default:
+			if (optopt != 0)
+				cli_usage(synopsis, "unknown option -%c", optopt);
+			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (argc - optind != 1)
+		cli_usage(synopsis, argc == optind ? "missing channel name" : "one channel name expected");
+	o->name = argv[optind];
+	if (o->geometry && !o->create)
+		cli_usage(synopsis, "geometry options need --create");
+	if (evict) {
+		if (o->cfg.policy != DH_POLICY_SYNC)
+			cli_die(EXIT_USAGE, "--evict-after: only for --policy sync");
+		o->cfg.evict_after_ns = evict_ns < 0 ? 0 : (uint64_t)evict_ns;
+	}
+	if (dh_name_check(o->name) < 0)
+		cli_die(EXIT_USAGE, "%s: invalid channel name (A-Z a-z 0-9 . _ -, 1..%d, no leading dot)",
+			cli_safe(o->name, buf, sizeof buf), DH_NAME_MAX);
+}
+
+static void
+create(const struct opts *o)
+{
+	struct dh_layout lay;
+	int r = dh_layout_compute(&o->cfg, &lay);
+
+	if (r < 0)
+		cli_diec(EXIT_USAGE, r, "%s: invalid geometry", o->name);
+	r = dh_block_create(o->name, &o->cfg);
+	if (r < 0 && r != -EEXIST)
+		cli_diec(EXIT_FAIL, r, "%s: create", o->name);
+}
+
+/* --meta FILE: replace the metadata zone. */
+static void
+write_meta(const struct opts *o)
+{
+	struct dh_block *b;
+	char *data = NULL;
+	size_t len = 0, cap = 0;
+	int fd = open(o->meta, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0)
+		cli_diec(EXIT_FAIL, -errno, "%s", o->meta);
+	for (;;) {
+		ssize_t n;
+
+		if (len == cap) {
+			cap = cap ? cap * 2 : 65536;
+			if (cap > (size_t)DH_META_MAX + 1)
+				cap = (size_t)DH_META_MAX + 1;
+			if (len == cap)
+				cli_die(EXIT_FAIL, "%s: larger than %u bytes", o->meta, DH_META_MAX);
+			if ((data = realloc(data, cap)) == NULL)
+				cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->meta);
+		}
+		n = cli_read_full(fd, data + len, cap - len);
+		if (n < 0)
+			cli_diec(EXIT_FAIL, (int)n, "%s", o->meta);
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	r = dh_block_open(o->name, 0, &b);
+	if (r == -ENOENT)
+		cli_die(EXIT_FAIL, "%s: no such channel", o->name);
+	if (r < 0)
+		cli_diec(EXIT_FAIL, r, "%s", o->name);
+	r = dh_meta_write(b, data, len);
+	if (r == -ENODEV)
+		cli_die(EXIT_FAIL, "%s: channel has no metadata zone (dh-create --meta-size)", o->name);
+	if (r == -EMSGSIZE)
+		cli_die(EXIT_FAIL, "%s: %s is %zu bytes, the metadata zone holds %zu", o->name, o->meta,
+			len, dh_meta_capacity(b));
+	if (r < 0)
+		cli_diec(EXIT_FAIL, r, "%s: metadata", o->name);
+	dh_block_close(b);
+	free(data);
+}
+
+static double
+now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static const char *
+human(double v, char *buf, size_t cap)
+{
+	static const char units[] = " KMGTP";
+	int u = 0;
+
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, cap, u ? "%.1f%c" : "%.0f", v, units[u]);
+	return buf;
+}
+
+/* Redraw the status line at most 5 times a second (or now when final). */
+static void
+progress(struct dh_writer *w, int final)
+{
+	char b1[16], b2[16], line[160];
+	double t = now();
+	uint64_t lag = 0, oldest;
+	int n;
+
+	if (!st.on || (!final && t - st.last < 0.2))
+		return;
+	oldest = dh_writer_seq(w);
+	if (dh_block_snapshot(dh_writer_block(w), st.snap) == 0)
+		for (int i = 1; i < st.snap->nparticipants; i++)
+			if (st.snap->part[i].state == DH_P_ALIVE && st.snap->part[i].position < oldest)
+				oldest = st.snap->part[i].position;
+	lag = dh_writer_seq(w) - oldest;
+	n = snprintf(line, sizeof line, "\r%sB  %llu msgs  %sB/s  fill %3.0f%%  lag %llu\033[K",
+		     human((double)st.bytes, b1, sizeof b1), (unsigned long long)st.msgs,
+		     human((double)(st.bytes - st.last_bytes) / (t - st.last > 0 ? t - st.last : 1), b2,
+			   sizeof b2),
+		     100.0 * (double)(lag < st.snap->cfg.slots ? lag : st.snap->cfg.slots) /
+			     (double)(st.snap->cfg.slots ? st.snap->cfg.slots : 1),
+		     (unsigned long long)lag);
+	if (n > 0 && write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0)
+		st.on = 0;
+	if (final && write(2, "\n", 1) < 0)
+		st.on = 0;
+	st.last = t;
+	st.last_bytes = st.bytes;
+}
+
+/* Wait until standard input is readable (so no slot is held while idle).
+ * 0, or -EINTR when a signal arrived. */
+static int
+wait_input(struct dh_writer *w)
+{
+	struct pollfd p = { .fd = 0, .events = POLLIN };
+
+	for (;;) {
+		int n;
+
+		if (cli_signal)
+			return -EINTR;
+		n = poll(&p, 1, st.on ? 200 : -1);
+		if (n > 0 || (n < 0 && errno != EINTR))
+			return 0;          /* readable, hung up or unpollable: read() tells */
+		if (n == 0)
+			progress(w, 0);
+	}
+}
+
+/* A failed wait, commit or read: message and exit status (0 if a signal stopped us). */
+static int
+failed(const struct opts *o, struct dh_writer *w, int r, const char *what)
+{
+	if (r == -EINTR && cli_signal)
+		return EXIT_OK;
+	if (r == -ETIMEDOUT) {
+		cli_warn("%s: timed out waiting for %s", o->name, what);
+		return EXIT_TIMEOUT;
+	}
+	if (w != NULL)
+		cli_warnc(r, "%s: %s (seq %llu)", o->name, what, (unsigned long long)dh_writer_seq(w));
+	else
+		cli_warnc(r, "%s", what);
+	return EXIT_FAIL;
+}
+
+/* Raw: each read(2) lands straight in the reserved slot. */
+static int
+pump_raw(const struct opts *o, struct dh_writer *w)
+{
+	for (;;) {
+		void *slot;
+		size_t cap;
+		ssize_t n;
+		int r;
+
+		if ((r = wait_input(w)) < 0)
+			return failed(o, w, r, "input");
+		if ((r = dh_writer_reserve(w, &slot, &cap, o->timeout_ns)) < 0)
+			return failed(o, w, r, "space");
+		n = read(0, slot, cap);
+		if (n <= 0) {
+			r = errno;
+			dh_writer_abort(w);
+			if (n == 0)
+				return EXIT_OK;
+			if (r == EINTR)
+				continue;       /* wait_input checks the signal flag */
+			return failed(o, NULL, -r, "read error");
+		}
+		if ((r = dh_writer_commit(w, (size_t)n)) < 0)
+			return failed(o, w, r, "commit");
+		st.bytes += (size_t)n;
+		st.msgs++;
+		progress(w, 0);
+	}
+}
+
+static int
+bad_item(const struct opts *o, struct dh_writer *w, struct dh_frame_dec *d, int r)
+{
+	const struct dh_frame_error *e = dh_frame_dec_error(d);
+	const char *what = o->mode == DH_FRAME_LINES ? "line" : o->mode == DH_FRAME_FRAMED ? "frame"
+											  : "record";
+
+	if (r == -DH_ETOOBIG)
+		cli_warn("%s: %s %llu is %llu bytes, more than the slot payload (%zu bytes)", o->name,
+			 what, (unsigned long long)e->ordinal, (unsigned long long)e->size,
+			 dh_writer_slot_size(w));
+	else if (r == -EPROTO)
+		cli_warn("%s: truncated %s %llu at byte offset %llu (%llu of %llu bytes)", o->name, what,
+			 (unsigned long long)e->ordinal, (unsigned long long)e->offset,
+			 (unsigned long long)e->have, (unsigned long long)e->size);
+	else
+		cli_warnc(r, "%s: input", o->name);
+	return EXIT_FAIL;
+}
+
+/* Lines, null, framed, record: read into the decoder, copy each item once into a slot. */
+static int
+pump_framed(const struct opts *o, struct dh_writer *w)
+{
+	struct dh_frame_dec *d;
+	struct dh_frame_item it;
+	int r, ret = EXIT_OK;
+
+	r = dh_frame_dec_new(o->mode, dh_writer_slot_size(w), (size_t)o->record_size, &d);
+	if (r == -DH_ETOOBIG)
+		cli_die(EXIT_FAIL, "%s: record size %llu is more than the slot payload (%zu bytes)",
+			o->name, (unsigned long long)o->record_size, dh_writer_slot_size(w));
+	if (r < 0)
+		cli_diec(EXIT_FAIL, r, "%s", o->name);
+	for (;;) {
+		void *p;
+		size_t len;
+		ssize_t n;
+
+		while ((r = dh_frame_dec_next(d, &it)) == 0) {
+			if (cli_signal)
+				goto out;
+			if ((r = dh_writer_write(w, it.data, it.len, o->timeout_ns)) < 0) {
+				ret = failed(o, w, r, "space");
+				goto out;
+			}
+			st.bytes += it.len;
+			st.msgs++;
+			progress(w, 0);
+		}
+		if (r == DH_FRAME_EOF)
+			break;
+		if (r < 0) {
+			ret = bad_item(o, w, d, r);
+			break;
+		}
+		if ((r = dh_frame_dec_space(d, &p, &len)) < 0 || (r = wait_input(w)) < 0) {
+			ret = failed(o, w, r, "input");
+			break;
+		}
+		n = read(0, p, len);
+		if (n < 0 && errno != EINTR) {
+			ret = failed(o, NULL, -errno, "read error");
+			break;
+		}
+		if (n >= 0)
+			dh_frame_dec_fill(d, (size_t)n);
+	}
+out:
+	dh_frame_dec_free(d);
+	return ret;
+}
+
+static struct dh_writer *
+open_writer(const struct opts *o)
+{
+	struct dh_writer *w;
+	pid_t pid = 0;
+	int r = dh_writer_open(o->name, o->label, &w, &pid);
+
+	if (r == -EINTR)
+		cli_reraise();
+	if (r == -ENOENT)
+		cli_die(EXIT_FAIL, "%s: no such channel (--create creates it)", o->name);
+	if (r == -EBUSY)
+		cli_die(EXIT_FAIL, "%s: another writer is active (pid %ld)", o->name, (long)pid);
+	if (r < 0)
+		cli_diec(EXIT_FAIL, r, "%s", o->name);
+	return w;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct opts o;
+	struct dh_writer *w;
+	int r, ret;
+
+	cli_init(argc, argv);
+	parse(argc, argv, &o);
+	if (o.create)
+		create(&o);
+	if (o.meta != NULL) {
+		write_meta(&o);
+		if (isatty(0))
+			return EXIT_OK;
+	}
+	cli_catch_signals(0);
+	w = open_writer(&o);
+	if (fcntl(0, F_GETPIPE_SZ) > 0 && fcntl(0, F_GETPIPE_SZ) < (1 << 20))
+		(void)fcntl(0, F_SETPIPE_SZ, 1 << 20);   /* bigger reads; best effort */
+	st.on = o.progress && isatty(2);
+	if (st.on && (st.snap = malloc(sizeof *st.snap)) == NULL)
+		st.on = 0;
+	st.t0 = st.last = now();
+
+	ret = EXIT_OK;
+	if (o.wait_readers > 0 && (r = dh_writer_wait_readers(w, (unsigned)o.wait_readers,
+							       o.timeout_ns)) < 0)
+		ret = failed(&o, w, r, "readers");
+	else if (o.mode == DH_FRAME_RAW)
+		ret = pump_raw(&o, w);
+	else
+		ret = pump_framed(&o, w);
+
+	progress(w, 1);
+	if (!o.no_eos && (r = dh_writer_eos(w)) < 0) {
+		cli_warnc(r, "%s: marking end-of-stream", o.name);
+		ret = EXIT_FAIL;
+	}
+	dh_writer_close(w);
+	free(st.snap);
+	cli_reraise();
+	return ret;
+}
