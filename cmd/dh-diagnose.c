@@ -239,7 +239,8 @@ advise(const struct model *m, struct fview *v)
 	switch (f->kind) {
 	case DH_FIND_WRITER_DEAD:
 		snprintf(v->blocks, sizeof v->blocks,
-			 "readers stop at seq %llu reporting a dead writer; a new writer may attach and continue",
+			 "readers without --follow stop at seq %llu reporting a dead writer; "
+			 "a new writer may attach and continue",
 			 (unsigned long long)s->committed);
 		command(v->fix, sizeof v->fix, "dh-validate --repair", n);
 		break;

@@ -176,8 +176,10 @@ report(const struct opts *o, const char *name, const struct dh_report *rep, cons
 		printf("%s: %d problem%s remain%s%s\n", name, rep->problems, rep->problems == 1 ? "" : "s",
 		       rep->problems == 1 ? "s" : "",
 		       o->repair ? "" : " (dh-validate --repair fixes what is safe)");
-	else if (repaired || forced)
+	else if (forced)
 		printf("%s: repaired %d, forced %d, valid\n", name, repaired, forced);
+	else if (repaired)
+		printf("%s: repaired %d, valid\n", name, repaired);
 	else if (!o->quiet)
 		printf("%s: valid, %llu committed messages checked\n", name, (unsigned long long)rep->slots_checked);
 }
@@ -219,6 +221,9 @@ validate(const struct opts *o, const char *name, int listed)
 		if (rc == -DH_ENOTKEYED) {
 			if (!listed) /* --all goes across keyed and unkeyed channels */
 				cli_warn("%s: channel has no key: --key ignored", name);
+		} else if (rc == -DH_EKEY && listed) {
+			/* --all: other channels have other keys; check them without */
+			cli_warn("%s: not this channel's key: MACs not verified", name);
 		} else if (rc < 0) {
 			bus_armed = 0;
 			dh_block_close(b);
