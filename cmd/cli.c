@@ -28,6 +28,8 @@ cli_init(int argc, char **argv)
 	cli_prog = slash != NULL && slash[1] != '\0' ? slash + 1 : argv[0];
 }
 
+static void vmsg(int code, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void
 vmsg(int code, const char *fmt, va_list ap)
 {
