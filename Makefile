@@ -112,8 +112,8 @@ clean:
 .PHONY: all units helpers deps check asan tsan fuzz demo clean
 .SECONDARY:
 
--include $(LIB_OBJ:.o=.d) $(CMDS:$(BUILD)/bin/%=$(BUILD)/cmd/%.d) $(CLI_OBJ:.o=.d) $(UNITS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
-	$(wildcard $(BUILD)/tests/fuzz/*.d $(BUILD)/tests/tsan/*.d $(BUILD)/tests/helpers/*.d)
+# Header dependencies of every object built so far, wherever it lives.
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # Benchmarks (issue 7): `make bench`, or `make bench QUICK=1` for the short run.
 # Not installed. Writes the table to stdout and the results to build/bench.json.

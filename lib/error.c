@@ -1,4 +1,5 @@
 /* error.c: messages for libdh error codes. See LICENSE. */
+#include <limits.h>
 #include <string.h>
 
 #include "dh_error.h"
@@ -24,7 +25,7 @@ const char *
 dh_strerror(int code)
 {
 	if (code < 0)
-		code = -code;
+		code = code == INT_MIN ? 0 : -code;
 	if (code > DH_EBASE && code < DH_ELAST && dh_messages[code - DH_EBASE])
 		return dh_messages[code - DH_EBASE];
 	if (code > 0 && code < DH_EBASE)

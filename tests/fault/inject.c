@@ -143,7 +143,7 @@ calloc(size_t a, size_t b)
 {
 	static void *(*real)(size_t, size_t);
 	if (!real) {
-		if (in_dlsym || pool_used) {
+		if (in_dlsym) {
 			size_t need = (a * b + 15) & ~(size_t)15;
 			if (pool_used + need > sizeof pool)
 				return NULL;
@@ -190,6 +190,13 @@ realloc(void *p, size_t n)
 	if (should_fail("realloc", ret)) {
 		errno = ENOMEM;
 		return NULL;
+	}
+	if ((char *)p >= pool && (char *)p < pool + sizeof pool) {
+		/* a block from the bootstrap pool: move it to the real heap */
+		size_t have = (size_t)(pool + sizeof pool - (char *)p);
+		if ((q = malloc(n)))
+			memcpy(q, p, n < have ? n : have);
+		return q;
 	}
 	q = real_realloc(p, n);
 	if (q) {

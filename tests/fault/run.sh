@@ -35,5 +35,5 @@ for fn in shm_open ftruncate posix_fallocate mmap malloc calloc realloc fcntl; d
 		echo "ok $n - fault loop $fn: $runs injected faults, each a clean error, no leak, no residue"
 	fi
 done
-rm -f "$hit" /tmp/fault.$$.err
+rm -f "$hit" /tmp/fault.$$.err /dev/shm/dh.dhtest-fault-*
 echo "1..$n"
