@@ -15,6 +15,9 @@
  *	attach a reader at the oldest message, read COUNT messages, print
  *	"holding SEQ" and stop; once continued, try the next message and print
  *	"next: ok SEQ" or "next: <error>"
+ * crashpoint idle NAME COUNT
+ *	like hold, but stays alive and running (pause) instead of stopping:
+ *	a live reader that just does not read
  * crashpoint claim NAME
  *	queue: claim one message, print "claimed SEQ" and stop holding it
  *
@@ -175,7 +178,7 @@ do_read(const char *name)
 }
 
 static int
-do_hold(const char *name, unsigned long count)
+do_hold(const char *name, unsigned long count, int stop)
 {
 	struct dh_reader *r = reader(name);
 	struct dh_msg m;
@@ -191,6 +194,11 @@ do_hold(const char *name, unsigned long count)
 		printf("holding none\n");
 	else
 		printf("holding %llu\n", (unsigned long long)held);
+	if (!stop) {
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
 	stop_here();
 	rc = dh_reader_next(r, &m, 0);
 	if (rc == 0)
@@ -251,7 +259,9 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "read") == 0 && argc == 3)
 		return do_read(argv[2]);
 	if (strcmp(argv[1], "hold") == 0 && argc == 4)
-		return do_hold(argv[2], number(argv[3]));
+		return do_hold(argv[2], number(argv[3]), 1);
+	if (strcmp(argv[1], "idle") == 0 && argc == 4)
+		return do_hold(argv[2], number(argv[3]), 0);
 	if (strcmp(argv[1], "claim") == 0 && argc == 3)
 		return do_claim(argv[2]);
 	usage();
