@@ -102,12 +102,15 @@ tsan: deps
 fuzz: deps
 	@sh tests/fuzz/run.sh
 
+model:
+	@sh tests/model/run.sh
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh $(BUILD)/bin
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz build-model
 
 .PHONY: all units helpers deps check asan tsan fuzz demo clean
 .SECONDARY:

@@ -238,10 +238,16 @@ queue_space(struct dh_writer *w, uint64_t s, int live)
 	struct dh_block *b = w->b;
 	uint64_t want;
 
+	uint64_t q;
+
 	if (s < b->cfg.slots)
 		return 1;
 	want = qword(s - b->cfg.slots, DH_Q_DONE);
-	if (atomic_load_explicit(&dh__desc(b, s)->qword, memory_order_acquire) == want)
+	q = atomic_load_explicit(&dh__desc(b, s)->qword, memory_order_acquire);
+	/* (s, available): a predecessor wrote this very seq and died before
+	 * publishing the count; it had waited for the slot, and no reader can
+	 * claim a seq not yet committed.  Found by tests/model/queue.pml. */
+	if (q == want || q == qword(s, DH_Q_AVAIL))
 		return 1;
 	if (!live)
 		return 0;
