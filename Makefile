@@ -112,7 +112,7 @@ demo: deps
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-model
 
-.PHONY: all units helpers deps check asan tsan fuzz demo clean
+.PHONY: all units helpers deps check asan tsan fuzz model demo clean
 .SECONDARY:
 
 # Header dependencies of every object built so far, wherever it lives.
