@@ -308,6 +308,7 @@ init_segment(void *base, const struct dh_config *cfg, const struct dh_layout *l,
 	h->desc_off = l->desc_off;
 	h->meta_off = l->meta_off;
 	h->data_off = l->data_off;
+	randombytes_buf(h->chan_id, sizeof h->chan_id);
 	if (cfg->key)
 		dh__key_id(cfg->key, h->key_id);
 	if (sc) {
@@ -510,6 +511,7 @@ dh_block_open(const char *name, int flags, struct dh_block **out)
 	b->meta = b->cfg.meta_size ? (struct dh_meta *)((char *)b->base + b->lay.meta_off) : NULL;
 	b->data = (unsigned char *)b->base + b->lay.data_off;
 	b->record_size = h.record_size;
+	memcpy(b->chan_id, h.chan_id, sizeof b->chan_id);
 	if (b->cfg.checksum >= DH_CHECKSUM_BLAKE2B && sodium_init() < 0) {
 		rc = -ENOSYS;
 		goto fail;

@@ -16,8 +16,11 @@ xxh3_of(uint64_t seq, const void *data, uint32_t len)
 	return XXH3_64bits_withSeed(data, len, seed);
 }
 
+/* With a key (MAC) the channel id is hashed too, so a frame copied from
+ * another channel keyed alike, even at the same seq, fails. */
 static void
-blake2b_of(const uint8_t *key, uint64_t seq, const void *data, uint32_t len, uint8_t out[32])
+blake2b_of(const uint8_t *key, const uint8_t chan_id[16], uint64_t seq, const void *data, uint32_t len,
+	   uint8_t out[32])
 {
 	crypto_generichash_state st;
 	uint8_t le[12];
@@ -27,6 +30,8 @@ blake2b_of(const uint8_t *key, uint64_t seq, const void *data, uint32_t len, uin
 	for (int i = 0; i < 4; i++)
 		le[8 + i] = (uint8_t)(len >> (8 * i));
 	crypto_generichash_init(&st, key, key ? DH_KEY_BYTES : 0, 32);
+	if (key)
+		crypto_generichash_update(&st, chan_id, 16);
 	crypto_generichash_update(&st, le, sizeof le);
 	crypto_generichash_update(&st, data, len);
 	crypto_generichash_final(&st, out, 32);
@@ -43,10 +48,10 @@ dh__check_compute(const struct dh_block *b, uint64_t seq, const void *data, uint
 		memcpy(out, &h, sizeof h);
 		break;
 	case DH_CHECKSUM_BLAKE2B:
-		blake2b_of(NULL, seq, data, len, out);
+		blake2b_of(NULL, NULL, seq, data, len, out);
 		break;
 	case DH_CHECKSUM_MAC:
-		blake2b_of(b->key, seq, data, len, out);
+		blake2b_of(b->key, b->chan_id, seq, data, len, out);
 		break;
 	default:
 		break;
@@ -66,7 +71,7 @@ dh__check_verify(const struct dh_block *b, uint64_t seq, const void *data, uint3
 	case DH_CHECKSUM_BLAKE2B:
 	case DH_CHECKSUM_MAC:
 		/* constant time: a MAC compared early-out leaks where it differs */
-		blake2b_of(b->cfg.checksum == DH_CHECKSUM_MAC ? b->key : NULL, seq, data, len, got);
+		blake2b_of(b->cfg.checksum == DH_CHECKSUM_MAC ? b->key : NULL, b->chan_id, seq, data, len, got);
 		return sodium_memcmp(got, expect, 32) == 0 ? 0 : -DH_ECHECKSUM;
 	default:
 		return 0;

@@ -62,6 +62,7 @@ struct dh_hdr {
 	uint64_t data_off;
 	uint32_t record_size;       /* schema record size, 0: no schema */
 	uint32_t schema_len;        /* bytes of schema[] used, without NUL */
+	uint8_t chan_id[16];        /* random at creation: MACs bind messages to this channel */
 
 	/* line 2: integrity identity */
 	DH_ALIGNED(64) uint8_t key_id[32]; /* BLAKE2b of the MAC key, zero: unkeyed */
@@ -160,6 +161,7 @@ struct dh_block {
 	struct dh_meta *meta;
 	unsigned char *data;
 	uint32_t record_size;       /* validated copy of the header's */
+	uint8_t chan_id[16];        /* copy of the header's */
 	int has_key;
 	uint8_t key[DH_KEY_BYTES];  /* wiped on close */
 };
