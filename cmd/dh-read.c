@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -260,11 +261,37 @@ print_meta(const struct opts *o)
 	return r < 0 ? EXIT_FAIL : cli_close_stdout();
 }
 
+/* Losses to a lap, reported at once but then at most once a second. */
+struct lost {
+	uint64_t pending, seq;
+	time_t last;
+};
+
+static void
+lost_report(const struct opts *o, struct lost *l, uint64_t n, uint64_t seq, int final)
+{
+	struct timespec t;
+
+	l->pending += n;
+	if (n > 0)
+		l->seq = seq;
+	if (l->pending == 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (!final && l->last != 0 && t.tv_sec - l->last < 1)
+		return;
+	cli_warn("%s: lost %llu messages before seq %llu", o->name, (unsigned long long)l->pending,
+		 (unsigned long long)l->seq);
+	l->pending = 0;
+	l->last = t.tv_sec ? t.tv_sec : 1;
+}
+
 /* The copy loop. Returns the exit status; a caught signal leaves cli_signal set. */
 static int
 pump(const struct opts *o, struct dh_reader *r)
 {
 	struct out out = { .cap = OUT_CAP };
+	struct lost lost = { 0 };
 	struct dh_msg m;
 	uint64_t got = 0;
 	int rc, ret = EXIT_OK;
@@ -283,8 +310,7 @@ pump(const struct opts *o, struct dh_reader *r)
 		}
 		if (rc == 0) {
 			if (m.lost > 0 && !o->quiet)
-				cli_warn("%s: lost %llu messages before seq %llu", o->name,
-					 (unsigned long long)m.lost, (unsigned long long)m.seq);
+				lost_report(o, &lost, m.lost, m.seq, 0);
 			if (emit(&out, o->mode, &m) < 0)
 				break;
 			got++;
@@ -308,6 +334,7 @@ pump(const struct opts *o, struct dh_reader *r)
 		}
 	}
 	dh_reader_release(r);
+	lost_report(o, &lost, 0, 0, 1);
 	flush(&out);
 	free(out.buf);
 	if (out.err != 0 && out.err != -EPIPE) {

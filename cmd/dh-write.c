@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dh_stat.h"
 
 static const char synopsis[] =
 	"dh-write [--create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] "
@@ -306,33 +307,32 @@ human(double v, char *buf, size_t cap)
 	return buf;
 }
 
-/* Redraw the status line at most 5 times a second (or now when final). */
+/* Redraw the status line at most 5 times a second; the final one shows
+ * the average rate and ends the line. */
 static void
 progress(struct dh_writer *w, int final)
 {
-	char b1[16], b2[16], line[160];
-	double t = now();
-	uint64_t lag = 0, oldest;
+	char b1[16], b2[16], fill[8] = "-", lag[24] = "-", line[160];
+	struct timespec rt;
+	struct dh_stat s;
+	double t = now(), dt = final ? t - st.t0 : t - st.last;
+	uint64_t db = final ? st.bytes : st.bytes - st.last_bytes;
 	int n;
 
 	if (!st.on || (!final && t - st.last < 0.2))
 		return;
-	oldest = dh_writer_seq(w);
-	if (dh_block_snapshot(dh_writer_block(w), st.snap) == 0)
-		for (int i = 1; i < st.snap->nparticipants; i++)
-			if (st.snap->part[i].state == DH_P_ALIVE && st.snap->part[i].position < oldest)
-				oldest = st.snap->part[i].position;
-	lag = dh_writer_seq(w) - oldest;
-	n = snprintf(line, sizeof line, "\r%sB  %llu msgs  %sB/s  fill %3.0f%%  lag %llu\033[K",
+	clock_gettime(CLOCK_REALTIME, &rt);
+	if (dh_block_snapshot(dh_writer_block(w), st.snap) == 0) {
+		dh_stat_derive(st.snap, (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec, &s);
+		if (s.lag_known) {
+			snprintf(fill, sizeof fill, "%.0f%%", 100.0 * (double)s.fill / st.snap->cfg.slots);
+			snprintf(lag, sizeof lag, "%llu", (unsigned long long)s.lag);
+		}
+	}
+	n = snprintf(line, sizeof line, "\r%sB  %llu msgs  %sB/s  fill %s  lag %s\033[K%s",
 		     human((double)st.bytes, b1, sizeof b1), (unsigned long long)st.msgs,
-		     human((double)(st.bytes - st.last_bytes) / (t - st.last > 0 ? t - st.last : 1), b2,
-			   sizeof b2),
-		     100.0 * (double)(lag < st.snap->cfg.slots ? lag : st.snap->cfg.slots) /
-			     (double)(st.snap->cfg.slots ? st.snap->cfg.slots : 1),
-		     (unsigned long long)lag);
+		     human(dt > 0 ? (double)db / dt : 0, b2, sizeof b2), fill, lag, final ? "\n" : "");
 	if (n > 0 && write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0)
-		st.on = 0;
-	if (final && write(2, "\n", 1) < 0)
 		st.on = 0;
 	st.last = t;
 	st.last_bytes = st.bytes;
@@ -519,7 +519,7 @@ main(int argc, char **argv)
 	if (fcntl(0, F_GETPIPE_SZ) > 0 && fcntl(0, F_GETPIPE_SZ) < (1 << 20))
 		(void)fcntl(0, F_SETPIPE_SZ, 1 << 20);   /* bigger reads; best effort */
 	st.on = o.progress && isatty(2);
-	if (st.on && (st.snap = malloc(sizeof *st.snap)) == NULL)
+	if (st.on && (st.snap = calloc(1, sizeof *st.snap)) == NULL)
 		st.on = 0;
 	st.t0 = st.last = now();
 

@@ -71,9 +71,7 @@ int dh_frame_dec_new(enum dh_frame_mode mode, size_t max_item, size_t record_siz
 	d->max = max_item;
 	d->rsize = record_size;
 	d->need = need;
-	d->cap = need > BUF_MIN ? BUF_MIN : need;
-	if (d->cap < 64)
-		d->cap = 64;
+	d->cap = BUF_MIN;         /* read big chunks; grow towards need for large items */
 	d->buf = malloc(d->cap);
 	if (d->buf == NULL) {
 		free(d);
@@ -104,7 +102,7 @@ int dh_frame_dec_space(struct dh_frame_dec *d, void **buf, size_t *len)
 	}
 	if (d->end == d->cap) {
 		/* One pending item fills the buffer: grow towards d->need. */
-		size_t ncap = d->cap < d->need / 2 ? d->cap * 2 : d->need;
+		size_t ncap = d->cap <= d->need / 2 ? d->cap * 2 : d->need;
 		unsigned char *nb;
 
 		if (ncap <= d->cap)
