@@ -193,17 +193,28 @@ writer_bg() {
 	dh-create --max-readers 1 "$ch"
 	reader_bg r --follow "$ch"
 	dh_await readers_at_least "$ch" 1
+	run -0 sh -c "dh-stat --json '$ch' | jq -c '.channels[0] | [.readers_total, [.readers[].state]]'"
+	assert_output '[1,["alive"]]'
 	kill -TERM "$RPID"
 	status_of "$RPID"
 	assert_equal "$st" 143
 	assert_equal "$(dh_readers "$ch")" 0
 	[ ! -s "$T/r.err" ]
-	if command -v dh-stat >/dev/null; then
-		run -0 dh-stat --json "$ch"
-		run -0 jq -e '[.. | objects | select(has("state") and .role? != "writer") | .state] | all(. == "free")' <<<"$output"
-	fi
-	# the only entry is usable at once
+	# freed, not merely dead (a SIGKILLed reader would be listed as "dead")
+	run -0 sh -c "dh-stat --json '$ch' | jq -c '.channels[0] | [.readers_total, .readers]'"
+	assert_output '[0,[]]'
 	run -0 timeout 5 dh-read --no-wait "$ch"
+}
+
+@test "a SIGKILLed reader's entry is left dead (what the SIGTERM test rules out)" {
+	dh-create --max-readers 1 "$ch"
+	reader_bg r --follow "$ch"
+	dh_await readers_at_least "$ch" 1
+	kill -KILL "$RPID"
+	status_of "$RPID"
+	assert_equal "$st" 137
+	run -0 sh -c "dh-stat --json '$ch' | jq -c '.channels[0] | [.readers_total, [.readers[].state]]'"
+	assert_output '[1,["dead"]]'
 }
 
 @test "SIGINT to a following reader: status 130" {
