@@ -5,6 +5,10 @@
 # hostile pokes segments and sweeps byte flips in-process.
 
 HELPERS=$DH_TOP/$DH_BUILD/tests/helpers
+# Under make asan, a sanitizer report must not pass for "exit 1, problems
+# found": make it an abort (status 134), which every check here rejects.
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}abort_on_error=1
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}abort_on_error=1:print_stacktrace=1
 CRASH_PIDS=()
 
 crashpoint() { "$HELPERS/crashpoint" "$@"; }
