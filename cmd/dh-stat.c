@@ -235,22 +235,16 @@ size_text(uint64_t v, char *buf, size_t cap)
 	return buf;
 }
 
+/* "1.5s ago" from an idle time; "never" for an entry never active. */
 static const char *
-age_text(uint64_t then, uint64_t now, char *buf, size_t cap)
+idle_text(uint64_t last_active_ns, uint64_t idle_ns, char *buf, size_t cap)
 {
-	uint64_t s;
+	uint64_t s = idle_ns / 1000000000u;
 
-	if (then == 0) {
+	if (last_active_ns == 0)
 		snprintf(buf, cap, "never");
-		return buf;
-	}
-	if (then > now) {
-		snprintf(buf, cap, "now");
-		return buf;
-	}
-	s = (now - then) / 1000000000u;
-	if (s < 60)
-		snprintf(buf, cap, "%.1fs ago", (double)(now - then) / 1e9);
+	else if (s < 60)
+		snprintf(buf, cap, "%.1fs ago", (double)idle_ns / 1e9);
 	else if (s < 3600)
 		snprintf(buf, cap, "%llum%02llus ago", (unsigned long long)(s / 60), (unsigned long long)(s % 60));
 	else if (s < 86400)
@@ -510,7 +504,7 @@ print_participants(const struct dh_snapshot *s, uint64_t now)
 		cells[k++] = u64_text(p->bytes, bytes, sizeof bytes);
 		cells[k++] = i == 0 ? "-" : u64_text(p->lost, lost, sizeof lost);
 		cells[k++] = i == 0 ? "-" : u64_text(p->checksum_failures, cks, sizeof cks);
-		cells[k++] = age_text(p->last_active_ns, now, act, sizeof act);
+		cells[k++] = idle_text(p->last_active_ns, dh_stat_idle(p, now), act, sizeof act);
 		table_row(&t, cells);
 	}
 	if (t.nrows == 0) {

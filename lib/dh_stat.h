@@ -8,8 +8,8 @@
 #include "dh_block.h"
 
 /*
- * Everything here is a pure function of snapshots (dh_block_snapshot) and a
- * wall-clock time: no I/O, no global state, thread-safe.  Strings taken
+ * Everything here is a pure function of snapshots (dh_block_snapshot):
+ * no I/O, no global state, thread-safe.  Strings taken
  * from a segment (participant labels) are untrusted: the renderers escape
  * them, and dh_stat_safe() does the same for text output.
  */
@@ -48,13 +48,20 @@ struct dh_stat {
 	enum dh_level level;
 };
 
-/* Derive s (now_ns: CLOCK_REALTIME, for the stall test). */
+/* Derive s.  Staleness is judged by the participants' idle times, which
+ * are on the monotonic clock: a wall-clock jump cannot fake them.  now_ns
+ * (CLOCK_REALTIME when s was taken) serves only entries that have no
+ * monotonic heartbeat (written by a build that predates it). */
 void dh_stat_derive(const struct dh_snapshot *s, uint64_t now_ns, struct dh_stat *out);
 
 /* Lag of participant index: committed minus its position (0 if ahead).
  * Returns 0 and sets *lag, or -ENODATA when it has no meaning (queue
  * readers claim from a shared head; free entries; the writer). */
 int dh_stat_lag(const struct dh_snapshot *s, int index, uint64_t *lag);
+
+/* Time since p's last activity: its monotonic idle time, or for an entry
+ * without a monotonic heartbeat, now_ns minus its wall-clock activity time. */
+uint64_t dh_stat_idle(const struct dh_participant *p, uint64_t now_ns);
 
 const char *dh_level_name(enum dh_level l);       /* "ok", "warn", "bad" */
 const char *dh_health_name(unsigned bit);         /* "writer-dead", ...; "?" if not one bit */
@@ -89,10 +96,9 @@ struct dh_stat_channel {
 /*
  * Render n channels observed at now_ns (CLOCK_REALTIME) into a malloc'd,
  * NUL-terminated string in *out (the caller frees it).  JSON: one compact
- * document and a newline, {"time_ns":...,"channels":[...]}, with the field
- * names documented in dh-stat(1).  Prometheus: the text exposition format
- * (HELP and TYPE once per family, dh_ prefix, channel and reader labels,
- * counters ending in _total).  0, or -ENOMEM.
+ * document and a newline, {"time_ns":now_ns,"channels":[...]}, with the field names documented in dh-stat(1).  Prometheus: the
+ * text exposition format (HELP and TYPE once per family, dh_ prefix,
+ * channel and reader labels, counters ending in _total).  0, or -ENOMEM.
  */
 int dh_stat_json(const struct dh_stat_channel *ch, size_t n, uint64_t now_ns, unsigned flags, char **out);
 int dh_stat_prometheus(const struct dh_stat_channel *ch, size_t n, uint64_t now_ns, unsigned flags,

@@ -71,6 +71,14 @@ dh_stat_lag(const struct dh_snapshot *s, int index, uint64_t *lag)
 	return 0;
 }
 
+uint64_t
+dh_stat_idle(const struct dh_participant *p, uint64_t now_ns)
+{
+	if (p->idle_ns != 0 || p->last_active_ns == 0 || now_ns <= p->last_active_ns)
+		return p->idle_ns;
+	return now_ns - p->last_active_ns;
+}
+
 void
 dh_stat_derive(const struct dh_snapshot *s, uint64_t now_ns, struct dh_stat *out)
 {
@@ -114,8 +122,7 @@ dh_stat_derive(const struct dh_snapshot *s, uint64_t now_ns, struct dh_stat *out
 			st.lag = lag;
 			st.slowest = i;
 		}
-		if (lag > 0 && p->state == DH_P_ALIVE && p->last_active_ns != 0 &&
-		    now_ns > p->last_active_ns && now_ns - p->last_active_ns >= DH_STAT_STALL_NS)
+		if (lag > 0 && p->state == DH_P_ALIVE && dh_stat_idle(p, now_ns) >= DH_STAT_STALL_NS)
 			st.health |= DH_HEALTH_STALLED;
 	}
 	if (st.lag_known)
@@ -250,6 +257,7 @@ json_participant(const struct dh_snapshot *s, int i)
 	if (i > 0)
 		bad |= jset(o, "lag", dh_stat_lag(s, i, &lag) == 0 ? ju64(lag) : json_null());
 	bad |= jset(o, "last_active_ns", ju64(p->last_active_ns));
+	bad |= jset(o, "idle_ns", ju64(p->idle_ns));
 	bad |= jset(o, "messages", ju64(p->messages));
 	bad |= jset(o, "bytes", ju64(p->bytes));
 	if (i > 0) {
@@ -586,6 +594,7 @@ READER(r_bytes, p->bytes)
 READER(r_lost, p->lost)
 READER(r_cksum, p->checksum_failures)
 READER(r_active, p->last_active_ns)
+READER(r_idle, p->idle_ns)
 
 static const struct family chan_families[] = {
 	{ "dh_channel_up", GAUGE, 0, "1 if the channel could be opened and read, 0 if not.", v_up },
@@ -637,6 +646,8 @@ static const struct family reader_families[] = {
 	{ "dh_reader_checksum_failures_total", COUNTER, 0,
 	  "Messages that failed their checksum at this reader.", r_cksum },
 	{ "dh_reader_last_active_timestamp_seconds", GAUGE, 1, "Last activity of the reader.", r_active },
+	{ "dh_reader_idle_seconds", GAUGE, 1, "Time since the reader's last activity (monotonic clock).",
+	  r_idle },
 };
 
 /* Exact: nanoseconds print as seconds with nine decimals. */

@@ -89,7 +89,14 @@ test_derive(void)
 	ok(st.lag == 10 && st.fill == 8 && (st.health & DH_HEALTH_FULL) && st.level == DH_LEVEL_WARN,
 	   "sync: a reader a whole ring behind makes the channel full (%s)", fmt(&st));
 
-	s->part[1].last_active_ns = NOW - DH_STAT_STALL_NS;
+	s->part[1].last_active_ns = NOW - 2 * DH_STAT_STALL_NS;
+	s->part[1].idle_ns = 1000;
+	dh_stat_derive(s, NOW, &st);
+	ok(!(st.health & DH_HEALTH_STALLED), "staleness is judged by the monotonic idle time");
+	s->part[1].idle_ns = 0;
+	dh_stat_derive(s, NOW, &st);
+	ok(st.health & DH_HEALTH_STALLED, "without a heartbeat, by the wall clock");
+	s->part[1].idle_ns = DH_STAT_STALL_NS;
 	dh_stat_derive(s, NOW, &st);
 	ok(st.health & DH_HEALTH_STALLED, "a lagging reader idle for the stall time is stalled");
 	s->part[1].position = 100;
@@ -356,7 +363,7 @@ test_prometheus(void)
 int
 main(void)
 {
-	plan(45);
+	plan(47);
 	test_derive();
 	test_names();
 	test_rate();
