@@ -13,10 +13,10 @@
 
 static const char synopsis[] =
 	"dh-read [-q] [--follow] [--count N] [--from oldest|latest|now|SEQ] [--no-wait] "
-	"[--lines | --null | --framed | --json] [--timeout DUR] [--name LABEL] [--meta] NAME";
+	"[--lines | --null | --framed | --json] [--timeout DUR] [--key FILE] [--name LABEL] [--meta] NAME";
 
 enum {
-	OPT_COUNT = 256, OPT_FOLLOW, OPT_FRAMED, OPT_FROM, OPT_JSON, OPT_LINES, OPT_META, OPT_NAME,
+	OPT_COUNT = 256, OPT_FOLLOW, OPT_FRAMED, OPT_FROM, OPT_JSON, OPT_KEY, OPT_LINES, OPT_META, OPT_NAME,
 	OPT_NO_WAIT, OPT_NULL, OPT_TIMEOUT
 };
 
@@ -27,6 +27,7 @@ static const struct option longopts[] = {
 	{ "from", required_argument, NULL, OPT_FROM },
 	{ "help", no_argument, NULL, 'h' },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "key", required_argument, NULL, OPT_KEY },
 	{ "lines", no_argument, NULL, OPT_LINES },
 	{ "meta", no_argument, NULL, OPT_META },
 	{ "name", required_argument, NULL, OPT_NAME },
@@ -45,6 +46,7 @@ struct opts {
 	int framing, meta, no_wait, quiet;
 	uint64_t count;            /* 0: unlimited */
 	int64_t timeout_ns;
+	uint8_t key[DH_KEY_BYTES];
 };
 
 /* Output buffer: small messages are gathered, large ones written from the slot. */
@@ -73,6 +75,7 @@ help(void)
 	       "  --json            one JSON object per line: seq, time, length, text or base64\n"
 	       "                    (default: raw, payloads concatenated)\n"
 	       "  --timeout DUR     exit 3 if no message arrives within DUR\n"
+	       "  --key FILE        MAC key of a keyed channel\n"
 	       "  --name LABEL      label shown by dh-stat for this reader\n"
 	       "  --meta            print the metadata zone and exit\n"
 	       "  -q, --quiet       do not report messages lost to a lap\n"
@@ -124,6 +127,11 @@ parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'h': help();
 		case OPT_JSON: set_mode(o, DH_FRAME_JSON); break;
+		case OPT_KEY:
+			if ((c = dh_key_load(optarg, o->key)) < 0)
+				cli_diec(EXIT_FAIL, c, "%s", cli_safe(optarg, buf, sizeof buf));
+			o->ro.key = o->key;
+			break;
 		case OPT_LINES: set_mode(o, DH_FRAME_LINES); break;
 		case OPT_META: o->meta = 1; break;
 		case OPT_NAME: o->ro.label = optarg; break;
@@ -364,12 +372,14 @@ main(int argc, char **argv)
 		cli_die(EXIT_FAIL, "%s: no such channel", o.name);
 	if (rc == -ENOSPC)
 		cli_die(EXIT_FAIL, "%s: reader table full", o.name);
+	dh_key_wipe(o.key);             /* the reader keeps its own copy */
 	if (rc < 0)
 		cli_diec(EXIT_FAIL, rc, "%s", o.name);
 	if (fcntl(1, F_GETPIPE_SZ) > 0 && fcntl(1, F_GETPIPE_SZ) < (1 << 20))
 		(void)fcntl(1, F_SETPIPE_SZ, 1 << 20);   /* fewer wakeups downstream; best effort */
 	ret = pump(&o, r);
 	dh_reader_close(r);
+	dh_key_wipe(o.key);
 	if (cli_signal)
 		cli_reraise();
 	if (cli_close_stdout() != 0 && ret == EXIT_OK)

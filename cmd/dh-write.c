@@ -15,11 +15,11 @@
 static const char synopsis[] =
 	"dh-write [--create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] "
 	"[--checksum none|xxh3|blake2b] [--meta-size SIZE] [--max-readers N] [--mode OCTAL] "
-	"[--evict-after DUR]] [--lines | --null | --framed | --record-size N] [--timeout DUR] "
+	"[--evict-after DUR]] [--key FILE] [--lines | --null | --framed | --record-size N] [--timeout DUR] "
 	"[--wait-readers N] [--no-eos] [--progress] [--meta FILE] [--name LABEL] NAME";
 
 enum {
-	OPT_CHECKSUM = 256, OPT_CREATE, OPT_EVICT, OPT_FRAMED, OPT_LINES, OPT_MAX_READERS, OPT_META,
+	OPT_CHECKSUM = 256, OPT_CREATE, OPT_EVICT, OPT_FRAMED, OPT_KEY, OPT_LINES, OPT_MAX_READERS, OPT_META,
 	OPT_META_SIZE, OPT_MODE, OPT_NAME, OPT_NO_EOS, OPT_NULL, OPT_POLICY, OPT_PROGRESS,
 	OPT_RECORD_SIZE, OPT_SLOT_SIZE, OPT_SLOTS, OPT_TIMEOUT, OPT_WAIT_READERS
 };
@@ -30,6 +30,7 @@ static const struct option longopts[] = {
 	{ "evict-after", required_argument, NULL, OPT_EVICT },
 	{ "framed", no_argument, NULL, OPT_FRAMED },
 	{ "help", no_argument, NULL, 'h' },
+	{ "key", required_argument, NULL, OPT_KEY },
 	{ "lines", no_argument, NULL, OPT_LINES },
 	{ "max-readers", required_argument, NULL, OPT_MAX_READERS },
 	{ "meta", required_argument, NULL, OPT_META },
@@ -56,6 +57,7 @@ struct opts {
 	enum dh_frame_mode mode;
 	uint64_t record_size, wait_readers;
 	int64_t timeout_ns;
+	uint8_t key[DH_KEY_BYTES];
 };
 
 /* Live status on a terminal (--progress). */
@@ -76,6 +78,7 @@ help(void)
 	       "  --create             create NAME if missing, with the geometry options below\n"
 	       "  --slots N, --slot-size SIZE, --policy P, --checksum C, --meta-size SIZE,\n"
 	       "  --max-readers N, --mode OCTAL, --evict-after DUR   as in dh-create(1)\n"
+	       "  --key FILE           MAC key of a keyed channel (with --create: make it keyed)\n"
 	       "  --lines              one message per line, newline stripped\n"
 	       "  --null               one message per NUL-terminated record\n"
 	       "  --framed             4-byte little-endian length, then that many bytes\n"
@@ -134,7 +137,7 @@ parse(int argc, char **argv, struct opts *o)
 {
 	char buf[64];
 	uint64_t v;
-	int c, evict = 0;
+	int c, r, evict = 0;
 	int64_t evict_ns = 0;
 
 	memset(o, 0, sizeof *o);
@@ -156,6 +159,11 @@ parse(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_FRAMED: set_mode(o, DH_FRAME_FRAMED); break;
 		case 'h': help();
+		case OPT_KEY:
+			if ((r = dh_key_load(optarg, o->key)) < 0)
+				cli_diec(EXIT_FAIL, r, "%s", cli_safe(optarg, buf, sizeof buf));
+			o->cfg.key = o->key;
+			break;
 		case OPT_LINES: set_mode(o, DH_FRAME_LINES); break;
 		case OPT_MAX_READERS:
 			o->cfg.max_readers = (uint32_t)number("max-readers", optarg, 0, 1, DH_READERS_MAX);
@@ -213,6 +221,8 @@ parse(int argc, char **argv, struct opts *o)
 	o->name = argv[optind];
 	if (o->geometry && !o->create)
 		cli_usage(synopsis, "geometry options need --create");
+	if (o->cfg.key && o->cfg.checksum != DH_CHECKSUM_XXH3)
+		cli_die(EXIT_USAGE, "--key and --checksum exclude each other: a key selects the keyed MAC");
 	if (evict) {
 		if (o->cfg.policy != DH_POLICY_SYNC)
 			cli_die(EXIT_USAGE, "--evict-after: only for --policy sync");
@@ -484,8 +494,9 @@ static struct dh_writer *
 open_writer(const struct opts *o)
 {
 	struct dh_writer *w;
+	struct dh_writer_opts wo = { .label = o->label, .key = o->cfg.key };
 	pid_t pid = 0;
-	int r = dh_writer_open(o->name, o->label, &w, &pid);
+	int r = dh_writer_open_opts(o->name, &wo, &w, &pid);
 
 	if (r == -EINTR)
 		cli_reraise();
@@ -538,6 +549,7 @@ main(int argc, char **argv)
 		ret = EXIT_FAIL;
 	}
 	dh_writer_close(w);
+	dh_key_wipe(o.key);
 	free(st.snap);
 	cli_reraise();
 	return ret;

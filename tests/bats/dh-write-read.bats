@@ -317,3 +317,17 @@ setup() {
 	run -0 sh -c "dh-read --lines '$ch' | wc -l"
 	assert_output 5000
 }
+
+@test "--key: dh-write --create makes a keyed channel; only key holders read or write it" {
+	dh-create --keygen "$T/key"
+	printf 'a\nb\n' | dh-write --create --key "$T/key" --lines "$ch"
+	run -0 --separate-stderr dh-read --key "$T/key" --lines "$ch"
+	assert_output "$(printf 'a\nb')"
+	run -1 --separate-stderr dh-read --lines "$ch"
+	assert_equal "$stderr" "dh-read: $ch: channel is keyed: a key is required"
+	run -1 --separate-stderr dh-write --lines "$ch" </dev/null
+	assert_equal "$stderr" "dh-write: $ch: channel is keyed: a key is required"
+	run -2 --separate-stderr dh-write --create --key "$T/key" --checksum blake2b "$ch-2" </dev/null
+	assert_equal "${#stderr_lines[@]}" 1
+	[ ! -e "$(dh_shm "$ch-2")" ]
+}
