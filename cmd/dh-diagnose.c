@@ -52,7 +52,7 @@ struct model {
 	struct dh_snapshot *s;
 	struct dh_report rep;
 	struct fview *fv;
-	uint64_t now, claim_head;
+	uint64_t claim_head;
 	uint64_t failing, quarantined;
 	int verifiable;          /* checksums were verified */
 	char schema[1024];
@@ -170,12 +170,6 @@ iso_time(uint64_t ns, char *buf, size_t cap)
 
 	if (ns == 0 || !gmtime_r(&t, &tm) || !strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm))
 		snprintf(buf, cap, "-");
-}
-
-static uint64_t
-age_of(const struct model *m, uint64_t t)
-{
-	return t && t <= m->now ? m->now - t : 0;
 }
 
 static const char *
@@ -493,7 +487,7 @@ participant_json(const struct model *m, const struct dh_participant *p)
 		json_object_set_new(o, "claim", claim == DH_SEQ_NONE ? json_null() : ju64(claim));
 	}
 	json_object_set_new(o, "last_active_ns", ju64(p->last_active_ns));
-	json_object_set_new(o, "age_ns", ju64(age_of(m, p->last_active_ns)));
+	json_object_set_new(o, "age_ns", ju64(p->idle_ns));
 	json_object_set_new(o, "messages", ju64(p->messages));
 	json_object_set_new(o, "bytes", ju64(p->bytes));
 	if (p->index > 0) {
@@ -614,7 +608,7 @@ participant_text(const struct model *m, const struct dh_participant *p)
 		printf("writer      %s %s %s, next seq %" PRIu64 ", last active %.1fs ago, %" PRIu64
 		       " messages, %" PRIu64 " bytes\n",
 		       pstate(m, p), pid, safe(p->name, nm, sizeof nm), p->position,
-		       (double)age_of(m, p->last_active_ns) / 1e9, p->messages, p->bytes);
+		       (double)p->idle_ns / 1e9, p->messages, p->bytes);
 		return;
 	}
 	snprintf(lag, sizeof lag, ", lag %" PRIu64, lag_of(m, p));
@@ -623,7 +617,7 @@ participant_text(const struct model *m, const struct dh_participant *p)
 	printf("  %-3d %s %s %s, position %" PRIu64 "%s%s, last active %.1fs ago, %" PRIu64 " messages, %" PRIu64
 	       " bytes, %" PRIu64 " lost, %" PRIu64 " checksum failures\n",
 	       p->index, pstate(m, p), pid, safe(p->name, nm, sizeof nm), p->position, lag, claim,
-	       (double)age_of(m, p->last_active_ns) / 1e9, p->messages, p->bytes, p->lost, p->checksum_failures);
+	       (double)p->idle_ns / 1e9, p->messages, p->bytes, p->lost, p->checksum_failures);
 }
 
 static void
@@ -710,7 +704,6 @@ main(int argc, char **argv)
 	struct opts o;
 	struct model m;
 	struct sigaction sa;
-	struct timespec ts;
 	uint8_t key[DH_KEY_BYTES];
 	int rc, ret;
 
@@ -755,8 +748,6 @@ main(int argc, char **argv)
 	if (o.slot >= 0 && (uint64_t)o.slot >= snap.cfg.slots)
 		cli_die(EXIT_USAGE, "--slot %lld: the channel has %" PRIu32 " slots", (long long)o.slot,
 			snap.cfg.slots);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	m.now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	m.claim_head = atomic_load(&m.b->hdr->claim_head);
 	m.record_size = dh_block_schema(m.b, m.schema, sizeof m.schema, m.schema_hash);
 	if (m.record_size < 0)

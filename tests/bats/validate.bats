@@ -174,10 +174,8 @@ copy_frame() {
 	assert_equal "$stderr" "checksum mismatch at seq 3"
 }
 
-# The MAC covers seq, length and payload, but nothing that tells one
-# channel from another: two channels sharing a key accept each other's
-# frames at the same seq.  Reported to the lead (lib/check.c); this test
-# states the promise of issue 4 and fails until the MAC binds the channel.
+# Two channels sharing a key: the MAC also covers the channel's random id,
+# so a frame replayed at the same seq of another channel still fails.
 @test "keyed MAC: a frame copied from another channel with the same key at the same seq fails" {
 	make_channel mac
 	dh-create --slots 8 --slot-size 64 --key "$key" "$ch-2"
