@@ -258,14 +258,15 @@ print_meta(const struct opts *o)
 	if ((buf = malloc(dh_meta_capacity(b) + 1)) == NULL)
 		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
 	n = dh_meta_read(b, buf, dh_meta_capacity(b) + 1);
+	dh_block_close(b);
+	r = n < 0 ? 0 : cli_write_all(1, buf, (size_t)n);
+	free(buf);
 	if (n == -ENODEV)
 		cli_die(EXIT_FAIL, "%s: channel has no metadata zone", o->name);
 	if (n < 0)
 		cli_diec(EXIT_FAIL, (int)n, "%s: metadata", o->name);
-	if ((r = cli_write_all(1, buf, (size_t)n)) < 0 && r != -EPIPE)
+	if (r < 0 && r != -EPIPE)
 		cli_diec(EXIT_FAIL, r, "write error");
-	dh_block_close(b);
-	free(buf);
 	return r < 0 ? EXIT_FAIL : cli_close_stdout();
 }
 

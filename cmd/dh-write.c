@@ -278,20 +278,21 @@ write_meta(const struct opts *o)
 	}
 	close(fd);
 	r = dh_block_open(o->name, 0, &b);
+	if (r == 0) {
+		r = dh_meta_write(b, data, len);
+		cap = dh_meta_capacity(b);
+		dh_block_close(b);
+	}
+	free(data);
 	if (r == -ENOENT)
 		cli_die(EXIT_FAIL, "%s: no such channel", o->name);
-	if (r < 0)
-		cli_diec(EXIT_FAIL, r, "%s", o->name);
-	r = dh_meta_write(b, data, len);
 	if (r == -ENODEV)
 		cli_die(EXIT_FAIL, "%s: channel has no metadata zone (dh-create --meta-size)", o->name);
 	if (r == -EMSGSIZE)
 		cli_die(EXIT_FAIL, "%s: %s is %zu bytes, the metadata zone holds %zu", o->name, o->meta,
-			len, dh_meta_capacity(b));
+			len, cap);
 	if (r < 0)
 		cli_diec(EXIT_FAIL, r, "%s: metadata", o->name);
-	dh_block_close(b);
-	free(data);
 }
 
 static double
