@@ -1,4 +1,5 @@
 # rw_helper.bash: helpers of the dh-write/dh-read suites (after test_helper). See LICENSE.
+# shellcheck disable=SC2016,SC2034  # sh -c scripts; RPID and st are read by the suites
 
 # dh_readers NAME: number of readers attached and alive (their liveness
 # locks on bytes 1.. of the segment; byte 0 is the writer's).
