@@ -45,8 +45,9 @@ struct srv {
 	struct dh_broker_zap *zap;
 	int verbose, curve;
 	pthread_mutex_t logmu;
-	time_t log_sec;
+	time_t log_sec, last_sec;
 	unsigned log_n, log_dropped;
+	char last[256];
 	struct { char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; dev_t dev; ino_t ino; } ipc[2];
 };
 
@@ -75,7 +76,8 @@ help(void)
 	exit(cli_close_stdout());
 }
 
-/* One log line, whole, from any thread; refusals are rate-limited. */
+/* One log line, whole, from any thread. Without --verbose, refusals are
+ * rate-limited and a line repeating the previous one is counted, not shown. */
 static void
 logline(void *arg, int detail, const char *msg)
 {
@@ -91,9 +93,15 @@ logline(void *arg, int detail, const char *msg)
 		s->log_sec = now;
 		s->log_n = s->log_dropped = 0;
 	}
-	if (!s->verbose && ++s->log_n > LOG_PER_SEC) {
+	if (!s->verbose && strncmp(msg, s->last, sizeof s->last - 1) == 0 && now - s->last_sec < 2) {
+		s->log_dropped++; /* a client retrying: say it once */
+		msg = NULL;
+	} else if (!s->verbose && ++s->log_n > LOG_PER_SEC) {
 		s->log_dropped++;
 		msg = NULL;
+	} else if (!s->verbose) {
+		snprintf(s->last, sizeof s->last, "%s", msg);
+		s->last_sec = now;
 	}
 	flockfile(stderr);
 	if (dropped)
@@ -161,7 +169,7 @@ ipc_free(const char *ep)
 static void *
 open_sock(struct srv *s, int type, const char *ep, const char *secret, int slot)
 {
-	int zero = 0, hwm = 1000, hs = 5000, r;
+	int zero = 0, hwm = type == ZMQ_ROUTER ? 100 : 1000, hs = 5000, r;
 	int64_t max = type == ZMQ_ROUTER ? DH_BROKER_MSG_MAX : 1024;
 	void *sock = zmq_socket(s->ctx, type);
 	struct stat st;

@@ -256,7 +256,8 @@ emit(struct dh_broker *b, const char *name, json_t *body)
 		goto out;
 	if (body)
 		json_object_foreach(body, k, v)
-			json_object_set(ev, k, v);
+			if (json_object_get(ev, k) == NULL) /* the envelope stays */
+				json_object_set(ev, k, v);
 	s = json_dumps(ev, JSON_COMPACT);
 	if (s) {
 		b->cfg.emit(b->cfg.arg, s, strlen(s));
@@ -1080,17 +1081,18 @@ do_list(struct req *q)
 static int
 do_checksum(struct req *q)
 {
-	static const char *const fields[] = { "channel", "host", "pid", "seq", "detail", NULL };
+	static const char *const fields[] = { "channel", "host", "pid", "message_seq", "detail", NULL };
 	const char *name, *host, *detail;
 	json_int_t pid, seq;
 
 	if (only(q, fields) < 0 || get_channel(q, REQ, &name) < 0 ||
 	    get_str(q, "host", REQ, 1, DH_BROKER_HOST_MAX, CH_HOST, &host) < 0 ||
 	    get_int(q, "pid", REQ, 1, INT_MAX, &pid) < 0 ||
-	    get_int(q, "seq", REQ, 0, INT64_MAX, &seq) < 0 ||
+	    get_int(q, "message_seq", REQ, 0, INT64_MAX, &seq) < 0 ||
 	    get_str(q, "detail", OPT, 0, DH_BROKER_DETAIL_MAX, CH_TEXT, &detail) < 0)
 		return -1;
-	json_t *ev = json_pack("{s:s,s:s,s:I,s:I}", "channel", name, "host", host, "pid", pid, "seq", seq);
+	json_t *ev = json_pack("{s:s,s:s,s:I,s:I}", "channel", name, "host", host, "pid", pid, "message_seq",
+			       seq);
 	if (detail)
 		json_object_set_new(ev, "detail", json_string(detail));
 	logf_(q->b, 0, "%s: checksum failure at seq %lld reported by pid %d on %s", name, (long long)seq,

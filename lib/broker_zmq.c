@@ -1254,7 +1254,7 @@ dh_broker_report_checksum(struct dh_broker_client *c, const char *channel, const
 		return -EINVAL;
 	who(&reg, h, &p);
 	req = json_pack("{s:s,s:s,s:s,s:I,s:I}", "type", "checksum_failure", "channel", channel, "host", h,
-			"pid", p, "seq", (json_int_t)seq);
+			"pid", p, "message_seq", (json_int_t)seq);
 	if (req == NULL)
 		return -ENOMEM;
 	if (detail)

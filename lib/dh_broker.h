@@ -32,7 +32,7 @@
  */
 
 #define DH_BROKER_PROTOCOL 1
-#define DH_BROKER_MSG_MAX 65536u          /* largest request, bytes (ZMQ_MAXMSGSIZE) */
+#define DH_BROKER_MSG_MAX 16384u          /* largest request, bytes (ZMQ_MAXMSGSIZE) */
 #define DH_BROKER_REPLY_MAX (64u << 20)   /* largest reply or event a client accepts */
 #define DH_BROKER_DEPTH_MAX 3             /* JSON nesting of a request */
 #define DH_BROKER_ID_MAX 64               /* request id, bytes */
@@ -111,7 +111,7 @@ unsigned dh_broker_count(const struct dh_broker *b, unsigned *readers);
  */
 #define DH_BROKER_Z85_LEN 40
 
-/* Create DIR (mode 0700; an existing empty directory of ours is fine) and
+/* Create DIR (mode 0700; an existing directory of ours is fine) and
  * the files above, all with O_EXCL|O_NOFOLLOW and mode 0600.  -EEXIST if
  * one of them exists.  Files created before a failure are removed. */
 int dh_broker_keygen(const char *dir);
