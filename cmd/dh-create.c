@@ -52,7 +52,7 @@ help(void)
 	       "  --checksum C       none, xxh3 or blake2b (default %s)\n"
 	       "  --key FILE         authenticate messages with a keyed BLAKE2b MAC; FILE\n"
 	       "                     holds 32 bytes, mode 0600 or stricter, owned by you\n"
-	       "  --schema SPEC      record schema (not supported yet)\n"
+	       "  --schema SPEC      record schema, e.g. ts:u64;temp:f32 (slot size = record size)\n"
 	       "  --meta-size SIZE   metadata zone capacity (default %u, at most 64M)\n"
 	       "  --max-readers N    reader entries (default %u, at most %u)\n"
 	       "  --mode OCTAL       permission bits of the channel (default %04o)\n"
@@ -126,6 +126,28 @@ remove_channels(char **names, int n, int force)
 	return ret;
 }
 
+/* A schema channel carries one record per message: the slot size defaults
+ * to the record size, and an explicit one must hold a record. */
+static void
+schema_geometry(struct dh_config *cfg, int slot_size_set)
+{
+	struct dh_schema *sc = malloc(sizeof *sc);
+	int r;
+
+	if (!sc)
+		cli_die(EXIT_FAIL, "out of memory");
+	if ((r = dh_schema_parse(cfg->schema, sc)) == -EINVAL)
+		cli_die(EXIT_USAGE, "--schema: syntax error at byte %u of the spec", sc->error_at);
+	else if (r < 0)
+		cli_diec(EXIT_USAGE, r, "--schema");
+	if (!slot_size_set)
+		cfg->slot_size = sc->size;
+	else if (sc->size > cfg->slot_size)
+		cli_die(EXIT_USAGE, "--schema: a record of %u bytes does not fit a slot of %u", sc->size,
+			cfg->slot_size);
+	free(sc);
+}
+
 static int
 create_channel(const char *name, const struct dh_config *cfg, int force)
 {
@@ -167,7 +189,7 @@ main(int argc, char **argv)
 	int64_t ns = -1;
 	static uint8_t key[DH_KEY_BYTES];
 	const char *keygen = NULL;
-	int c, r, force = 0, remove = 0, creating = 0, evict = 0, checksum_set = 0;
+	int c, r, force = 0, remove = 0, creating = 0, evict = 0, checksum_set = 0, slot_size_set = 0;
 
 	cli_init(argc, argv);
 	dh_config_init(&cfg);
@@ -222,9 +244,11 @@ main(int argc, char **argv)
 			remove = 1;
 			break;
 		case OPT_SCHEMA:
-			cli_die(EXIT_USAGE, "--schema: not supported yet (integrity issue)");
+			cfg.schema = optarg;
+			break;
 		case OPT_SLOT_SIZE:
 			cfg.slot_size = (uint32_t)number("slot-size", optarg, 1, 1, DH_SLOT_SIZE_MAX);
+			slot_size_set = 1;
 			break;
 		case OPT_SLOTS:
 			cfg.slots = (uint32_t)number("slots", optarg, 0, 1, DH_SLOTS_MAX);
@@ -267,6 +291,8 @@ main(int argc, char **argv)
 			cli_die(EXIT_USAGE, "--evict-after: only for --policy sync");
 		cfg.evict_after_ns = ns < 0 ? 0 : (uint64_t)ns;
 	}
+	if (cfg.schema)
+		schema_geometry(&cfg, slot_size_set);
 	r = create_channel(argv[0], &cfg, force);
 	dh_key_wipe(key);
 	return r;

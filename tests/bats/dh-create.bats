@@ -315,9 +315,15 @@ usage_line() {
 	[ ! -e "$(dh_shm "$ch-2")" ]
 }
 
-@test "--schema is refused as not supported yet, never ignored" {
-	refused --schema 'ts:u64;temp:f32' "$ch"
-	assert_equal "$stderr" "dh-create: --schema: not supported yet (integrity issue)"
+@test "--schema stores the canonical form; slot size follows the record; bad specs exit 2" {
+	refused --schema 'ts:u64;;' "$ch"
+	assert_equal "$stderr" "dh-create: --schema: syntax error at byte 7 of the spec"
+	refused --slot-size 8 --schema 'ts:u64;temp:f32' "$ch"
+	assert_equal "$stderr" "dh-create: --schema: a record of 16 bytes does not fit a slot of 8"
+	run -0 --separate-stderr dh-create --schema 'ts:u64; temp:f32 ;name:char[5]' "$ch"
+	run -0 sh -c "dh-diagnose --json '$ch' | jq -r '.schema.canonical, .geometry.slot_size'"
+	assert_line --index 0 'ts:u64;temp:f32;name:char[5];_pad0:pad[7]'
+	assert_line --index 1 24
 }
 
 # --- command-line conventions -------------------------------------------------
