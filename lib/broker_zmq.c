@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 
 #include "dh_broker.h"
 #include "dh_error.h"
+#include "dh_impl.h"
 
 #ifndef ZMQ_ZAP_ENFORCE_DOMAIN
 #define ZMQ_ZAP_ENFORCE_DOMAIN 93 /* DRAFT in zmq.h, implemented since 4.3.0 */
@@ -522,6 +524,7 @@ struct dh_broker_client {
 	int64_t timeout_ns;
 	unsigned long seq;
 	int refused;               /* a handshake failure seen: its errno */
+	atomic_int *cancel;        /* a session stopping: give up waiting */
 	char err[256];
 };
 
@@ -720,11 +723,17 @@ wait_ready(struct dh_broker_client *c, short events, int64_t deadline, const cha
 		int n;
 
 		monitor_drain(c);
+		if (c->cancel && atomic_load(c->cancel)) {
+			seterr(c, "cancelled");
+			return -ECANCELED;
+		}
 		if (left <= 0)
 			return timed_out(c, what);
 		if (c->refused == EACCES)
 			return timed_out(c, what);
 		ms = (long)((left + MS - 1) / MS);
+		if (c->cancel && ms > 50)
+			ms = 50;
 		n = zmq_poll(it, c->mon ? 2 : 1, ms);
 		if (n < 0) {
 			if (errno == EINTR) {
@@ -920,15 +929,34 @@ unhex32(const char *s, uint8_t out[32])
 	return 0;
 }
 
+const char *
+dh_broker_local_host(char *buf, size_t cap)
+{
+	char h[DH_BROKER_HOST_MAX + 2] = "";
+	size_t n;
+
+	if (gethostname(h, sizeof h - 1) < 0)
+		h[0] = '\0';
+	h[DH_BROKER_HOST_MAX] = '\0';
+	for (n = 0; h[n]; n++) /* what the protocol accepts, else a fallback */
+		if (!((h[n] >= 'a' && h[n] <= 'z') || (h[n] >= 'A' && h[n] <= 'Z') || (h[n] >= '0' && h[n] <= '9') ||
+		      h[n] == '.' || h[n] == '_' || h[n] == '-' || h[n] == ':'))
+			break;
+	if (n == 0 || h[n])
+		snprintf(h, sizeof h, "localhost");
+	if (cap == 0 || (size_t)snprintf(buf, cap, "%s", h) >= cap)
+		return NULL;
+	return buf;
+}
+
 /* host and pid of reg, defaulted. */
 static void
 who(const struct dh_broker_reg *reg, char host[DH_BROKER_HOST_MAX + 1], json_int_t *pid)
 {
 	if (reg->host)
 		snprintf(host, DH_BROKER_HOST_MAX + 1, "%s", reg->host);
-	else if (gethostname(host, DH_BROKER_HOST_MAX + 1) < 0 || host[0] == '\0')
-		snprintf(host, DH_BROKER_HOST_MAX + 1, "localhost");
-	host[DH_BROKER_HOST_MAX] = '\0';
+	else
+		dh_broker_local_host(host, DH_BROKER_HOST_MAX + 1);
 	*pid = reg->pid > 0 ? reg->pid : getpid();
 }
 
@@ -1016,6 +1044,11 @@ dh_broker_reg_from_block(struct dh_block *blk, const char *channel, struct dh_br
 		reg->slot_size = s->cfg.slot_size;
 		reg->max_readers = s->cfg.max_readers;
 		reg->checksum = s->cfg.checksum;
+		if (s->keyed) { /* the key id is immutable once the header is published */
+			uint8_t zero[32] = { 0 };
+			memcpy(reg->key_id, blk->hdr->key_id, 32);
+			reg->keyed = memcmp(reg->key_id, zero, 32) != 0;
+		}
 		if (s->record_size > 0) {
 			reg->has_schema = 1;
 			memcpy(reg->schema_hash, s->schema_hash, 32);
@@ -1385,6 +1418,7 @@ struct dh_broker_session {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int stop;
+	atomic_int cancel;         /* stop, readable without the lock */
 	int state;
 	struct dh_broker_session_opts o;
 	struct dh_broker_client *c;
@@ -1480,6 +1514,8 @@ session_main(void *arg)
 				r = dh_broker_register_reader(s->c, &s->o.reg, s->token, &hb);
 			if (hb <= 0)
 				hb = 1000 * MS;
+			if (r == -ECANCELED)
+				break;
 			if (r == 0) {
 				backoff = 100 * MS;
 				wait = 0; /* send the first metrics at once */
@@ -1493,6 +1529,8 @@ session_main(void *arg)
 		} else {
 			size_t n = session_metrics(s, m, DH_BROKER_METRICS_MAX);
 			r = dh_broker_heartbeat(s->c, s->token, m, n);
+			if (r == -ECANCELED)
+				break;
 			if (r == -ENOENT) { /* the broker forgot us: register again now */
 				s->token[0] = '\0';
 				wait = 0;
@@ -1505,8 +1543,14 @@ session_main(void *arg)
 		if (wait > 0 ? pause_for(s, wait) : pause_for(s, 0))
 			break;
 	}
-	if (s->token[0])
+	/* Deregister only while the broker answers, and briefly: a broker that
+	 * is gone must not delay our exit. It expires us anyway. */
+	s->c->cancel = NULL;
+	if (s->token[0] && dh_broker_session_state(s) == 0) {
+		if (s->c->timeout_ns > 500 * MS)
+			s->c->timeout_ns = 500 * MS;
 		dh_broker_deregister(s->c, s->token);
+	}
 	return NULL;
 }
 
@@ -1533,6 +1577,8 @@ dh_broker_session_start(const struct dh_broker_session_opts *opts, struct dh_bro
 		s->o.reg.pid = getpid();
 	if ((r = dh_broker_connect(&s->o.broker, &s->c)) < 0)
 		goto fail;
+	atomic_init(&s->cancel, 0);
+	s->c->cancel = &s->cancel;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1571,6 +1617,7 @@ dh_broker_session_stop(struct dh_broker_session *s)
 		return;
 	pthread_mutex_lock(&s->mu);
 	s->stop = 1;
+	atomic_store(&s->cancel, 1);
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 	pthread_join(s->th, NULL);

@@ -193,10 +193,15 @@ struct dh_broker_pong {
 };
 int dh_broker_ping(struct dh_broker_client *c, struct dh_broker_pong *out);
 
+/* This host's name as registrations use it by default: gethostname(), or
+ * "localhost" if that is empty or has characters the protocol refuses.
+ * Returns buf, NULL if cap is too small (DH_BROKER_HOST_MAX + 1 is enough). */
+const char *dh_broker_local_host(char *buf, size_t cap);
+
 /* What a writer registers: its channel as created. */
 struct dh_broker_reg {
 	const char *channel;
-	const char *host;          /* NULL: gethostname() */
+	const char *host;          /* NULL: dh_broker_local_host() */
 	pid_t pid;                 /* 0: getpid() */
 	const char *label;         /* NULL: none */
 	enum dh_policy policy;
@@ -210,8 +215,8 @@ struct dh_broker_reg {
 };
 
 /* Fill reg (except host, pid, label) from an open channel: geometry,
- * policy, checksum, schema and key id (the schema text points into the
- * caller's buffer of cap bytes). */
+ * policy, checksum, schema hash and text (the text points into the
+ * caller's schema_buf of cap bytes: DH_SCHEMA_MAX is enough) and key id. */
 int dh_broker_reg_from_block(struct dh_block *blk, const char *channel, struct dh_broker_reg *reg,
 			     char *schema_buf, size_t cap);
 
@@ -338,8 +343,10 @@ int dh_broker_session_start(const struct dh_broker_session_opts *opts, struct dh
 /* Current state: 1 not yet tried, 0 registered, or the last error. Thread-safe. */
 int dh_broker_session_state(struct dh_broker_session *s);
 
-/* Stop the thread: deregister (one attempt, bounded by the request
- * timeout), free everything. NULL is a no-op. */
+/* Stop the thread: it gives up a request in flight, deregisters if the
+ * broker answered its last request (one attempt of at most 500 ms: a
+ * broker that is gone never delays the caller, it expires us anyway),
+ * and everything is freed. NULL is a no-op. */
 void dh_broker_session_stop(struct dh_broker_session *s);
 
 #endif

@@ -529,6 +529,53 @@ t_reader_session(const struct dh_broker_opts *o)
 	dh_broker_disconnect(c);
 }
 
+/* A session never holds its caller up when the broker is gone. */
+static void
+t_session_nobroker(void)
+{
+	struct dh_broker_session_opts so;
+	struct dh_broker_session *s;
+	char e[PATH_MAX + 16], host[DH_BROKER_HOST_MAX + 1];
+	double t0;
+
+	snprintf(e, sizeof e, "ipc://%s/gone.sock", tmp);
+	memset(&so, 0, sizeof so);
+	so.broker.endpoint = e;
+	so.broker.timeout_ns = 5 * SEC;
+	so.role = DH_BROKER_WRITER;
+	so.reg = wreg("dhtest-bc-gone", 0);
+	ok(dh_broker_session_start(&so, &s) == 0 && dh_broker_session_state(s) == 1,
+	   "session against no broker: started, state 1 (not tried yet)");
+	nap();
+	t0 = tap_now();
+	dh_broker_session_stop(s);
+	ok(tap_now() - t0 < 1, "stop while a 5 s request is in flight returns at once (%.3f s)", tap_now() - t0);
+	ok(dh_broker_local_host(host, sizeof host) == host && host[0] != '\0', "local_host: %s", host);
+
+	/* a keyed channel with a schema registers its key id and schema */
+	struct dh_config cfg;
+	struct dh_block *blk;
+	struct dh_broker_reg reg;
+	char chan[DH_NAME_MAX + 1], schema[1024];
+	uint8_t key[DH_KEY_BYTES], zero[32] = { 0 };
+	memset(key, 7, sizeof key);
+	dh_config_init(&cfg);
+	cfg.slots = 2;
+	cfg.slot_size = 64;
+	cfg.key = key;
+	cfg.schema = "a:u32;b:f64";
+	tap_chan(chan);
+	if (dh_block_create(chan, &cfg) == 0 && dh_block_open(chan, DH_OPEN_RDONLY, &blk) == 0) {
+		int r = dh_broker_reg_from_block(blk, chan, &reg, schema, sizeof schema);
+		ok(r == 0 && reg.checksum == DH_CHECKSUM_MAC && reg.keyed && memcmp(reg.key_id, zero, 32) != 0 &&
+			   reg.has_schema && reg.schema && strstr(reg.schema, "a:u32") != NULL,
+		   "reg_from_block: a keyed channel's key id, schema hash and canonical schema");
+		dh_block_close(blk);
+	} else {
+		fail_rest(1, "keyed channel with a schema");
+	}
+}
+
 static void
 t_curve(void)
 {
@@ -606,7 +653,7 @@ main(void)
 {
 	struct dh_broker_opts o = { .timeout_ns = 2 * SEC };
 	pid_t pid;
-	int nkeys = 14, nnob = 5, nfc = 3, nreq = 18, nev = 6, nsess = 11, nrs = 5, ncurve = 8;
+	int nkeys = 14, nnob = 5, nfc = 3, nreq = 18, nev = 6, nsess = 11, nrs = 5 + 4, ncurve = 8;
 
 	plan(nkeys + nnob + nfc + 3 + nreq + nev + nsess + nrs + ncurve);
 	tap_watch(110, "test_broker_client");
@@ -633,6 +680,7 @@ main(void)
 		t_events(&o);
 		pid = t_session(&o, pid);
 		t_reader_session(&o);
+		t_session_nobroker();
 		ok(broker_stop(pid), "SIGTERM: dh-broker exits by re-raising it");
 		snprintf(sock, sizeof sock, "%s/req.sock", tmp);
 		ok(!file_exists(sock), "its ipc socket is removed");
