@@ -784,10 +784,13 @@ next_ordered(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 		d = dh__desc(b, pos);
 		st = atomic_load_explicit(&d->stamp, memory_order_acquire);
 		if (st != 2 * pos + 2) {
-			if (st > 2 * pos + 2) {
+			/* In sync the writer cannot lap a reader that has started:
+			 * a newer stamp there is damage, not a lap to skip quietly. */
+			if (st > 2 * pos + 2 && (copy || !r->delivered)) {
 				skip_lapped(r);
 				continue;
 			}
+			m->seq = pos;
 			return -DH_ECORRUPT;
 		}
 		if (copy) {

@@ -423,8 +423,8 @@ check_slots(struct ctx *c)
 			uint64_t t = (stamp - 1) / 2;
 			if (t != c->committed || t % b->cfg.slots != i)
 				f = add(c->rep, DH_FIND_DESC, DH_ACT_UNREPAIRABLE,
-					"slot %u marked as being written with message %llu, expected %llu", i,
-					(unsigned long long)t, (unsigned long long)c->committed);
+					"slot %u marked as being written with message %llu; only message %llu may be",
+					i, (unsigned long long)t, (unsigned long long)c->committed);
 		} else {
 			uint64_t t = stamp / 2 - 1;
 			if (t == c->committed && t % b->cfg.slots == i) {
