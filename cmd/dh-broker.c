@@ -45,9 +45,9 @@ struct srv {
 	struct dh_broker_zap *zap;
 	int verbose, curve;
 	pthread_mutex_t logmu;
-	time_t log_sec, last_sec;
-	unsigned log_n, log_dropped;
-	char last[256];
+	time_t log_sec;
+	unsigned log_n, log_dropped, recent_next;
+	struct { char line[200]; time_t sec; } recent[8];
 	struct { char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; dev_t dev; ino_t ino; } ipc[2];
 };
 
@@ -76,8 +76,24 @@ help(void)
 	exit(cli_close_stdout());
 }
 
+/* Was msg logged in the last 2 seconds? Remembers it if not. */
+static int
+repeated(struct srv *s, const char *msg, time_t now)
+{
+	size_t n = sizeof s->recent / sizeof s->recent[0];
+
+	for (size_t i = 0; i < n; i++)
+		if (now - s->recent[i].sec < 2 &&
+		    strncmp(s->recent[i].line, msg, sizeof s->recent[i].line - 1) == 0)
+			return 1;
+	snprintf(s->recent[s->recent_next].line, sizeof s->recent[0].line, "%s", msg);
+	s->recent[s->recent_next].sec = now;
+	s->recent_next = (s->recent_next + 1) % (unsigned)n;
+	return 0;
+}
+
 /* One log line, whole, from any thread. Without --verbose, refusals are
- * rate-limited and a line repeating the previous one is counted, not shown. */
+ * rate-limited and a line repeating a recent one is counted, not shown. */
 static void
 logline(void *arg, int detail, const char *msg)
 {
@@ -93,15 +109,12 @@ logline(void *arg, int detail, const char *msg)
 		s->log_sec = now;
 		s->log_n = s->log_dropped = 0;
 	}
-	if (!s->verbose && strncmp(msg, s->last, sizeof s->last - 1) == 0 && now - s->last_sec < 2) {
+	if (!s->verbose && repeated(s, msg, now)) {
 		s->log_dropped++; /* a client retrying: say it once */
 		msg = NULL;
 	} else if (!s->verbose && ++s->log_n > LOG_PER_SEC) {
 		s->log_dropped++;
 		msg = NULL;
-	} else if (!s->verbose) {
-		snprintf(s->last, sizeof s->last, "%s", msg);
-		s->last_sec = now;
 	}
 	flockfile(stderr);
 	if (dropped)
@@ -248,13 +261,20 @@ handshake_event(struct srv *s)
 			memcpy(&id, zmq_msg_data(&ev), 2);
 			memcpy(&val, (char *)zmq_msg_data(&ev) + 2, 4);
 		}
+		char why[64];
+		if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+			snprintf(why, sizeof why, "refused: client key not allowed");
+		else if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && val == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+			snprintf(why, sizeof why, "failed: client uses another broker key");
+		else if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && val == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+			snprintf(why, sizeof why, "failed: client without CURVE");
+		else if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+			snprintf(why, sizeof why, "failed: ZMTP protocol error 0x%x", (unsigned)val);
+		else
+			snprintf(why, sizeof why, "failed: %s", zmq_strerror((int)val));
 		snprintf(line, sizeof line, "handshake on %.*s %s",
 			 (int)(zmq_msg_size(&addr) < 128 ? zmq_msg_size(&addr) : 128),
-			 (const char *)zmq_msg_data(&addr),
-			 id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "refused: client key not allowed"
-			 : val == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC ? "failed: client uses another broker key"
-			 : val == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH ? "failed: client without CURVE (or with it against a plain broker)"
-			 : "failed: protocol error");
+			 (const char *)zmq_msg_data(&addr), why);
 		logline(s, 0, line);
 	}
 	zmq_msg_close(&ev);
