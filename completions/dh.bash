@@ -1,0 +1,126 @@
+# dh.bash: bash completion for the dh-* commands. See LICENSE.
+#
+# One function, registered for every command: options per command, values
+# of the options that take one (policies, checksums, files, directories),
+# and channel names from /dev/shm/dh.* for NAME operands.  Installed once
+# per command name so that bash-completion's lazy loading finds it.
+# shellcheck shell=bash
+
+# _dh_words LIST: complete $cur from the words of LIST.
+_dh_words() {
+	mapfile -t COMPREPLY < <(compgen -W "$1" -- "$cur")
+}
+
+# _dh_channels: complete $cur from the channels in /dev/shm.
+_dh_channels() {
+	local f names=()
+	for f in /dev/shm/dh.*; do
+		[ -e "$f" ] || continue
+		names+=("${f#/dev/shm/dh.}")
+	done
+	_dh_words "${names[*]}"
+}
+
+_dh_files() {
+	compopt -o filenames 2>/dev/null || : # only inside a completion
+	mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+}
+
+_dh_dirs() {
+	compopt -o filenames 2>/dev/null || : # only inside a completion
+	mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+}
+
+# _dh_value CMD OPTION: complete $cur as the value of OPTION.
+_dh_value() {
+	case $1:$2 in
+	*:--policy) _dh_words "latest ring sync queue" ;;
+	*:--checksum) _dh_words "none xxh3 blake2b" ;;
+	*:--from) _dh_words "oldest latest now" ;;
+	*:--mode) _dh_words "0600 0640 0660 0644 0664 0666" ;;
+	*:--evict-after | *:--timeout) _dh_words "inf" ;;
+	*:--bind | *:-b | *:--events | *:-e) _dh_words "ipc:// tcp://" ;;
+	dh-broker:--keygen | *:--curve | *:-c) _dh_dirs ;;
+	*:--key | *:--meta | *:--keygen) _dh_files ;;
+	*) COMPREPLY=() ;; # numbers, sizes, durations, labels, specs
+	esac
+}
+
+_dh() {
+	local cur prev cmd opts argopts opt
+	COMPREPLY=()
+	cur=${COMP_WORDS[COMP_CWORD]}
+	prev=
+	[ "$COMP_CWORD" -gt 0 ] && prev=${COMP_WORDS[COMP_CWORD - 1]}
+	cmd=${COMP_WORDS[0]##*/}
+
+	# options and, among them, those that take a value
+	case $cmd in
+	dh-broker)
+		opts="--bind --events --curve --heartbeat --keygen --verbose --help --version -b -e -c -v -h -V"
+		argopts="--bind --events --curve --heartbeat --keygen -b -e -c"
+		;;
+	dh-create)
+		opts="--slots --slot-size --policy --checksum --key --schema --meta-size --max-readers
+			--mode --evict-after --force --remove --keygen --help --version -h -V"
+		argopts="--slots --slot-size --policy --checksum --key --schema --meta-size --max-readers
+			--mode --evict-after --keygen"
+		;;
+	dh-diagnose)
+		opts="--json --slot --key --stall-after --help --version -h -V"
+		argopts="--slot --key --stall-after"
+		;;
+	dh-read)
+		opts="--follow --count --from --no-wait --lines --null --framed --json --timeout --key
+			--name --meta --quiet --help --version -q -h -V"
+		argopts="--count --from --timeout --key --name"
+		;;
+	dh-stat)
+		opts="--json --prometheus --watch --all-fields --help --version -h -V"
+		argopts="--watch"
+		;;
+	dh-validate)
+		opts="--repair --force --json --quiet --key --all --help --version -q -h -V"
+		argopts="--key"
+		;;
+	dh-write)
+		opts="--create --slots --slot-size --policy --checksum --meta-size --max-readers --mode
+			--evict-after --key --lines --null --framed --record-size --timeout --wait-readers
+			--no-eos --progress --meta --name --help --version -h -V"
+		argopts="--slots --slot-size --policy --checksum --meta-size --max-readers --mode
+			--evict-after --key --record-size --timeout --wait-readers --meta --name"
+		;;
+	*)
+		# a command this file does not know yet: its --help lists the options
+		opts=$("${COMP_WORDS[0]}" --help 2>/dev/null | grep -o -- '--[a-z][a-z0-9-]*' | sort -u)
+		argopts=
+		;;
+	esac
+	# shellcheck disable=SC2086 # word lists: splitting intended
+	set -- $argopts
+
+	# --opt=value: bash splits the word at '=' (COMP_WORDBREAKS)
+	if [ "$cur" = "=" ] && [[ $prev == --* ]]; then
+		cur=
+		_dh_value "$cmd" "$prev"
+		return
+	fi
+	if [ "$prev" = "=" ] && [ "$COMP_CWORD" -ge 2 ]; then
+		_dh_value "$cmd" "${COMP_WORDS[COMP_CWORD - 2]}"
+		return
+	fi
+	for opt; do
+		if [ "$prev" = "$opt" ]; then
+			_dh_value "$cmd" "$prev"
+			return
+		fi
+	done
+
+	if [[ $cur == -* ]]; then
+		_dh_words "$opts"
+		return
+	fi
+	[ "$cmd" = dh-broker ] || _dh_channels # dh-broker takes no operands
+}
+
+complete -F _dh dh-broker dh-create dh-diagnose dh-read dh-stat dh-validate dh-write
