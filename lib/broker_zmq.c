@@ -518,6 +518,24 @@ dh_broker_default_endpoint(char *buf, size_t cap)
 	return n > 0 && (size_t)n < cap ? buf : NULL;
 }
 
+int
+dh_broker_opts_env(struct dh_broker_opts *o, char *buf, size_t cap)
+{
+	const char *ep = getenv("DH_BROKER"), *dir = getenv("DH_CURVE_DIR");
+	int n;
+
+	if (o->endpoint == NULL && ep && ep[0])
+		o->endpoint = ep;
+	if (o->server_key == NULL && o->client_key == NULL && dir && dir[0]) {
+		n = snprintf(buf, cap, "%s/broker.pub%c%s/client.key", dir, '\0', dir);
+		if (n < 0 || (size_t)n >= cap)
+			return -ENAMETOOLONG;
+		o->server_key = buf;
+		o->client_key = buf + strlen(buf) + 1;
+	}
+	return o->endpoint != NULL;
+}
+
 struct dh_broker_client {
 	void *ctx, *sock, *mon;
 	char endpoint[512];

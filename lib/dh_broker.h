@@ -167,6 +167,16 @@ struct dh_broker_opts {
 	int64_t timeout_ns;        /* per request; <= 0: 2 s */
 };
 
+/*
+ * The environment the dh commands share, for options the caller left NULL:
+ * endpoint from DH_BROKER; with DH_CURVE_DIR (and neither key set),
+ * server_key = DIR/broker.pub and client_key = DIR/client.key (the paths
+ * are written into buf, cap bytes, which must outlive opts).  Returns 1
+ * when a broker is configured (an endpoint given or in DH_BROKER), 0 when
+ * not (commands then run without a broker), -ENAMETOOLONG.
+ */
+int dh_broker_opts_env(struct dh_broker_opts *opts, char *buf, size_t cap);
+
 struct dh_broker_client;
 
 /* Connect (libzmq connects in the background: nothing is sent yet, so a

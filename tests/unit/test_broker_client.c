@@ -552,6 +552,23 @@ t_session_nobroker(void)
 	ok(tap_now() - t0 < 1, "stop while a 5 s request is in flight returns at once (%.3f s)", tap_now() - t0);
 	ok(dh_broker_local_host(host, sizeof host) == host && host[0] != '\0', "local_host: %s", host);
 
+	struct dh_broker_opts eo = { 0 };
+	char kb[PATH_MAX * 2];
+	unsetenv("DH_BROKER");
+	setenv("DH_CURVE_DIR", "/k", 1);
+	ok(dh_broker_opts_env(&eo, kb, sizeof kb) == 0 && strcmp(eo.server_key, "/k/broker.pub") == 0 &&
+		   strcmp(eo.client_key, "/k/client.key") == 0,
+	   "opts_env: DH_CURVE_DIR gives both key paths; no DH_BROKER, no broker");
+	setenv("DH_BROKER", "ipc:///x", 1);
+	memset(&eo, 0, sizeof eo);
+	eo.server_key = "/mine.pub";
+	eo.client_key = "/mine.key";
+	ok(dh_broker_opts_env(&eo, kb, sizeof kb) == 1 && strcmp(eo.endpoint, "ipc:///x") == 0 &&
+		   strcmp(eo.server_key, "/mine.pub") == 0,
+	   "opts_env: DH_BROKER is the endpoint; keys given win over DH_CURVE_DIR");
+	unsetenv("DH_BROKER");
+	unsetenv("DH_CURVE_DIR");
+
 	/* a keyed channel with a schema registers its key id and schema */
 	struct dh_config cfg;
 	struct dh_block *blk;
@@ -653,7 +670,7 @@ main(void)
 {
 	struct dh_broker_opts o = { .timeout_ns = 2 * SEC };
 	pid_t pid;
-	int nkeys = 14, nnob = 5, nfc = 3, nreq = 18, nev = 6, nsess = 11, nrs = 5 + 4, ncurve = 8;
+	int nkeys = 14, nnob = 5, nfc = 3, nreq = 18, nev = 6, nsess = 11, nrs = 5 + 6, ncurve = 8;
 
 	plan(nkeys + nnob + nfc + 3 + nreq + nev + nsess + nrs + ncurve);
 	tap_watch(110, "test_broker_client");
