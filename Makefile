@@ -130,3 +130,42 @@ bench: all
 	$(BENCH) $(if $(filter-out 0,$(QUICK)),--quick) --bin $(BUILD)/bin --json $(BUILD)/bench.json
 
 .PHONY: bench
+
+# Install (issue 6): commands, man pages, completions (bash: one copy per
+# command name, for lazy loading), and libdh for C programs: the archive,
+# the public headers under $(INCLUDEDIR)/dh and dh.pc.  DESTDIR stages.
+MAN_PAGES = $(sort $(wildcard man/*.[1-8]))
+PUB_HEADERS = $(filter-out lib/dh_impl.h,$(sort $(wildcard lib/dh.h lib/dh_*.h)))
+CMD_NAMES = $(CMDS:$(BUILD)/bin/%=%)
+# dh.pc is written at install time (PREFIX may differ from the last run),
+# with paths relative to ${prefix} where they are under it, so that
+# pkg-config --define-variable=prefix=... relocates them.
+pc_rel = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+
+install: all
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(INCLUDEDIR)/dh $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 0755 $(CMDS) $(DESTDIR)$(BINDIR)
+	install -m 0644 $(LIBDH) $(DESTDIR)$(LIBDIR)
+	install -m 0644 $(PUB_HEADERS) $(DESTDIR)$(INCLUDEDIR)/dh
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_rel,$(LIBDIR))|' \
+		-e 's|@INCLUDEDIR@|$(call pc_rel,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|' \
+		dh.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/dh.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/dh.pc
+	for p in $(MAN_PAGES); do \
+		s=$${p##*.}; mkdir -p $(DESTDIR)$(MANDIR)/man$$s && \
+		install -m 0644 $$p $(DESTDIR)$(MANDIR)/man$$s || exit 1; \
+	done
+	for c in $(CMD_NAMES); do \
+		install -m 0644 completions/dh.bash $(DESTDIR)$(BASHCOMPDIR)/$$c || exit 1; \
+	done
+	install -m 0644 completions/_dh $(DESTDIR)$(ZSHCOMPDIR)
+
+uninstall:
+	rm -f $(CMD_NAMES:%=$(DESTDIR)$(BINDIR)/%) $(CMD_NAMES:%=$(DESTDIR)$(BASHCOMPDIR)/%)
+	rm -f $(DESTDIR)$(LIBDIR)/libdh.a $(DESTDIR)$(PKGCONFIGDIR)/dh.pc $(DESTDIR)$(ZSHCOMPDIR)/_dh
+	rm -f $(PUB_HEADERS:lib/%=$(DESTDIR)$(INCLUDEDIR)/dh/%)
+	rmdir $(DESTDIR)$(INCLUDEDIR)/dh 2>/dev/null || :
+	for p in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${p##*.}/$${p##*/}; done
+
+.PHONY: install uninstall
