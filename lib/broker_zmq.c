@@ -1445,7 +1445,11 @@ struct dh_broker_session {
 	struct dh_snapshot *snap;
 	struct dh_block *blk;
 	char token[DH_BROKER_TOKEN_LEN + 1];
-	char msg[320];
+	struct {
+		uint64_t seq;
+		char detail[DH_BROKER_DETAIL_MAX + 1];
+	} reports[16];             /* checksum failures to send, under mu */
+	unsigned nreports;
 };
 
 static int
@@ -1475,7 +1479,25 @@ set_state(struct dh_broker_session *s, int state, const char *msg)
 		s->o.notify(s->o.arg, state, msg);
 }
 
-/* Wait up to ns unless stopped; 1 if stopped. */
+/* Send the queued checksum reports; called and returns with mu held. */
+static void
+send_reports(struct dh_broker_session *s)
+{
+	while (s->nreports > 0 && !s->stop) {
+		uint64_t seq = s->reports[0].seq;
+		char detail[DH_BROKER_DETAIL_MAX + 1];
+
+		memcpy(detail, s->reports[0].detail, sizeof detail);
+		memmove(&s->reports[0], &s->reports[1], --s->nreports * sizeof s->reports[0]);
+		pthread_mutex_unlock(&s->mu);
+		dh_broker_report_checksum(s->c, s->o.reg.channel, s->o.reg.host, s->o.reg.pid, seq,
+					  detail[0] ? detail : NULL); /* best effort */
+		pthread_mutex_lock(&s->mu);
+	}
+}
+
+/* Wait up to ns unless stopped, sending checksum reports as they come;
+ * 1 if stopped. */
 static int
 pause_for(struct dh_broker_session *s, int64_t ns)
 {
@@ -1490,11 +1512,35 @@ pause_for(struct dh_broker_session *s, int64_t ns)
 		ts.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&s->mu);
-	while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &ts) == 0)
-		;
+	for (;;) {
+		send_reports(s);
+		if (s->stop || pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT)
+			break;
+	}
+	send_reports(s);
 	stop = s->stop;
 	pthread_mutex_unlock(&s->mu);
 	return stop;
+}
+
+int
+dh_broker_session_report_checksum(struct dh_broker_session *s, uint64_t seq, const char *detail)
+{
+	int r = 0;
+
+	if (seq > INT64_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&s->mu);
+	if (s->nreports == sizeof s->reports / sizeof s->reports[0]) {
+		r = -ENOBUFS;
+	} else {
+		s->reports[s->nreports].seq = seq;
+		snprintf(s->reports[s->nreports].detail, sizeof s->reports[0].detail, "%s", detail ? detail : "");
+		s->nreports++;
+		pthread_cond_signal(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return r;
 }
 
 static size_t
@@ -1567,6 +1613,11 @@ session_main(void *arg)
 	if (s->token[0] && dh_broker_session_state(s) == 0) {
 		if (s->c->timeout_ns > 500 * MS)
 			s->c->timeout_ns = 500 * MS;
+		pthread_mutex_lock(&s->mu);
+		s->stop = 0; /* let send_reports run: we are leaving anyway */
+		send_reports(s);
+		s->stop = 1;
+		pthread_mutex_unlock(&s->mu);
 		dh_broker_deregister(s->c, s->token);
 	}
 	return NULL;

@@ -350,6 +350,12 @@ struct dh_broker_session_opts {
 struct dh_broker_session;
 int dh_broker_session_start(const struct dh_broker_session_opts *opts, struct dh_broker_session **out);
 
+/* Queue a checksum failure at seq (detail may be NULL) for the session
+ * thread to report for the session's channel, host and pid: never blocks.
+ * -ENOBUFS when 16 reports are already waiting (the broker is slow or
+ * gone); reports are best effort. Thread-safe. */
+int dh_broker_session_report_checksum(struct dh_broker_session *s, uint64_t seq, const char *detail);
+
 /* Current state: 1 not yet tried, 0 registered, or the last error. Thread-safe. */
 int dh_broker_session_state(struct dh_broker_session *s);
 

@@ -521,6 +521,25 @@ t_reader_session(const struct dh_broker_opts *o)
 	ok(dh_broker_list(c, "dhtest-bc-rs", &all, &n, NULL) == 0 && n == 1 && all[0].readers == 1,
 	   "list shows the reader");
 	free(all);
+
+	struct dh_broker_opts eo = *o;
+	struct dh_broker_events *e;
+	char *ev = NULL;
+	int got = 0;
+	eo.endpoint = evep;
+	if (dh_broker_events_open(&eo, &e) == 0 && dh_broker_events_next(e, &ev, 5 * SEC) > 0) {
+		free(ev);
+		ok(dh_broker_session_report_checksum(s, 42, "bad xxh3") == 0, "session_report_checksum queues");
+		while (!got && dh_broker_events_next(e, &ev, 5 * SEC) > 0) {
+			got = strstr(ev, "\"checksum_failure\"") && strstr(ev, "\"message_seq\":42") &&
+			      strstr(ev, "\"detail\":\"bad xxh3\"") && strstr(ev, "dhtest-bc-rs");
+			free(ev);
+		}
+		ok(got, "the session thread reports it: a checksum_failure event");
+		dh_broker_events_close(e);
+	} else {
+		fail_rest(2, "events for session reports");
+	}
 	dh_broker_session_stop(s);
 	ok(dh_broker_list(c, "dhtest-bc-rs", &all, &n, NULL) == 0 && n == 1 && all[0].readers == 0,
 	   "reader session_stop deregisters the reader");
@@ -670,7 +689,7 @@ main(void)
 {
 	struct dh_broker_opts o = { .timeout_ns = 2 * SEC };
 	pid_t pid;
-	int nkeys = 14, nnob = 5, nfc = 3, nreq = 18, nev = 6, nsess = 11, nrs = 5 + 6, ncurve = 8;
+	int nkeys = 14, nnob = 5, nfc = 3, nreq = 18, nev = 6, nsess = 11, nrs = 7 + 6, ncurve = 8;
 
 	plan(nkeys + nnob + nfc + 3 + nreq + nev + nsess + nrs + ncurve);
 	tap_watch(110, "test_broker_client");
