@@ -8,6 +8,7 @@
 #include "dh_block.h"
 #include "dh_ring.h"
 #include "dh_frame.h"
+#include "dh_broker.h"
 #include "dh_check.h"
 #include "dh_key.h"
 #include "dh_schema.h"
