@@ -464,7 +464,7 @@ static void
 print_participants(const struct dh_snapshot *s, uint64_t now)
 {
 	struct table t = { 0 };
-	char idx[8], pid[16], name[4 * DH_PNAME_MAX + 8], pos[24], lag[24], msgs[24], bytes[24], lost[24],
+	char idx[12], pid[24], name[4 * DH_PNAME_MAX + 8], pos[24], lag[24], msgs[24], bytes[24], lost[24],
 	    cks[24], act[32];
 
 	table_col(&t, "INDEX", 1);
