@@ -8,6 +8,8 @@ setup() {
 	dh_setup
 	ch=$(dh_name)
 	T=$BATS_TEST_TMPDIR
+	EMPTY=$T/empty          # not /dev/null: a test elsewhere could have replaced it
+	: >"$EMPTY"
 }
 
 teardown() {
@@ -253,7 +255,7 @@ writer_bg() {
 
 @test "--wait-readers with --timeout: exit 3" {
 	dh-create "$ch"
-	run -3 --separate-stderr dh-write --wait-readers 1 --timeout 200ms "$ch" </dev/null
+	run -3 --separate-stderr dh-write --wait-readers 1 --timeout 200ms "$ch" <"$EMPTY"
 	assert_equal "$stderr" "dh-write: $ch: timed out waiting for readers"
 }
 

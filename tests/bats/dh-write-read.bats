@@ -8,6 +8,8 @@ setup() {
 	dh_setup
 	ch=$(dh_name)
 	T=$BATS_TEST_TMPDIR
+	EMPTY=$T/empty          # not /dev/null: a test elsewhere could have replaced it
+	: >"$EMPTY"
 }
 
 # --- round trips, byte-exact ----------------------------------------------
@@ -88,14 +90,14 @@ setup() {
 }
 
 @test "empty input: writer exits 0, reader gets nothing and exits 0" {
-	run -0 --separate-stderr dh-write --create "$ch" </dev/null
+	run -0 --separate-stderr dh-write --create "$ch" <"$EMPTY"
 	assert_equal "$stderr" ""
 	run -0 --separate-stderr dh-read "$ch"
 	assert_output ""
 	assert_equal "$stderr" ""
 	for mode in --lines --null --framed "--record-size 8"; do
 		# shellcheck disable=SC2086
-		run -0 dh-write $mode "$ch" </dev/null
+		run -0 dh-write $mode "$ch" <"$EMPTY"
 	done
 }
 
@@ -192,7 +194,7 @@ setup() {
 	local bad
 	while IFS='|' read -r prog bad; do
 		# shellcheck disable=SC2086
-		run -2 --separate-stderr $prog $bad "$ch" </dev/null
+		run -2 --separate-stderr $prog $bad "$ch" <"$EMPTY"
 		assert_output ""
 		assert_equal "${#stderr_lines[@]}" 1
 		[[ $stderr == "$prog: --"* ]]
@@ -215,7 +217,7 @@ setup() {
 }
 
 @test "missing channel: exit 1 with one line, for writer and reader" {
-	run -1 --separate-stderr dh-write "$ch" </dev/null
+	run -1 --separate-stderr dh-write "$ch" <"$EMPTY"
 	assert_output ""
 	assert_equal "$stderr" "dh-write: $ch: no such channel (--create creates it)"
 	run -1 --separate-stderr dh-read "$ch"
@@ -258,7 +260,7 @@ setup() {
 @test "--meta FILE replaces the metadata zone; dh-read --meta prints it" {
 	dh-create --meta-size 1K "$ch"
 	printf '{"unit":"C","rate":10}\n' >"$T/m1"
-	run -0 dh-write --meta "$T/m1" --no-eos "$ch" </dev/null
+	run -0 dh-write --meta "$T/m1" --no-eos "$ch" <"$EMPTY"
 	dh-read --meta "$ch" >"$T/got"
 	cmp "$T/m1" "$T/got"
 	head -c 1000 /dev/urandom >"$T/m2"
@@ -268,7 +270,7 @@ setup() {
 	run -0 dh-read --lines "$ch"
 	assert_output x
 	head -c 1025 /dev/zero >"$T/big"
-	run -1 --separate-stderr dh-write --meta "$T/big" "$ch" </dev/null
+	run -1 --separate-stderr dh-write --meta "$T/big" "$ch" <"$EMPTY"
 	assert_equal "$stderr" "dh-write: $ch: $T/big is 1025 bytes, the metadata zone holds 1024"
 	dh-read --meta "$ch" | cmp "$T/m2" -
 }
@@ -276,7 +278,7 @@ setup() {
 @test "--meta on a channel without a metadata zone: exit 1" {
 	dh-create "$ch"
 	printf 'x' >"$T/m"
-	run -1 --separate-stderr dh-write --meta "$T/m" "$ch" </dev/null
+	run -1 --separate-stderr dh-write --meta "$T/m" "$ch" <"$EMPTY"
 	assert_equal "$stderr" "dh-write: $ch: channel has no metadata zone (dh-create --meta-size)"
 	run -1 --separate-stderr dh-read --meta "$ch"
 	assert_equal "$stderr" "dh-read: $ch: channel has no metadata zone"
@@ -325,9 +327,9 @@ setup() {
 	assert_output "$(printf 'a\nb')"
 	run -1 --separate-stderr dh-read --lines "$ch"
 	assert_equal "$stderr" "dh-read: $ch: channel is keyed: a key is required"
-	run -1 --separate-stderr dh-write --lines "$ch" </dev/null
+	run -1 --separate-stderr dh-write --lines "$ch" <"$EMPTY"
 	assert_equal "$stderr" "dh-write: $ch: channel is keyed: a key is required"
-	run -2 --separate-stderr dh-write --create --key "$T/key" --checksum blake2b "$ch-2" </dev/null
+	run -2 --separate-stderr dh-write --create --key "$T/key" --checksum blake2b "$ch-2" <"$EMPTY"
 	assert_equal "${#stderr_lines[@]}" 1
 	[ ! -e "$(dh_shm "$ch-2")" ]
 }
