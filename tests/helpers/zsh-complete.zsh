@@ -9,8 +9,14 @@
 zmodload zsh/zpty || exit 2
 dir=$1
 shift
+# compinit -D: no dump file (never -d /dev/null: run as root, compinit
+# replaces the dump file, and /dev/null with it); HOME and ZDOTDIR in a
+# private directory in case anything is still written
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf -- "$tmp"' EXIT
+export HOME=$tmp ZDOTDIR=$tmp
 zpty z zsh -f -i
-zpty -w z "PS1=''; fpath=(${(q)dir} \$fpath); autoload -Uz compinit; compinit -u -D -d /dev/null"
+zpty -w z "PS1=''; fpath=(${(q)dir} \$fpath); autoload -Uz compinit; compinit -u -D"
 # record every match that reaches compadd (except compadd's internal queries)
 zpty -w z 'compadd() { if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "$@"; return; fi;
 	local -a __h; local __x; builtin compadd -A __h "$@"; (( $#__h )) || return 1;
