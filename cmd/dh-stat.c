@@ -126,7 +126,8 @@ take(struct chan *c)
 	}
 	if (!c->snap && !(c->snap = malloc(sizeof *c->snap)))
 		cli_die(EXIT_FAIL, "out of memory");
-	if ((rc = dh_block_open(c->name, DH_OPEN_RDONLY, &b)) == 0) {
+	/* a listing does not wait for creators: an unpublished file says so at once */
+	if ((rc = dh_block_open(c->name, DH_OPEN_RDONLY | DH_OPEN_NOWAIT, &b)) == 0) {
 		schema[0] = '\0';
 		rc = snapshot(b, c->snap, schema, sizeof schema);
 		c->mono_ns = now_ns(CLOCK_MONOTONIC);

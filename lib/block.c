@@ -488,7 +488,7 @@ dh_block_open(const char *name, int flags, struct dh_block **out)
 		}
 		rc = dh_block_check_image(&h, sizeof h, (uint64_t)st.st_size, &b->cfg, &b->lay);
 		if (rc != -DH_EFOREIGN || atomic_load_explicit(&h.magic, memory_order_relaxed) != 0 ||
-		    tries >= 200)
+		    tries >= 200 || (flags & DH_OPEN_NOWAIT))
 			break;
 		struct timespec ts = { 0, 2500000 };
 		nanosleep(&ts, NULL);
@@ -616,6 +616,10 @@ dh_block_snapshot(struct dh_block *b, struct dh_snapshot *s)
 	s->schema_mismatches = atomic_load(&h->schema_mismatches);
 	s->key_mismatches = atomic_load(&h->key_mismatches);
 	s->keyed = b->cfg.checksum == DH_CHECKSUM_MAC;
+	s->claim_head = atomic_load(&h->claim_head);
+	s->writer_sessions = atomic_load(&h->writer_sessions);
+	s->data_waiters = atomic_load(&h->data_waiters);
+	s->space_waiters = atomic_load(&h->space_waiters);
 	s->record_size = b->record_size;
 	memcpy(s->schema_hash, h->schema_hash, 32);
 	s->nparticipants = (int)b->cfg.max_readers + 1;
@@ -640,6 +644,7 @@ dh_block_snapshot(struct dh_block *b, struct dh_snapshot *s)
 		p->bytes = atomic_load(&e->bytes);
 		p->lost = atomic_load(&e->lost);
 		p->checksum_failures = atomic_load(&e->checksum_failures);
+		p->claim = atomic_load(&e->claim);
 		if (st == DH_ENT_FREE) {
 			p->state = DH_P_FREE;
 			continue;

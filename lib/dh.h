@@ -12,5 +12,6 @@
 #include "dh_check.h"
 #include "dh_key.h"
 #include "dh_schema.h"
+#include "dh_stat.h"
 
 #endif

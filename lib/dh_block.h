@@ -79,11 +79,12 @@ int dh_block_unlink(const char *name, int force, pid_t *holder);
 struct dh_block;
 
 #define DH_OPEN_RDONLY 1  /* map read-only: never modifies the segment */
+#define DH_OPEN_NOWAIT 2  /* do not wait for a creator to publish the header */
 
 /* Open and validate an existing channel. Errors: -ENOENT, -EACCES,
  * -DH_EFOREIGN, -DH_EVERSION, -DH_ECORRUPT (also for a segment whose
- * creator never published the header: after a bounded wait, since a
- * creator that died there leaves it so for good). *out is owned by the caller: dh_block_close(). */
+ * creator never published the header: after a bounded wait, or at once
+ * with DH_OPEN_NOWAIT, since a creator that died there leaves it so). *out is owned by the caller: dh_block_close(). */
 int dh_block_open(const char *name, int flags, struct dh_block **out);
 void dh_block_close(struct dh_block *b);
 
@@ -119,6 +120,7 @@ struct dh_participant {
 	uint64_t idle_ns;            /* time since last activity, on the monotonic clock:
 				      * what to judge staleness by (wall-clock jumps cannot fake it) */
 	uint64_t messages, bytes, lost, checksum_failures;
+	uint64_t claim;              /* queue: seq this reader holds, or UINT64_MAX */
 };
 
 struct dh_snapshot {
@@ -133,6 +135,10 @@ struct dh_snapshot {
 	uint64_t readers_reaped, evictions, eos_count, queue_lost;
 	uint64_t checksum_failures;
 	uint64_t schema_mismatches, key_mismatches;
+	uint64_t claim_head;         /* queue: next seq to claim (backlog = committed - claim_head) */
+	uint64_t writer_sessions;    /* writers that have opened the channel */
+	uint32_t data_waiters;       /* readers asleep waiting for data now */
+	uint32_t space_waiters;      /* 1 while the writer sleeps waiting for space */
 	int keyed;
 	uint32_t record_size;        /* 0: no schema */
 	uint8_t schema_hash[32];

@@ -125,6 +125,11 @@ dh_stat_derive(const struct dh_snapshot *s, uint64_t now_ns, struct dh_stat *out
 		if (lag > 0 && p->state == DH_P_ALIVE && dh_stat_idle(p, now_ns) >= DH_STAT_STALL_NS)
 			st.health |= DH_HEALTH_STALLED;
 	}
+	if (s->cfg.policy == DH_POLICY_QUEUE && s->committed >= s->claim_head) {
+		/* a queue's lag is its backlog: committed and not yet claimed */
+		st.lag_known = 1;
+		st.lag = s->committed - s->claim_head;
+	}
 	if (st.lag_known)
 		st.fill = st.lag < s->cfg.slots ? st.lag : s->cfg.slots;
 	if (st.writer == DH_P_DEAD && !s->eos)

@@ -138,9 +138,13 @@ test_derive(void)
 	attach(s, 0, DH_P_ALIVE, 50, NOW);
 	attach(s, 1, DH_P_ALIVE, 0, NOW);
 	s->queue_lost = 2;
+	s->claim_head = 45;
 	dh_stat_derive(s, NOW, &st);
-	ok(!st.lag_known && dh_stat_lag(s, 1, &lag) == -ENODATA && (st.health & DH_HEALTH_LOST),
+	ok(dh_stat_lag(s, 1, &lag) == -ENODATA && (st.health & DH_HEALTH_LOST),
 	   "queue: no per-reader lag; queue losses count as lost");
+	ok(st.lag_known && st.lag == 5 && st.fill == 5,
+	   "queue: the channel's lag and fill are its backlog, committed - claimed (%llu, %llu)",
+	   (unsigned long long)st.lag, (unsigned long long)st.fill);
 	free(s);
 
 	s = mksnap(DH_POLICY_RING, 8, 50);
@@ -363,7 +367,7 @@ test_prometheus(void)
 int
 main(void)
 {
-	plan(47);
+	plan(48);
 	test_derive();
 	test_names();
 	test_rate();
