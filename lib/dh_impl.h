@@ -72,11 +72,13 @@ struct dh_hdr {
 	DH_ALIGNED(64) _Atomic uint64_t committed;   /* messages committed = next seq */
 	_Atomic uint64_t eos_seq;                    /* DH_SEQ_NONE, or committed at end-of-stream */
 	_Atomic uint32_t data_futex;                 /* bumped on commit and end-of-stream */
-	_Atomic uint32_t data_waiters;               /* readers inside futex wait */
+	_Atomic uint32_t data_waiters;               /* readers inside futex wait (statistics) */
+	_Atomic uint32_t data_sleep;                 /* 1: some reader may sleep; the next commit wakes */
 
 	/* line 4: readers signal space to a blocked writer */
 	DH_ALIGNED(64) _Atomic uint32_t space_futex;
 	_Atomic uint32_t space_waiters;
+	_Atomic uint32_t space_sleep;                /* 1: the writer may sleep; the next release wakes */
 
 	/* line 5: queue claim head (a hint: the claim itself is the slot's qword) */
 	DH_ALIGNED(64) _Atomic uint64_t claim_head;

@@ -243,7 +243,7 @@ queue_space(struct dh_writer *w, uint64_t s, int live)
 	if (s < b->cfg.slots)
 		return 1;
 	want = qword(s - b->cfg.slots, DH_Q_DONE);
-	q = atomic_load_explicit(&dh__desc(b, s)->qword, memory_order_acquire);
+	q = atomic_load(&dh__desc(b, s)->qword);
 	/* (s, available): a predecessor wrote this very seq and died before
 	 * publishing the count; it had waited for the slot, and no reader can
 	 * claim a seq not yet committed.  Found by tests/model/queue.pml. */
@@ -254,7 +254,8 @@ queue_space(struct dh_writer *w, uint64_t s, int live)
 	for (uint32_t i = 1; i <= b->cfg.max_readers; i++)
 		if (atomic_load(&b->table[i].state) != DH_ENT_FREE)
 			reap_if_dead(b, (int)i);
-	return atomic_load_explicit(&dh__desc(b, s)->qword, memory_order_acquire) == want;
+	q = atomic_load(&dh__desc(b, s)->qword);
+	return q == want || q == qword(s, DH_Q_AVAIL);
 }
 
 static int
@@ -297,6 +298,7 @@ wait_space(struct dh_writer *w, uint64_t s, int64_t timeout_ns)
 			break;
 		}
 		atomic_fetch_add(&h->space_waiters, 1);
+		atomic_store(&h->space_sleep, 1);
 		v = atomic_load(&h->space_futex);
 		if (!has_space(w, s, 0))
 			rc = dh__futex_wait(&h->space_futex, v, slice(rem));
@@ -379,11 +381,12 @@ dh_writer_commit(struct dh_writer *w, size_t len)
 	bump(&h->bytes_written, len);
 	bump(&w->e->messages, 1);
 	bump(&w->e->bytes, len);
-	/* The locked add orders committed before the waiter check (Dekker
-	 * with the reader's waiter increment): no lost wake-up, and no
-	 * syscall unless someone sleeps. */
+	/* The locked add orders committed before the sleep-flag check (Dekker
+	 * with the reader, which sets the flag before it looks for data): no
+	 * lost wake-up. Only the first commit after a reader went to sleep
+	 * pays for a system call; the ones before it wakes up do not. */
 	atomic_fetch_add(&h->data_futex, 1);
-	if (atomic_load(&h->data_waiters))
+	if (atomic_load(&h->data_sleep) && atomic_exchange(&h->data_sleep, 0))
 		dh__futex_wake(&h->data_futex);
 	return 0;
 }
@@ -553,10 +556,12 @@ dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_re
 	return 0;
 }
 
+/* As for data: only the first release after the writer went to sleep
+ * makes a system call. */
 static void
 wake_writer(struct dh_hdr *h)
 {
-	if (atomic_load(&h->space_waiters)) {
+	if (atomic_load(&h->space_sleep) && atomic_exchange(&h->space_sleep, 0)) {
 		atomic_fetch_add(&h->space_futex, 1);
 		dh__futex_wake(&h->space_futex);
 	}
@@ -571,8 +576,9 @@ dh_reader_release(struct dh_reader *r)
 		return;
 	r->held = 0;
 	if (b->cfg.policy == DH_POLICY_QUEUE) {
-		atomic_store_explicit(&dh__desc(b, r->held_seq)->qword, qword(r->held_seq, DH_Q_DONE),
-				      memory_order_release);
+		/* seq_cst, like the sync position below: ordered before the
+		 * sleep-flag check in wake_writer */
+		atomic_store(&dh__desc(b, r->held_seq)->qword, qword(r->held_seq, DH_Q_DONE));
 		atomic_store_explicit(&r->e->claim, DH_SEQ_NONE, memory_order_relaxed);
 	} else {
 		/* seq_cst: ordered before the waiter check, like the writer's commit */
@@ -674,6 +680,7 @@ await_data(struct dh_reader *r, int64_t timeout_ns, uint64_t *start)
 		return -ETIMEDOUT;
 	dh__touch(r->e, now_coarse());
 	atomic_fetch_add(&h->data_waiters, 1);
+	atomic_store(&h->data_sleep, 1);
 	v = atomic_load(&h->data_futex);
 	if (!ready(r))
 		rc = dh__futex_wait(&h->data_futex, v, slice(rem));
