@@ -282,6 +282,165 @@ cli_parse_duration(const char *s, int64_t *out_ns)
 	return 0;
 }
 
+uint64_t
+cli_opt_number(const char *opt, const char *arg, int size, uint64_t min, uint64_t max)
+{
+	char buf[64];
+	uint64_t v;
+	int r = size ? cli_parse_size(arg, min, max, &v) : cli_parse_u64(arg, min, max, &v);
+
+	if (r == -ERANGE)
+		cli_die(EXIT_USAGE, "--%s %s: out of range (%llu..%llu)", opt, cli_safe(arg, buf, sizeof buf),
+			(unsigned long long)min, (unsigned long long)max);
+	if (r < 0)
+		cli_die(EXIT_USAGE, "--%s %s: invalid %s", opt, cli_safe(arg, buf, sizeof buf),
+			size ? "size" : "number");
+	return v;
+}
+
+int64_t
+cli_opt_duration(const char *opt, const char *arg)
+{
+	char buf[64];
+	int64_t ns;
+
+	if (cli_parse_duration(arg, &ns) < 0)
+		cli_die(EXIT_USAGE, "--%s %s: invalid duration", opt, cli_safe(arg, buf, sizeof buf));
+	return ns;
+}
+
+void
+cli_config_init(struct cli_config *c)
+{
+	memset(c, 0, sizeof *c);
+	dh_config_init(&c->cfg);
+	c->evict_ns = -1;
+}
+
+int
+cli_config_option(int opt, const char *arg, struct cli_config *c)
+{
+	struct dh_config *cfg = &c->cfg;
+	char buf[64];
+	uint64_t v;
+
+	switch (opt) {
+	case CLI_OPT_CHECKSUM:
+		if (dh_checksum_parse(arg, &cfg->checksum) < 0)
+			cli_die(EXIT_USAGE, "--checksum %s: unknown checksum (none, xxh3, blake2b)",
+				cli_safe(arg, buf, sizeof buf));
+		c->checksum = 1;
+		break;
+	case CLI_OPT_EVICT:
+		c->evict_ns = cli_opt_duration("evict-after", arg);
+		c->evict = 1;
+		break;
+	case CLI_OPT_MAX_READERS:
+		cfg->max_readers = (uint32_t)cli_opt_number("max-readers", arg, 0, 1, DH_READERS_MAX);
+		break;
+	case CLI_OPT_META_SIZE:
+		cfg->meta_size = (uint32_t)cli_opt_number("meta-size", arg, 1, 0, DH_META_MAX);
+		break;
+	case CLI_OPT_MODE:
+		if (cli_parse_octal(arg, 0777, &v) < 0 || (v & 0600) != 0600)
+			cli_die(EXIT_USAGE, "--mode %s: invalid mode (octal, 0600 to 0777, owner rw)",
+				cli_safe(arg, buf, sizeof buf));
+		cfg->mode = (unsigned)v;
+		break;
+	case CLI_OPT_POLICY:
+		if (dh_policy_parse(arg, &cfg->policy) < 0)
+			cli_die(EXIT_USAGE, "--policy %s: unknown policy (latest, ring, sync, queue)",
+				cli_safe(arg, buf, sizeof buf));
+		break;
+	case CLI_OPT_SLOT_SIZE:
+		cfg->slot_size = (uint32_t)cli_opt_number("slot-size", arg, 1, 1, DH_SLOT_SIZE_MAX);
+		c->slot_size = 1;
+		break;
+	case CLI_OPT_SLOTS:
+		cfg->slots = (uint32_t)cli_opt_number("slots", arg, 0, 1, DH_SLOTS_MAX);
+		break;
+	default:
+		return 0;
+	}
+	c->any = 1;
+	return 1;
+}
+
+void
+cli_config_finish(struct cli_config *c)
+{
+	struct dh_schema *sc;
+
+	if (c->evict) {
+		if (c->cfg.policy != DH_POLICY_SYNC)
+			cli_die(EXIT_USAGE, "--evict-after: only for --policy sync");
+		c->cfg.evict_after_ns = c->evict_ns < 0 ? 0 : (uint64_t)c->evict_ns;
+	}
+	if (c->cfg.schema == NULL)
+		return;
+	/* one record per message: the slot follows the record unless given */
+	sc = cli_schema_parse(c->cfg.schema);
+	if (!c->slot_size)
+		c->cfg.slot_size = sc->size;
+	else if (sc->size > c->cfg.slot_size)
+		cli_die(EXIT_USAGE, "--schema: a record of %u bytes does not fit a slot of %u", sc->size,
+			c->cfg.slot_size);
+	free(sc);
+}
+
+struct dh_schema *
+cli_schema_parse(const char *spec)
+{
+	struct dh_schema *sc = malloc(sizeof *sc);
+	int r;
+
+	if (sc == NULL)
+		cli_die(EXIT_FAIL, "out of memory");
+	if ((r = dh_schema_parse(spec, sc)) == -EINVAL)
+		cli_die(EXIT_USAGE, "--schema: syntax error at byte %u of the spec", sc->error_at);
+	else if (r < 0)
+		cli_diec(EXIT_USAGE, r, "--schema");
+	return sc;
+}
+
+struct dh_schema *
+cli_channel_schema(struct dh_block *b, const char *name)
+{
+	char canon[DH_SCHEMA_MAX];
+	uint8_t hash[32];
+	struct dh_schema *sc;
+	int size = dh_block_schema(b, canon, sizeof canon, hash), r;
+
+	if (size < 0)
+		cli_diec(EXIT_FAIL, size, "%s: schema", name);
+	if (size == 0)
+		return NULL;
+	if ((sc = malloc(sizeof *sc)) == NULL)
+		cli_diec(EXIT_FAIL, -ENOMEM, "%s", name);
+	if ((r = dh_schema_parse(canon, sc)) < 0 || sc->size != (uint32_t)size)
+		cli_diec(EXIT_FAIL, r < 0 ? r : -DH_ECORRUPT, "%s: the channel's schema", name);
+	return sc;
+}
+
+void
+cli_schema_mismatch(const char *name, const struct dh_schema *want)
+{
+	char canon[DH_SCHEMA_MAX], have[65 + 2 + DH_SCHEMA_MAX + 1] = "no schema", hex[65];
+	uint8_t hash[32];
+	struct dh_block *b;
+
+	if (dh_block_open(name, DH_OPEN_RDONLY, &b) == 0) {
+		if (dh_block_schema(b, canon, sizeof canon, hash) > 0) {
+			dh_schema_hash_hex(hash, hex);
+			snprintf(have, sizeof have, "%s (%s)", hex, canon);
+		}
+		dh_block_close(b);
+	}
+	dh_schema_hash_hex(want->hash, hex);
+	cli_die(EXIT_FAIL, "%s: schema mismatch: channel has %s, expected %s (%s)", name, have, hex,
+		want->canonical);
+}
+
 int
 cli_write_all(int fd, const void *buf, size_t len)
 {

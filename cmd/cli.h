@@ -45,6 +45,54 @@ int cli_parse_octal(const char *s, uint64_t max, uint64_t *out);
  * suffix; also "inf" -> -1. Result in ns. */
 int cli_parse_duration(const char *s, int64_t *out_ns);
 
+/* Option values: a bad one is a usage error ("--opt ARG: invalid number",
+ * "... out of range (min..max)", "... invalid duration"), exit 2.  opt is
+ * the long option without its dashes; size selects cli_parse_size. */
+uint64_t cli_opt_number(const char *opt, const char *arg, int size, uint64_t min, uint64_t max);
+int64_t cli_opt_duration(const char *opt, const char *arg);
+
+/*
+ * The geometry options of a new channel, shared by dh-create and
+ * dh-write --create: a command puts these codes in its struct option
+ * table and hands every getopt_long result to cli_config_option first.
+ */
+enum cli_config_opt {
+	CLI_OPT_CHECKSUM = 1024, CLI_OPT_EVICT, CLI_OPT_MAX_READERS, CLI_OPT_META_SIZE, CLI_OPT_MODE,
+	CLI_OPT_POLICY, CLI_OPT_SLOT_SIZE, CLI_OPT_SLOTS
+};
+
+struct cli_config {
+	struct dh_config cfg;      /* dh_config_init defaults, then the options */
+	int64_t evict_ns;          /* --evict-after as parsed (-1: inf) */
+	int any;                   /* some geometry option was given */
+	int checksum, evict, slot_size;    /* ... and which of these */
+};
+
+void cli_config_init(struct cli_config *c);
+
+/* 1 if opt is a CLI_OPT_* code (arg stored in c; a bad value is a usage
+ * error, exit 2), 0 if it is not a geometry option. */
+int cli_config_option(int opt, const char *arg, struct cli_config *c);
+
+/* After parsing: --evict-after only with --policy sync (usage error);
+ * with c->cfg.schema set, parse it (cli_schema_parse) and make the slot
+ * size the record size unless --slot-size was given, which must hold a
+ * record (usage errors). */
+void cli_config_finish(struct cli_config *c);
+
+/*
+ * Record schemas (dh_schema.h).  cli_schema_parse: SPEC of --schema,
+ * malloc'd; a bad spec is a usage error ("--schema: syntax error at byte
+ * N of the spec"), exit 2.  cli_channel_schema: the schema of an open
+ * channel, malloc'd, or NULL if it has none (exit 1 on failure).
+ * cli_schema_mismatch: after a -DH_ESCHEMA refusal, print "NAME: schema
+ * mismatch: channel has HASH (CANONICAL), expected HASH (CANONICAL)"
+ * ("channel has no schema" for a channel without) and exit 1.
+ */
+struct dh_schema *cli_schema_parse(const char *spec);
+struct dh_schema *cli_channel_schema(struct dh_block *b, const char *name);
+_Noreturn void cli_schema_mismatch(const char *name, const struct dh_schema *want);
+
 /* Full write with EINTR and short counts handled: 0 or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);
 /* Read until len bytes or EOF: returns bytes read, or -errno. */

@@ -14,26 +14,23 @@ static const char synopsis[] =
 static const char synopsis_rm[] = "dh-create --remove [--force] NAME ...";
 static const char synopsis_keygen[] = "dh-create --keygen FILE";
 
-enum {
-	OPT_CHECKSUM = 256, OPT_EVICT, OPT_FORCE, OPT_KEY, OPT_KEYGEN, OPT_MAX_READERS, OPT_META_SIZE,
-	OPT_MODE, OPT_POLICY, OPT_REMOVE, OPT_SCHEMA, OPT_SLOT_SIZE, OPT_SLOTS
-};
+enum { OPT_FORCE = 256, OPT_KEY, OPT_KEYGEN, OPT_REMOVE, OPT_SCHEMA };
 
 static const struct option longopts[] = {
-	{ "checksum", required_argument, NULL, OPT_CHECKSUM },
-	{ "evict-after", required_argument, NULL, OPT_EVICT },
+	{ "checksum", required_argument, NULL, CLI_OPT_CHECKSUM },
+	{ "evict-after", required_argument, NULL, CLI_OPT_EVICT },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "key", required_argument, NULL, OPT_KEY },
 	{ "keygen", required_argument, NULL, OPT_KEYGEN },
-	{ "max-readers", required_argument, NULL, OPT_MAX_READERS },
-	{ "meta-size", required_argument, NULL, OPT_META_SIZE },
-	{ "mode", required_argument, NULL, OPT_MODE },
-	{ "policy", required_argument, NULL, OPT_POLICY },
+	{ "max-readers", required_argument, NULL, CLI_OPT_MAX_READERS },
+	{ "meta-size", required_argument, NULL, CLI_OPT_META_SIZE },
+	{ "mode", required_argument, NULL, CLI_OPT_MODE },
+	{ "policy", required_argument, NULL, CLI_OPT_POLICY },
 	{ "remove", no_argument, NULL, OPT_REMOVE },
 	{ "schema", required_argument, NULL, OPT_SCHEMA },
-	{ "slot-size", required_argument, NULL, OPT_SLOT_SIZE },
-	{ "slots", required_argument, NULL, OPT_SLOTS },
+	{ "slot-size", required_argument, NULL, CLI_OPT_SLOT_SIZE },
+	{ "slots", required_argument, NULL, CLI_OPT_SLOTS },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 }
 };
@@ -68,25 +65,6 @@ help(void)
 	       d.slots, DH_SLOTS_MAX, d.slot_size >> 10, dh_policy_name(d.policy),
 	       dh_checksum_name(d.checksum), d.meta_size, d.max_readers, DH_READERS_MAX, d.mode);
 	exit(cli_close_stdout());
-}
-
-/* Bad option values are usage errors: one line, exit 2. */
-static uint64_t
-number(const char *opt, const char *arg, int size, uint64_t min, uint64_t max)
-{
-	char buf[64];
-	uint64_t v;
-	int r;
-
-	r = size ? cli_parse_size(arg, min, max, &v) : cli_parse_u64(arg, min, max, &v);
-	if (r == -ERANGE)
-		cli_die(EXIT_USAGE, "--%s %s: out of range (%llu..%llu)", opt,
-			cli_safe(arg, buf, sizeof buf), (unsigned long long)min,
-			(unsigned long long)max);
-	if (r < 0)
-		cli_die(EXIT_USAGE, "--%s %s: invalid %s", opt, cli_safe(arg, buf, sizeof buf),
-			size ? "size" : "number");
-	return v;
 }
 
 static void
@@ -126,28 +104,6 @@ remove_channels(char **names, int n, int force)
 	return ret;
 }
 
-/* A schema channel carries one record per message: the slot size defaults
- * to the record size, and an explicit one must hold a record. */
-static void
-schema_geometry(struct dh_config *cfg, int slot_size_set)
-{
-	struct dh_schema *sc = malloc(sizeof *sc);
-	int r;
-
-	if (!sc)
-		cli_die(EXIT_FAIL, "out of memory");
-	if ((r = dh_schema_parse(cfg->schema, sc)) == -EINVAL)
-		cli_die(EXIT_USAGE, "--schema: syntax error at byte %u of the spec", sc->error_at);
-	else if (r < 0)
-		cli_diec(EXIT_USAGE, r, "--schema");
-	if (!slot_size_set)
-		cfg->slot_size = sc->size;
-	else if (sc->size > cfg->slot_size)
-		cli_die(EXIT_USAGE, "--schema: a record of %u bytes does not fit a slot of %u", sc->size,
-			cfg->slot_size);
-	free(sc);
-}
-
 static int
 create_channel(const char *name, const struct dh_config *cfg, int force)
 {
@@ -183,33 +139,27 @@ create_channel(const char *name, const struct dh_config *cfg, int force)
 int
 main(int argc, char **argv)
 {
-	struct dh_config cfg;
+	struct cli_config cc;
+	struct dh_config *cfg = &cc.cfg;
 	char buf[64];
-	uint64_t v;
-	int64_t ns = -1;
 	static uint8_t key[DH_KEY_BYTES];
 	const char *keygen = NULL;
-	int c, r, force = 0, remove = 0, creating = 0, evict = 0, checksum_set = 0, slot_size_set = 0;
+	int c, r, force = 0, remove = 0, creating = 0;
 
 	cli_init(argc, argv);
-	dh_config_init(&cfg);
+	cli_config_init(&cc);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
-		if (c >= OPT_CHECKSUM && c != OPT_FORCE && c != OPT_REMOVE && c != OPT_KEYGEN)
+		/* --key, --schema and the geometry codes (CLI_OPT_*, above ours) */
+		if (c >= OPT_KEY && c != OPT_REMOVE && c != OPT_KEYGEN)
 			creating = 1;
-		switch (c) {
-		case OPT_CHECKSUM:
-			if (dh_checksum_parse(optarg, &cfg.checksum) < 0)
-				cli_die(EXIT_USAGE, "--checksum %s: unknown checksum (none, xxh3, blake2b)",
-					cli_safe(optarg, buf, sizeof buf));
-			checksum_set = 1;
-			break;
-		case OPT_EVICT:
-			if (cli_parse_duration(optarg, &ns) < 0 || ns == 0)
+		if (cli_config_option(c, optarg, &cc)) {
+			if (c == CLI_OPT_EVICT && cc.evict_ns == 0)
 				cli_die(EXIT_USAGE, "--evict-after %s: invalid duration",
 					cli_safe(optarg, buf, sizeof buf));
-			evict = 1;
-			break;
+			continue;
+		}
+		switch (c) {
 		case OPT_FORCE:
 			force = 1;
 			break;
@@ -218,40 +168,16 @@ main(int argc, char **argv)
 		case OPT_KEY:
 			if ((r = dh_key_load(optarg, key)) < 0)
 				cli_diec(EXIT_FAIL, r, "%s", cli_safe(optarg, buf, sizeof buf));
-			cfg.key = key;
+			cfg->key = key;
 			break;
 		case OPT_KEYGEN:
 			keygen = optarg;
-			break;
-		case OPT_MAX_READERS:
-			cfg.max_readers = (uint32_t)number("max-readers", optarg, 0, 1, DH_READERS_MAX);
-			break;
-		case OPT_META_SIZE:
-			cfg.meta_size = (uint32_t)number("meta-size", optarg, 1, 0, DH_META_MAX);
-			break;
-		case OPT_MODE:
-			if (cli_parse_octal(optarg, 0777, &v) < 0 || (v & 0600) != 0600)
-				cli_die(EXIT_USAGE, "--mode %s: invalid mode (octal, 0600 to 0777, owner rw)",
-					cli_safe(optarg, buf, sizeof buf));
-			cfg.mode = (unsigned)v;
-			break;
-		case OPT_POLICY:
-			if (dh_policy_parse(optarg, &cfg.policy) < 0)
-				cli_die(EXIT_USAGE, "--policy %s: unknown policy (latest, ring, sync, queue)",
-					cli_safe(optarg, buf, sizeof buf));
 			break;
 		case OPT_REMOVE:
 			remove = 1;
 			break;
 		case OPT_SCHEMA:
-			cfg.schema = optarg;
-			break;
-		case OPT_SLOT_SIZE:
-			cfg.slot_size = (uint32_t)number("slot-size", optarg, 1, 1, DH_SLOT_SIZE_MAX);
-			slot_size_set = 1;
-			break;
-		case OPT_SLOTS:
-			cfg.slots = (uint32_t)number("slots", optarg, 0, 1, DH_SLOTS_MAX);
+			cfg->schema = optarg;
 			break;
 		case 'V':
 			cli_version();
@@ -273,7 +199,7 @@ main(int argc, char **argv)
 			cli_diec(EXIT_FAIL, r, "%s", cli_safe(keygen, buf, sizeof buf));
 		return EXIT_OK;
 	}
-	if (cfg.key && checksum_set)
+	if (cfg->key && cc.checksum)
 		cli_die(EXIT_USAGE, "--key and --checksum exclude each other: a key selects the keyed MAC");
 	if (remove) {
 		if (creating)
@@ -286,14 +212,8 @@ main(int argc, char **argv)
 		cli_usage(synopsis, "missing channel name");
 	if (argc > 1)
 		cli_usage(synopsis, "one channel name expected, got %d", argc);
-	if (evict) {
-		if (cfg.policy != DH_POLICY_SYNC)
-			cli_die(EXIT_USAGE, "--evict-after: only for --policy sync");
-		cfg.evict_after_ns = ns < 0 ? 0 : (uint64_t)ns;
-	}
-	if (cfg.schema)
-		schema_geometry(&cfg, slot_size_set);
-	r = create_channel(argv[0], &cfg, force);
+	cli_config_finish(&cc);
+	r = create_channel(argv[0], cfg, force);
 	dh_key_wipe(key);
 	return r;
 }
