@@ -19,31 +19,30 @@ static const char synopsis[] =
 	"[--wait-readers N] [--no-eos] [--progress] [--meta FILE] [--name LABEL] NAME";
 
 enum {
-	OPT_CHECKSUM = 256, OPT_CREATE, OPT_EVICT, OPT_FRAMED, OPT_KEY, OPT_LINES, OPT_MAX_READERS, OPT_META,
-	OPT_META_SIZE, OPT_MODE, OPT_NAME, OPT_NO_EOS, OPT_NULL, OPT_POLICY, OPT_PROGRESS,
-	OPT_RECORD_SIZE, OPT_SLOT_SIZE, OPT_SLOTS, OPT_TIMEOUT, OPT_WAIT_READERS
+	OPT_CREATE = 256, OPT_FRAMED, OPT_KEY, OPT_LINES, OPT_META, OPT_NAME, OPT_NO_EOS, OPT_NULL,
+	OPT_PROGRESS, OPT_RECORD_SIZE, OPT_TIMEOUT, OPT_WAIT_READERS
 };
 
 static const struct option longopts[] = {
-	{ "checksum", required_argument, NULL, OPT_CHECKSUM },
+	{ "checksum", required_argument, NULL, CLI_OPT_CHECKSUM },
 	{ "create", no_argument, NULL, OPT_CREATE },
-	{ "evict-after", required_argument, NULL, OPT_EVICT },
+	{ "evict-after", required_argument, NULL, CLI_OPT_EVICT },
 	{ "framed", no_argument, NULL, OPT_FRAMED },
 	{ "help", no_argument, NULL, 'h' },
 	{ "key", required_argument, NULL, OPT_KEY },
 	{ "lines", no_argument, NULL, OPT_LINES },
-	{ "max-readers", required_argument, NULL, OPT_MAX_READERS },
+	{ "max-readers", required_argument, NULL, CLI_OPT_MAX_READERS },
 	{ "meta", required_argument, NULL, OPT_META },
-	{ "meta-size", required_argument, NULL, OPT_META_SIZE },
-	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "meta-size", required_argument, NULL, CLI_OPT_META_SIZE },
+	{ "mode", required_argument, NULL, CLI_OPT_MODE },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "no-eos", no_argument, NULL, OPT_NO_EOS },
 	{ "null", no_argument, NULL, OPT_NULL },
-	{ "policy", required_argument, NULL, OPT_POLICY },
+	{ "policy", required_argument, NULL, CLI_OPT_POLICY },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "record-size", required_argument, NULL, OPT_RECORD_SIZE },
-	{ "slot-size", required_argument, NULL, OPT_SLOT_SIZE },
-	{ "slots", required_argument, NULL, OPT_SLOTS },
+	{ "slot-size", required_argument, NULL, CLI_OPT_SLOT_SIZE },
+	{ "slots", required_argument, NULL, CLI_OPT_SLOTS },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "version", no_argument, NULL, 'V' },
 	{ "wait-readers", required_argument, NULL, OPT_WAIT_READERS },
@@ -53,7 +52,7 @@ static const struct option longopts[] = {
 struct opts {
 	const char *name, *label, *meta;
 	struct dh_config cfg;
-	int create, geometry, no_eos, progress;
+	int create, no_eos, progress;
 	enum dh_frame_mode mode;
 	uint64_t record_size, wait_readers;
 	int64_t timeout_ns;
@@ -97,33 +96,6 @@ help(void)
 	exit(cli_close_stdout());
 }
 
-static uint64_t
-number(const char *opt, const char *arg, int size, uint64_t min, uint64_t max)
-{
-	char buf[64];
-	uint64_t v;
-	int r = size ? cli_parse_size(arg, min, max, &v) : cli_parse_u64(arg, min, max, &v);
-
-	if (r == -ERANGE)
-		cli_die(EXIT_USAGE, "--%s %s: out of range (%llu..%llu)", opt,
-			cli_safe(arg, buf, sizeof buf), (unsigned long long)min, (unsigned long long)max);
-	if (r < 0)
-		cli_die(EXIT_USAGE, "--%s %s: invalid %s", opt, cli_safe(arg, buf, sizeof buf),
-			size ? "size" : "number");
-	return v;
-}
-
-static int64_t
-duration(const char *opt, const char *arg)
-{
-	char buf[64];
-	int64_t ns;
-
-	if (cli_parse_duration(arg, &ns) < 0)
-		cli_die(EXIT_USAGE, "--%s %s: invalid duration", opt, cli_safe(arg, buf, sizeof buf));
-	return ns;
-}
-
 static void
 set_mode(struct opts *o, enum dh_frame_mode m)
 {
@@ -135,78 +107,40 @@ set_mode(struct opts *o, enum dh_frame_mode m)
 static void
 parse(int argc, char **argv, struct opts *o)
 {
+	struct cli_config cc;
 	char buf[64];
-	uint64_t v;
-	int c, r, evict = 0;
-	int64_t evict_ns = 0;
+	int c, r;
 
 	memset(o, 0, sizeof *o);
-	dh_config_init(&o->cfg);
+	cli_config_init(&cc);
 	o->timeout_ns = -1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
+		if (cli_config_option(c, optarg, &cc))
+			continue;
 		switch (c) {
-		case OPT_CHECKSUM:
-			if (dh_checksum_parse(optarg, &o->cfg.checksum) < 0)
-				cli_die(EXIT_USAGE, "--checksum %s: unknown checksum (none, xxh3, blake2b)",
-					cli_safe(optarg, buf, sizeof buf));
-			o->geometry = 1;
-			break;
 		case OPT_CREATE: o->create = 1; break;
-		case OPT_EVICT:
-			evict_ns = duration("evict-after", optarg);
-			evict = o->geometry = 1;
-			break;
 		case OPT_FRAMED: set_mode(o, DH_FRAME_FRAMED); break;
 		case 'h': help();
 		case OPT_KEY:
 			if ((r = dh_key_load(optarg, o->key)) < 0)
 				cli_diec(EXIT_FAIL, r, "%s", cli_safe(optarg, buf, sizeof buf));
-			o->cfg.key = o->key;
+			cc.cfg.key = o->key;
 			break;
 		case OPT_LINES: set_mode(o, DH_FRAME_LINES); break;
-		case OPT_MAX_READERS:
-			o->cfg.max_readers = (uint32_t)number("max-readers", optarg, 0, 1, DH_READERS_MAX);
-			o->geometry = 1;
-			break;
 		case OPT_META: o->meta = optarg; break;
-		case OPT_META_SIZE:
-			o->cfg.meta_size = (uint32_t)number("meta-size", optarg, 1, 0, DH_META_MAX);
-			o->geometry = 1;
-			break;
-		case OPT_MODE:
-			if (cli_parse_octal(optarg, 0777, &v) < 0 || (v & 0600) != 0600)
-				cli_die(EXIT_USAGE, "--mode %s: invalid mode (octal, 0600 to 0777, owner rw)",
-					cli_safe(optarg, buf, sizeof buf));
-			o->cfg.mode = (unsigned)v;
-			o->geometry = 1;
-			break;
 		case OPT_NAME: o->label = optarg; break;
 		case OPT_NO_EOS: o->no_eos = 1; break;
 		case OPT_NULL: set_mode(o, DH_FRAME_NULL); break;
-		case OPT_POLICY:
-			if (dh_policy_parse(optarg, &o->cfg.policy) < 0)
-				cli_die(EXIT_USAGE, "--policy %s: unknown policy (latest, ring, sync, queue)",
-					cli_safe(optarg, buf, sizeof buf));
-			o->geometry = 1;
-			break;
 		case OPT_PROGRESS: o->progress = 1; break;
 		case OPT_RECORD_SIZE:
-			o->record_size = number("record-size", optarg, 1, 1, DH_SLOT_SIZE_MAX);
+			o->record_size = cli_opt_number("record-size", optarg, 1, 1, DH_SLOT_SIZE_MAX);
 			set_mode(o, DH_FRAME_RECORD);
 			break;
-		case OPT_SLOT_SIZE:
-			o->cfg.slot_size = (uint32_t)number("slot-size", optarg, 1, 1, DH_SLOT_SIZE_MAX);
-			o->geometry = 1;
-			break;
-		case OPT_SLOTS:
-			o->cfg.slots = (uint32_t)number("slots", optarg, 0, 1, DH_SLOTS_MAX);
-			o->geometry = 1;
-			break;
-		case OPT_TIMEOUT: o->timeout_ns = duration("timeout", optarg); break;
+		case OPT_TIMEOUT: o->timeout_ns = cli_opt_duration("timeout", optarg); break;
 		case 'V': cli_version();
 		case OPT_WAIT_READERS:
-			o->wait_readers = number("wait-readers", optarg, 0, 1, DH_READERS_MAX);
+			o->wait_readers = cli_opt_number("wait-readers", optarg, 0, 1, DH_READERS_MAX);
 			break;
 		case ':':
 			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
@@ -219,15 +153,12 @@ parse(int argc, char **argv, struct opts *o)
 	if (argc - optind != 1)
 		cli_usage(synopsis, argc == optind ? "missing channel name" : "one channel name expected");
 	o->name = argv[optind];
-	if (o->geometry && !o->create)
+	if (cc.any && !o->create)
 		cli_usage(synopsis, "geometry options need --create");
-	if (o->cfg.key && o->cfg.checksum != DH_CHECKSUM_XXH3)
+	if (cc.cfg.key && cc.cfg.checksum != DH_CHECKSUM_XXH3)
 		cli_die(EXIT_USAGE, "--key and --checksum exclude each other: a key selects the keyed MAC");
-	if (evict) {
-		if (o->cfg.policy != DH_POLICY_SYNC)
-			cli_die(EXIT_USAGE, "--evict-after: only for --policy sync");
-		o->cfg.evict_after_ns = evict_ns < 0 ? 0 : (uint64_t)evict_ns;
-	}
+	cli_config_finish(&cc);
+	o->cfg = cc.cfg;
 	if (dh_name_check(o->name) < 0)
 		cli_die(EXIT_USAGE, "%s: invalid channel name (A-Z a-z 0-9 . _ -, 1..%d, no leading dot)",
 			cli_safe(o->name, buf, sizeof buf), DH_NAME_MAX);
