@@ -13,15 +13,17 @@
 
 static const char synopsis[] =
 	"dh-read [-q] [--follow] [--count N] [--from oldest|latest|now|SEQ] [--no-wait] "
-	"[--lines | --null | --framed | --json] [--timeout DUR] [--key FILE] [--name LABEL] [--meta] NAME";
+	"[--lines | --null | --framed | --json | --csv] [--timeout DUR] [--key FILE] [--schema SPEC] [--strict] "
+	"[--name LABEL] [--meta] NAME";
 
 enum {
-	OPT_COUNT = 256, OPT_FOLLOW, OPT_FRAMED, OPT_FROM, OPT_JSON, OPT_KEY, OPT_LINES, OPT_META, OPT_NAME,
-	OPT_NO_WAIT, OPT_NULL, OPT_TIMEOUT
+	OPT_COUNT = 256, OPT_CSV, OPT_FOLLOW, OPT_FRAMED, OPT_FROM, OPT_JSON, OPT_KEY, OPT_LINES, OPT_META,
+	OPT_NAME, OPT_NO_WAIT, OPT_NULL, OPT_SCHEMA, OPT_STRICT, OPT_TIMEOUT
 };
 
 static const struct option longopts[] = {
 	{ "count", required_argument, NULL, OPT_COUNT },
+	{ "csv", no_argument, NULL, OPT_CSV },
 	{ "follow", no_argument, NULL, OPT_FOLLOW },
 	{ "framed", no_argument, NULL, OPT_FRAMED },
 	{ "from", required_argument, NULL, OPT_FROM },
@@ -34,6 +36,8 @@ static const struct option longopts[] = {
 	{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
 	{ "null", no_argument, NULL, OPT_NULL },
 	{ "quiet", no_argument, NULL, 'q' },
+	{ "schema", required_argument, NULL, OPT_SCHEMA },
+	{ "strict", no_argument, NULL, OPT_STRICT },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 }
@@ -43,7 +47,9 @@ struct opts {
 	const char *name;
 	struct dh_reader_opts ro;
 	enum dh_frame_mode mode;
-	int framing, meta, no_wait, quiet;
+	int framing, csv, meta, no_wait, quiet, strict;
+	struct dh_schema *want;    /* --schema */
+	struct dh_schema *sc;      /* the channel's, when decoding records (--json, --csv) */
 	uint64_t count;            /* 0: unlimited */
 	int64_t timeout_ns;
 	uint8_t key[DH_KEY_BYTES];
@@ -72,10 +78,14 @@ help(void)
 	       "  --lines           newline after each message\n"
 	       "  --null            NUL after each message\n"
 	       "  --framed          4-byte little-endian length before each message\n"
-	       "  --json            one JSON object per line: seq, time, length, text or base64\n"
+	       "  --json            one JSON object per line: seq, time, length, text or base64;\n"
+	       "                    on a schema channel the decoded record, one member per field\n"
+	       "  --csv             schema channel: a header line, then one CSV row per record\n"
 	       "                    (default: raw, payloads concatenated)\n"
 	       "  --timeout DUR     exit 3 if no message arrives within DUR\n"
 	       "  --key FILE        MAC key of a keyed channel\n"
+	       "  --schema SPEC     refuse a channel whose record schema differs from SPEC\n"
+	       "  --strict          stop at the first message that fails its checksum\n"
 	       "  --name LABEL      label shown by dh-stat for this reader\n"
 	       "  --meta            print the metadata zone and exit\n"
 	       "  -q, --quiet       do not report messages lost to a lap\n"
@@ -86,11 +96,12 @@ help(void)
 }
 
 static void
-set_mode(struct opts *o, enum dh_frame_mode m)
+set_mode(struct opts *o, enum dh_frame_mode m, int csv)
 {
-	if (o->framing && o->mode != m)
-		cli_usage(synopsis, "--lines, --null, --framed and --json exclude each other");
+	if (o->framing && (o->mode != m || o->csv != csv))
+		cli_usage(synopsis, "--lines, --null, --framed, --json and --csv exclude each other");
 	o->mode = m;
+	o->csv = csv;
 	o->framing = 1;
 }
 
@@ -110,8 +121,9 @@ parse(int argc, char **argv, struct opts *o)
 				cli_die(EXIT_USAGE, "--count %s: invalid number (1 or more)",
 					cli_safe(optarg, buf, sizeof buf));
 			break;
+		case OPT_CSV: set_mode(o, DH_FRAME_JSON, 1); break;
 		case OPT_FOLLOW: o->ro.follow = 1; break;
-		case OPT_FRAMED: set_mode(o, DH_FRAME_FRAMED); break;
+		case OPT_FRAMED: set_mode(o, DH_FRAME_FRAMED, 0); break;
 		case OPT_FROM:
 			if (strcmp(optarg, "oldest") == 0)
 				o->ro.start = DH_START_OLDEST;
@@ -126,18 +138,24 @@ parse(int argc, char **argv, struct opts *o)
 					cli_safe(optarg, buf, sizeof buf));
 			break;
 		case 'h': help();
-		case OPT_JSON: set_mode(o, DH_FRAME_JSON); break;
+		case OPT_JSON: set_mode(o, DH_FRAME_JSON, 0); break;
 		case OPT_KEY:
 			if ((c = dh_key_load(optarg, o->key)) < 0)
 				cli_diec(EXIT_FAIL, c, "%s", cli_safe(optarg, buf, sizeof buf));
 			o->ro.key = o->key;
 			break;
-		case OPT_LINES: set_mode(o, DH_FRAME_LINES); break;
+		case OPT_LINES: set_mode(o, DH_FRAME_LINES, 0); break;
 		case OPT_META: o->meta = 1; break;
 		case OPT_NAME: o->ro.label = optarg; break;
 		case OPT_NO_WAIT: o->no_wait = 1; break;
-		case OPT_NULL: set_mode(o, DH_FRAME_NULL); break;
+		case OPT_NULL: set_mode(o, DH_FRAME_NULL, 0); break;
 		case 'q': o->quiet = 1; break;
+		case OPT_SCHEMA:
+			free(o->want);
+			o->want = cli_schema_parse(optarg);
+			o->ro.schema = optarg;
+			break;
+		case OPT_STRICT: o->strict = 1; break;
 		case OPT_TIMEOUT:
 			if (cli_parse_duration(optarg, &o->timeout_ns) < 0)
 				cli_die(EXIT_USAGE, "--timeout %s: invalid duration",
@@ -242,6 +260,62 @@ emit(struct out *o, enum dh_frame_mode mode, const struct dh_msg *m)
 	return 0;
 }
 
+/* Room for bound more bytes in the output buffer (flushing, or growing it
+ * for a large record). */
+static int
+room(struct out *o, size_t bound)
+{
+	char *nb;
+
+	if (bound > o->cap - o->len && flush(o) < 0)
+		return o->err;
+	if (bound > o->cap) {
+		if ((nb = realloc(o->buf, bound)) == NULL)
+			return o->err = -ENOMEM;
+		o->buf = nb;
+		o->cap = bound;
+	}
+	return 0;
+}
+
+/* --json or --csv on a schema channel: the decoded record and a newline.
+ * -EMSGSIZE (out->err untouched) for a message that is not a record. */
+static int
+emit_record(struct out *o, const struct opts *opt, const struct dh_msg *m)
+{
+	size_t bound = opt->csv ? dh_schema_csv_bound(opt->sc) : dh_schema_json_bound(opt->sc);
+	ssize_t n;
+
+	if (room(o, bound) < 0)      /* bound counts a NUL: room for the newline */
+		return o->err;
+	if (opt->csv)
+		n = dh_schema_to_csv(opt->sc, m->data, m->len, o->buf + o->len, o->cap - o->len);
+	else
+		n = dh_schema_to_json(opt->sc, m->data, m->len, o->buf + o->len, o->cap - o->len);
+	if (n == -EMSGSIZE)
+		return (int)n;
+	if (n < 0)
+		return o->err = (int)n;
+	o->len += (size_t)n;
+	o->buf[o->len++] = '\n';
+	return 0;
+}
+
+/* --csv: the header line, before the first record. */
+static int
+emit_header(struct out *o, const struct dh_schema *sc)
+{
+	ssize_t n;
+
+	if (room(o, dh_schema_csv_bound(sc)) < 0)
+		return o->err;
+	if ((n = dh_schema_csv_header(sc, o->buf + o->len, o->cap - o->len)) < 0)
+		return o->err = (int)n;
+	o->len += (size_t)n;
+	o->buf[o->len++] = '\n';
+	return 0;
+}
+
 /* --meta: print the metadata zone. */
 static int
 print_meta(const struct opts *o)
@@ -307,7 +381,9 @@ pump(const struct opts *o, struct dh_reader *r)
 
 	if ((out.buf = malloc(out.cap)) == NULL)
 		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
-	while (o->count == 0 || got < o->count) {
+	if (o->csv)
+		emit_header(&out, o->sc);
+	while (out.err == 0 && (o->count == 0 || got < o->count)) {
 		if (cli_signal)
 			break;
 		rc = dh_reader_next(r, &m, 0);
@@ -320,12 +396,22 @@ pump(const struct opts *o, struct dh_reader *r)
 		if (rc == 0) {
 			if (m.lost > 0 && !o->quiet)
 				lost_report(o, &lost, m.lost, m.seq, 0);
-			if (emit(&out, o->mode, &m) < 0)
+			if (o->sc != NULL && emit_record(&out, o, &m) == -EMSGSIZE) {
+				cli_warn("%s: message at seq %llu is %zu bytes, not a record of the schema (%u bytes)",
+					 o->name, (unsigned long long)m.seq, m.len, o->sc->size);
+				ret = EXIT_FAIL;
+				continue;
+			}
+			if (o->sc == NULL && emit(&out, o->mode, &m) < 0)
+				break;
+			if (out.err != 0)
 				break;
 			got++;
 		} else if (rc == -DH_ECHECKSUM) {
 			cli_warn("%s: checksum mismatch at seq %llu", o->name, (unsigned long long)m.seq);
 			ret = EXIT_FAIL;
+			if (o->strict)
+				break;
 		} else if (rc == -EINTR) {
 			continue;
 		} else {
@@ -373,14 +459,23 @@ main(int argc, char **argv)
 		cli_die(EXIT_FAIL, "%s: no such channel", o.name);
 	if (rc == -ENOSPC)
 		cli_die(EXIT_FAIL, "%s: reader table full", o.name);
+	if (rc == -DH_ESCHEMA)
+		cli_schema_mismatch(o.name, o.want);
 	dh_key_wipe(o.key);             /* the reader keeps its own copy */
 	if (rc < 0)
 		cli_diec(EXIT_FAIL, rc, "%s", o.name);
+	if (o.mode == DH_FRAME_JSON && (o.sc = cli_channel_schema(dh_reader_block(r), o.name)) == NULL &&
+	    o.csv) {
+		dh_reader_close(r);
+		cli_die(EXIT_FAIL, "%s: channel has no schema: --csv decodes records (dh-create --schema)", o.name);
+	}
 	if (fcntl(1, F_GETPIPE_SZ) > 0 && fcntl(1, F_GETPIPE_SZ) < (1 << 20))
 		(void)fcntl(1, F_SETPIPE_SZ, 1 << 20);   /* fewer wakeups downstream; best effort */
 	ret = pump(&o, r);
 	dh_reader_close(r);
 	dh_key_wipe(o.key);
+	free(o.sc);
+	free(o.want);
 	if (cli_signal)
 		cli_reraise();
 	if (cli_close_stdout() != 0 && ret == EXIT_OK)
