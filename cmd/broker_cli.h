@@ -21,8 +21,9 @@ struct cli_broker {
 	char env[2 * PATH_MAX + 32];   /* key paths from DH_CURVE_DIR */
 };
 
-/* Record option c (one of CLI_OPT_*) with its argument. */
-void cli_broker_option(struct cli_broker *b, int c, const char *arg);
+/* 1 if c is CLI_OPT_BROKER, CLI_OPT_BROKER_KEY or CLI_OPT_CLIENT_KEY (arg
+ * recorded in b), else 0. */
+int cli_broker_option(struct cli_broker *b, int c, const char *arg);
 
 /*
  * After option parsing: complete b from DH_BROKER and DH_CURVE_DIR, check

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker_cli.h"
 #include "cli.h"
 #include "dh_stat.h"
 
@@ -16,7 +17,8 @@ static const char synopsis[] =
 	"dh-write [--create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] "
 	"[--checksum none|xxh3|blake2b] [--meta-size SIZE] [--max-readers N] [--mode OCTAL] "
 	"[--evict-after DUR]] [--key FILE] [--lines | --null | --framed | --record-size N] [--timeout DUR] "
-	"[--wait-readers N] [--no-eos] [--progress] [--meta FILE] [--name LABEL] NAME";
+	"[--wait-readers N] [--no-eos] [--progress] [--meta FILE] [--name LABEL] "
+	"[--broker ENDPOINT [--broker-key FILE --client-key FILE]] NAME";
 
 enum {
 	OPT_CREATE = 256, OPT_FRAMED, OPT_KEY, OPT_LINES, OPT_META, OPT_NAME, OPT_NO_EOS, OPT_NULL,
@@ -24,7 +26,10 @@ enum {
 };
 
 static const struct option longopts[] = {
+	{ "broker", required_argument, NULL, CLI_OPT_BROKER },
+	{ "broker-key", required_argument, NULL, CLI_OPT_BROKER_KEY },
 	{ "checksum", required_argument, NULL, CLI_OPT_CHECKSUM },
+	{ "client-key", required_argument, NULL, CLI_OPT_CLIENT_KEY },
 	{ "create", no_argument, NULL, OPT_CREATE },
 	{ "evict-after", required_argument, NULL, CLI_OPT_EVICT },
 	{ "framed", no_argument, NULL, OPT_FRAMED },
@@ -57,6 +62,7 @@ struct opts {
 	uint64_t record_size, wait_readers;
 	int64_t timeout_ns;
 	uint8_t key[DH_KEY_BYTES];
+	struct cli_broker broker;
 };
 
 /* Live status on a terminal (--progress). */
@@ -90,6 +96,10 @@ help(void)
 	       "  --meta FILE          replace the metadata zone with FILE (alone: read no input\n"
 	       "                       when standard input is a terminal)\n"
 	       "  --name LABEL         label shown by dh-stat for this writer\n"
+	       "  --broker ENDPOINT    register NAME with dh-broker(1) there while writing\n"
+	       "                       (default: $DH_BROKER; none: no broker)\n"
+	       "  --broker-key FILE, --client-key FILE   CURVE: the broker's public key and\n"
+	       "                       our secret key (default: in $DH_CURVE_DIR)\n"
 	       "  -h, --help           print this help and exit\n"
 	       "  -V, --version        print the version and exit\n\n"
 	       "Exit status: 0 done, 1 failed, 2 usage error, 3 timed out.\n");
@@ -116,7 +126,7 @@ parse(int argc, char **argv, struct opts *o)
 	o->timeout_ns = -1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
-		if (cli_config_option(c, optarg, &cc))
+		if (cli_config_option(c, optarg, &cc) || cli_broker_option(&o->broker, c, optarg))
 			continue;
 		switch (c) {
 		case OPT_CREATE: o->create = 1; break;
@@ -162,6 +172,7 @@ parse(int argc, char **argv, struct opts *o)
 	if (dh_name_check(o->name) < 0)
 		cli_die(EXIT_USAGE, "%s: invalid channel name (A-Z a-z 0-9 . _ -, 1..%d, no leading dot)",
 			cli_safe(o->name, buf, sizeof buf), DH_NAME_MAX);
+	cli_broker_setup(&o->broker, synopsis);
 }
 
 static void
@@ -459,6 +470,7 @@ main(int argc, char **argv)
 	}
 	cli_catch_signals(0);
 	w = open_writer(&o);
+	cli_broker_writer(&o.broker, o.name, o.label);   /* never waits for the broker */
 	if (fcntl(0, F_GETPIPE_SZ) > 0 && fcntl(0, F_GETPIPE_SZ) < (1 << 20))
 		(void)fcntl(0, F_SETPIPE_SZ, 1 << 20);   /* bigger reads; best effort */
 	st.on = o.progress && isatty(2);
@@ -480,6 +492,7 @@ main(int argc, char **argv)
 		cli_warnc(r, "%s: marking end-of-stream", o.name);
 		ret = EXIT_FAIL;
 	}
+	cli_broker_stop(&o.broker);
 	dh_writer_close(w);
 	dh_key_wipe(o.key);
 	free(st.snap);
