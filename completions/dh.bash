@@ -71,9 +71,9 @@ _dh() {
 		argopts="--slot --key --stall-after"
 		;;
 	dh-read)
-		opts="--follow --count --from --no-wait --lines --null --framed --json --timeout --key
-			--name --meta --quiet --help --version -q -h -V"
-		argopts="--count --from --timeout --key --name"
+		opts="--follow --count --from --no-wait --lines --null --framed --json --csv --timeout --key
+			--schema --strict --name --meta --quiet --help --version -q -h -V"
+		argopts="--count --from --timeout --key --schema --name"
 		;;
 	dh-stat)
 		opts="--json --prometheus --watch --all-fields --help --version -h -V"
