@@ -9,19 +9,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker_cli.h"
 #include "cli.h"
 
 static const char synopsis[] =
 	"dh-read [-q] [--follow] [--count N] [--from oldest|latest|now|SEQ] [--no-wait] "
 	"[--lines | --null | --framed | --json | --csv] [--timeout DUR] [--key FILE] [--schema SPEC] [--strict] "
-	"[--name LABEL] [--meta] NAME";
+	"[--name LABEL] [--meta] [--wait-channel DUR] "
+	"[--broker ENDPOINT [--broker-key FILE --client-key FILE]] NAME";
 
 enum {
 	OPT_COUNT = 256, OPT_CSV, OPT_FOLLOW, OPT_FRAMED, OPT_FROM, OPT_JSON, OPT_KEY, OPT_LINES, OPT_META,
-	OPT_NAME, OPT_NO_WAIT, OPT_NULL, OPT_SCHEMA, OPT_STRICT, OPT_TIMEOUT
+	OPT_NAME, OPT_NO_WAIT, OPT_NULL, OPT_SCHEMA, OPT_STRICT, OPT_TIMEOUT, OPT_WAIT_CHANNEL
 };
 
 static const struct option longopts[] = {
+	{ "broker", required_argument, NULL, CLI_OPT_BROKER },
+	{ "broker-key", required_argument, NULL, CLI_OPT_BROKER_KEY },
+	{ "client-key", required_argument, NULL, CLI_OPT_CLIENT_KEY },
 	{ "count", required_argument, NULL, OPT_COUNT },
 	{ "csv", no_argument, NULL, OPT_CSV },
 	{ "follow", no_argument, NULL, OPT_FOLLOW },
@@ -40,6 +45,7 @@ static const struct option longopts[] = {
 	{ "strict", no_argument, NULL, OPT_STRICT },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "version", no_argument, NULL, 'V' },
+	{ "wait-channel", required_argument, NULL, OPT_WAIT_CHANNEL },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -51,8 +57,10 @@ struct opts {
 	struct dh_schema *want;    /* --schema */
 	struct dh_schema *sc;      /* the channel's, when decoding records (--json, --csv) */
 	uint64_t count;            /* 0: unlimited */
-	int64_t timeout_ns;
+	int64_t timeout_ns, wait_ns;
+	int wait;                  /* --wait-channel */
 	uint8_t key[DH_KEY_BYTES];
+	struct cli_broker broker;
 };
 
 /* Output buffer: small messages are gathered, large ones written from the slot. */
@@ -88,6 +96,13 @@ help(void)
 	       "  --strict          stop at the first message that fails its checksum\n"
 	       "  --name LABEL      label shown by dh-stat for this reader\n"
 	       "  --meta            print the metadata zone and exit\n"
+	       "  --wait-channel DUR\n"
+	       "                    wait up to DUR for NAME to exist here or to be registered\n"
+	       "                    with the broker on this host (exit 3 if it does not)\n"
+	       "  --broker ENDPOINT register as a reader with dh-broker(1) there\n"
+	       "                    (default: $DH_BROKER; none: no broker)\n"
+	       "  --broker-key FILE, --client-key FILE   CURVE: the broker's public key and\n"
+	       "                    our secret key (default: in $DH_CURVE_DIR)\n"
 	       "  -q, --quiet       do not report messages lost to a lap\n"
 	       "  -h, --help        print this help and exit\n"
 	       "  -V, --version     print the version and exit\n\n"
@@ -115,6 +130,8 @@ parse(int argc, char **argv, struct opts *o)
 	o->timeout_ns = -1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hqV", longopts, NULL)) != -1) {
+		if (cli_broker_option(&o->broker, c, optarg))
+			continue;
 		switch (c) {
 		case OPT_COUNT:
 			if (cli_parse_u64(optarg, 1, UINT64_MAX, &o->count) < 0)
@@ -162,6 +179,12 @@ parse(int argc, char **argv, struct opts *o)
 					cli_safe(optarg, buf, sizeof buf));
 			break;
 		case 'V': cli_version();
+		case OPT_WAIT_CHANNEL:
+			if (cli_parse_duration(optarg, &o->wait_ns) < 0)
+				cli_die(EXIT_USAGE, "--wait-channel %s: invalid duration",
+					cli_safe(optarg, buf, sizeof buf));
+			o->wait = 1;
+			break;
 		case ':':
 			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
 		default:
@@ -178,6 +201,8 @@ parse(int argc, char **argv, struct opts *o)
 			cli_safe(o->name, buf, sizeof buf), DH_NAME_MAX);
 	if (o->no_wait)
 		o->timeout_ns = 0;
+	o->broker.quiet = o->quiet;
+	cli_broker_setup(&o->broker, synopsis);
 }
 
 /* writev until done; EINTR retried unless a signal is pending. */
@@ -409,6 +434,7 @@ pump(const struct opts *o, struct dh_reader *r)
 			got++;
 		} else if (rc == -DH_ECHECKSUM) {
 			cli_warn("%s: checksum mismatch at seq %llu", o->name, (unsigned long long)m.seq);
+			cli_broker_checksum(&o->broker, m.seq);
 			ret = EXIT_FAIL;
 			if (o->strict)
 				break;
@@ -452,6 +478,8 @@ main(int argc, char **argv)
 		return print_meta(&o);
 	/* Before open: a signal from now on detaches us cleanly, then re-raises. */
 	cli_catch_signals(1);
+	if (o.wait && cli_broker_wait_channel(&o.broker, o.name, o.ro.schema, o.wait_ns) == -EINTR)
+		cli_reraise();
 	rc = dh_reader_open(o.name, &o.ro, &r);
 	if (rc == -EINTR)
 		cli_reraise();
@@ -471,7 +499,9 @@ main(int argc, char **argv)
 	}
 	if (fcntl(1, F_GETPIPE_SZ) > 0 && fcntl(1, F_GETPIPE_SZ) < (1 << 20))
 		(void)fcntl(1, F_SETPIPE_SZ, 1 << 20);   /* fewer wakeups downstream; best effort */
+	cli_broker_reader(&o.broker, o.name, o.ro.label, o.ro.schema);
 	ret = pump(&o, r);
+	cli_broker_stop(&o.broker);
 	dh_reader_close(r);
 	dh_key_wipe(o.key);
 	free(o.sc);
