@@ -16,13 +16,13 @@
 static const char synopsis[] =
 	"dh-write [--create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] "
 	"[--checksum none|xxh3|blake2b] [--meta-size SIZE] [--max-readers N] [--mode OCTAL] "
-	"[--evict-after DUR]] [--key FILE] [--lines | --null | --framed | --record-size N] [--timeout DUR] "
-	"[--wait-readers N] [--no-eos] [--progress] [--meta FILE] [--name LABEL] "
+	"[--evict-after DUR]] [--key FILE] [--schema SPEC] [--lines | --null | --framed | --record-size N | --csv] "
+	"[--timeout DUR] [--wait-readers N] [--no-eos] [--progress] [--meta FILE] [--name LABEL] "
 	"[--broker ENDPOINT [--broker-key FILE --client-key FILE]] NAME";
 
 enum {
-	OPT_CREATE = 256, OPT_FRAMED, OPT_KEY, OPT_LINES, OPT_META, OPT_NAME, OPT_NO_EOS, OPT_NULL,
-	OPT_PROGRESS, OPT_RECORD_SIZE, OPT_TIMEOUT, OPT_WAIT_READERS
+	OPT_CREATE = 256, OPT_CSV, OPT_FRAMED, OPT_KEY, OPT_LINES, OPT_META, OPT_NAME, OPT_NO_EOS, OPT_NULL,
+	OPT_PROGRESS, OPT_RECORD_SIZE, OPT_SCHEMA, OPT_TIMEOUT, OPT_WAIT_READERS
 };
 
 static const struct option longopts[] = {
@@ -31,6 +31,7 @@ static const struct option longopts[] = {
 	{ "checksum", required_argument, NULL, CLI_OPT_CHECKSUM },
 	{ "client-key", required_argument, NULL, CLI_OPT_CLIENT_KEY },
 	{ "create", no_argument, NULL, OPT_CREATE },
+	{ "csv", no_argument, NULL, OPT_CSV },
 	{ "evict-after", required_argument, NULL, CLI_OPT_EVICT },
 	{ "framed", no_argument, NULL, OPT_FRAMED },
 	{ "help", no_argument, NULL, 'h' },
@@ -46,6 +47,7 @@ static const struct option longopts[] = {
 	{ "policy", required_argument, NULL, CLI_OPT_POLICY },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "record-size", required_argument, NULL, OPT_RECORD_SIZE },
+	{ "schema", required_argument, NULL, OPT_SCHEMA },
 	{ "slot-size", required_argument, NULL, CLI_OPT_SLOT_SIZE },
 	{ "slots", required_argument, NULL, CLI_OPT_SLOTS },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -55,9 +57,12 @@ static const struct option longopts[] = {
 };
 
 struct opts {
-	const char *name, *label, *meta;
+	const char *name, *label, *meta, *schema;
 	struct dh_config cfg;
-	int create, no_eos, progress;
+	int create, csv, no_eos, progress;
+	struct dh_schema *want;    /* --schema */
+	struct dh_schema *sc;      /* the channel's schema, NULL if it has none */
+	size_t row_max;            /* --csv: longest row (line) that can be valid */
 	enum dh_frame_mode mode;
 	uint64_t record_size, wait_readers;
 	int64_t timeout_ns;
@@ -84,11 +89,16 @@ help(void)
 	       "  --slots N, --slot-size SIZE, --policy P, --checksum C, --meta-size SIZE,\n"
 	       "  --max-readers N, --mode OCTAL, --evict-after DUR   as in dh-create(1)\n"
 	       "  --key FILE           MAC key of a keyed channel (with --create: make it keyed)\n"
+	       "  --schema SPEC        refuse a channel whose record schema differs from SPEC\n"
+	       "                       (with --create: give a new channel that schema)\n"
 	       "  --lines              one message per line, newline stripped\n"
 	       "  --null               one message per NUL-terminated record\n"
 	       "  --framed             4-byte little-endian length, then that many bytes\n"
 	       "  --record-size N      fixed-size records of N bytes\n"
-	       "                       (default: raw, each read of up to a slot is one message)\n"
+	       "                       (default: raw, each read of up to a slot is one message;\n"
+	       "                       on a schema channel, records of the schema's size)\n"
+	       "  --csv                CSV rows, encoded as records of the channel's schema; a\n"
+	       "                       first line equal to the schema's header is skipped\n"
 	       "  --timeout DUR        give up a wait for space or readers after DUR (exit 3)\n"
 	       "  --wait-readers N     wait until N readers are attached before writing\n"
 	       "  --no-eos             do not mark end-of-stream at the end\n"
@@ -107,11 +117,12 @@ help(void)
 }
 
 static void
-set_mode(struct opts *o, enum dh_frame_mode m)
+set_mode(struct opts *o, enum dh_frame_mode m, int csv)
 {
-	if (o->mode != DH_FRAME_RAW && o->mode != m)
-		cli_usage(synopsis, "--lines, --null, --framed and --record-size exclude each other");
+	if (o->mode != DH_FRAME_RAW && (o->mode != m || o->csv != csv))
+		cli_usage(synopsis, "--lines, --null, --framed, --record-size and --csv exclude each other");
 	o->mode = m;
+	o->csv = csv;
 }
 
 static void
@@ -130,22 +141,28 @@ parse(int argc, char **argv, struct opts *o)
 			continue;
 		switch (c) {
 		case OPT_CREATE: o->create = 1; break;
-		case OPT_FRAMED: set_mode(o, DH_FRAME_FRAMED); break;
+		case OPT_CSV: set_mode(o, DH_FRAME_LINES, 1); break;
+		case OPT_FRAMED: set_mode(o, DH_FRAME_FRAMED, 0); break;
 		case 'h': help();
 		case OPT_KEY:
 			if ((r = dh_key_load(optarg, o->key)) < 0)
 				cli_diec(EXIT_FAIL, r, "%s", cli_safe(optarg, buf, sizeof buf));
 			cc.cfg.key = o->key;
 			break;
-		case OPT_LINES: set_mode(o, DH_FRAME_LINES); break;
+		case OPT_LINES: set_mode(o, DH_FRAME_LINES, 0); break;
 		case OPT_META: o->meta = optarg; break;
 		case OPT_NAME: o->label = optarg; break;
 		case OPT_NO_EOS: o->no_eos = 1; break;
-		case OPT_NULL: set_mode(o, DH_FRAME_NULL); break;
+		case OPT_NULL: set_mode(o, DH_FRAME_NULL, 0); break;
 		case OPT_PROGRESS: o->progress = 1; break;
 		case OPT_RECORD_SIZE:
 			o->record_size = cli_opt_number("record-size", optarg, 1, 1, DH_SLOT_SIZE_MAX);
-			set_mode(o, DH_FRAME_RECORD);
+			set_mode(o, DH_FRAME_RECORD, 0);
+			break;
+		case OPT_SCHEMA:
+			free(o->want);
+			o->want = cli_schema_parse(optarg);
+			o->schema = optarg;
 			break;
 		case OPT_TIMEOUT: o->timeout_ns = cli_opt_duration("timeout", optarg); break;
 		case 'V': cli_version();
@@ -167,6 +184,8 @@ parse(int argc, char **argv, struct opts *o)
 		cli_usage(synopsis, "geometry options need --create");
 	if (cc.cfg.key && cc.cfg.checksum != DH_CHECKSUM_XXH3)
 		cli_die(EXIT_USAGE, "--key and --checksum exclude each other: a key selects the keyed MAC");
+	if (o->create)
+		cc.cfg.schema = o->schema;
 	cli_config_finish(&cc);
 	o->cfg = cc.cfg;
 	if (dh_name_check(o->name) < 0)
@@ -360,14 +379,23 @@ pump_raw(const struct opts *o, struct dh_writer *w)
 	}
 }
 
+/* What an input item is called in messages. */
+static const char *
+item_name(const struct opts *o)
+{
+	return o->mode == DH_FRAME_LINES ? "line" : o->mode == DH_FRAME_FRAMED ? "frame" : "record";
+}
+
 static int
 bad_item(const struct opts *o, struct dh_writer *w, struct dh_frame_dec *d, int r)
 {
 	const struct dh_frame_error *e = dh_frame_dec_error(d);
-	const char *what = o->mode == DH_FRAME_LINES ? "line" : o->mode == DH_FRAME_FRAMED ? "frame"
-											  : "record";
+	const char *what = item_name(o);
 
-	if (r == -DH_ETOOBIG)
+	if (r == -DH_ETOOBIG && o->csv)
+		cli_warn("%s: line %llu is %llu bytes, longer than any row of the schema (%zu bytes)", o->name,
+			 (unsigned long long)e->ordinal, (unsigned long long)e->size, o->row_max);
+	else if (r == -DH_ETOOBIG)
 		cli_warn("%s: %s %llu is %llu bytes, more than the slot payload (%zu bytes)", o->name,
 			 what, (unsigned long long)e->ordinal, (unsigned long long)e->size,
 			 dh_writer_slot_size(w));
@@ -380,15 +408,136 @@ bad_item(const struct opts *o, struct dh_writer *w, struct dh_frame_dec *d, int 
 	return EXIT_FAIL;
 }
 
+/* --csv: a row is one line, or several when a quoted field holds line breaks. */
+struct csv {
+	char *row;
+	size_t len, cap;
+	uint64_t line;             /* where the row starts */
+	void *rec;
+};
+
+/* 1 if the row ends inside a quoted field (the line break belongs to the
+ * field: join the next line), 0 if it is complete or malformed. */
+static int
+csv_open(const char *p, size_t n)
+{
+	int start = 1, quoted = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (quoted) {
+			if (p[i] == '"' && i + 1 < n && p[i + 1] == '"')
+				i++;
+			else if (p[i] == '"')
+				quoted = 0;
+			continue;
+		}
+		if (p[i] == '"' && !start)
+			return 0;  /* a quote inside a bare field: the parser says so */
+		quoted = p[i] == '"';
+		start = p[i] == ',';
+	}
+	return quoted;
+}
+
+/* 1 if row (n bytes, a trailing CR ignored) is the header of the schema;
+ * with prefix, if it starts with the first column's name and a comma. */
+static int
+is_header(const struct dh_schema *sc, const char *row, size_t n, int prefix)
+{
+	char *h;
+	size_t cap = dh_schema_csv_bound(sc);
+	ssize_t hl;
+	int r = 0;
+
+	if (n > 0 && row[n - 1] == '\r')
+		n--;
+	if ((h = malloc(cap)) == NULL || (hl = dh_schema_csv_header(sc, h, cap)) < 0) {
+		free(h);
+		return 0;
+	}
+	if (prefix)     /* one column: only an exact match is a header */
+		hl = strchr(h, ',') != NULL ? strchr(h, ',') - h + 1 : -1;
+	if (hl >= 0 && (prefix ? n >= (size_t)hl : n == (size_t)hl))
+		r = memcmp(row, h, (size_t)hl) == 0;
+	free(h);
+	return r;
+}
+
+/* Encode the row and write it; a first line equal to the header is skipped. */
+static int
+csv_row(const struct opts *o, struct dh_writer *w, struct csv *c)
+{
+	char head[DH_SCHEMA_NAME_MAX + 16];
+	size_t n = c->len;
+	const char *what;
+	uint32_t col;
+	int r;
+
+	c->len = 0;
+	if (c->line == 1 && is_header(o->sc, c->row, n, 0))
+		return EXIT_OK;
+	if (dh_schema_from_csv(o->sc, c->row, n, c->rec, &col, &what) < 0) {
+		if (dh_schema_column_name(o->sc, col, head, sizeof head) < 0)
+			head[0] = '\0';
+		if (c->line == 1 && is_header(o->sc, c->row, n, 1))
+			cli_warn("%s: line 1: a header must be exactly the schema's columns (dh-read --csv "
+				 "prints them)", o->name);
+		else
+			cli_warn("%s: line %llu, column %u%s%s%s: %s", o->name, (unsigned long long)c->line,
+				 col, *head ? " (" : "", head, *head ? ")" : "", what);
+		return EXIT_FAIL;
+	}
+	if ((r = dh_writer_write(w, c->rec, o->sc->size, o->timeout_ns)) < 0)
+		return failed(o, w, r, "space");
+	st.bytes += o->sc->size;
+	st.msgs++;
+	progress(w, 0);
+	return EXIT_OK;
+}
+
+/* One input line: append it to the row; a complete row is written. */
+static int
+csv_line(const struct opts *o, struct dh_writer *w, struct csv *c, const struct dh_frame_item *it)
+{
+	if (c->len == 0)
+		c->line = it->ordinal;
+	else
+		c->row[c->len++] = '\n';        /* room kept below */
+	if (it->len + 1 > o->row_max - c->len) {
+		cli_warn("%s: line %llu: a row longer than any row of the schema (%zu bytes)", o->name,
+			 (unsigned long long)c->line, o->row_max);
+		return EXIT_FAIL;
+	}
+	if (c->len + it->len + 1 > c->cap) {
+		size_t cap = c->cap ? c->cap : 4096;
+		char *nr;
+
+		while (cap < c->len + it->len + 1)
+			cap *= 2;
+		if ((nr = realloc(c->row, cap)) == NULL)
+			cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
+		c->row = nr;
+		c->cap = cap;
+	}
+	memcpy(c->row + c->len, it->data, it->len);
+	c->len += it->len;
+	return csv_open(c->row, c->len) ? EXIT_OK : csv_row(o, w, c);
+}
+
 /* Lines, null, framed, record: read into the decoder, copy each item once into a slot. */
 static int
 pump_framed(const struct opts *o, struct dh_writer *w)
 {
 	struct dh_frame_dec *d;
 	struct dh_frame_item it;
+	struct csv csv = { 0 };
 	int r, ret = EXIT_OK;
 
-	r = dh_frame_dec_new(o->mode, dh_writer_slot_size(w), (size_t)o->record_size, &d);
+	if (o->csv && (csv.rec = malloc(o->sc->size)) == NULL)
+		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
+	r = dh_frame_dec_new(o->mode, o->csv ? o->row_max : dh_writer_slot_size(w), (size_t)o->record_size,
+			     &d);
 	if (r == -DH_ETOOBIG)
 		cli_die(EXIT_FAIL, "%s: record size %llu is more than the slot payload (%zu bytes)",
 			o->name, (unsigned long long)o->record_size, dh_writer_slot_size(w));
@@ -402,6 +551,17 @@ pump_framed(const struct opts *o, struct dh_writer *w)
 		while ((r = dh_frame_dec_next(d, &it)) == 0) {
 			if (cli_signal)
 				goto out;
+			if (o->csv) {
+				if ((ret = csv_line(o, w, &csv, &it)) != EXIT_OK)
+					goto out;
+				continue;
+			}
+			if (o->sc != NULL && it.len != o->sc->size) {
+				cli_warn("%s: %s %llu is %zu bytes, not a record of the channel's schema (%u bytes)",
+					 o->name, item_name(o), (unsigned long long)it.ordinal, it.len, o->sc->size);
+				ret = EXIT_FAIL;
+				goto out;
+			}
 			if ((r = dh_writer_write(w, it.data, it.len, o->timeout_ns)) < 0) {
 				ret = failed(o, w, r, "space");
 				goto out;
@@ -410,8 +570,11 @@ pump_framed(const struct opts *o, struct dh_writer *w)
 			st.msgs++;
 			progress(w, 0);
 		}
-		if (r == DH_FRAME_EOF)
+		if (r == DH_FRAME_EOF) {
+			if (csv.len > 0)        /* a quoted field left open: the parser says so */
+				ret = csv_row(o, w, &csv);
 			break;
+		}
 		if (r < 0) {
 			ret = bad_item(o, w, d, r);
 			break;
@@ -430,6 +593,8 @@ pump_framed(const struct opts *o, struct dh_writer *w)
 	}
 out:
 	dh_frame_dec_free(d);
+	free(csv.row);
+	free(csv.rec);
 	return ret;
 }
 
@@ -437,7 +602,7 @@ static struct dh_writer *
 open_writer(const struct opts *o)
 {
 	struct dh_writer *w;
-	struct dh_writer_opts wo = { .label = o->label, .key = o->cfg.key };
+	struct dh_writer_opts wo = { .label = o->label, .key = o->cfg.key, .schema = o->schema };
 	pid_t pid = 0;
 	int r = dh_writer_open_opts(o->name, &wo, &w, &pid);
 
@@ -447,9 +612,37 @@ open_writer(const struct opts *o)
 		cli_die(EXIT_FAIL, "%s: no such channel (--create creates it)", o->name);
 	if (r == -EBUSY)
 		cli_die(EXIT_FAIL, "%s: another writer is active (pid %ld)", o->name, (long)pid);
+	if (r == -DH_ESCHEMA)
+		cli_schema_mismatch(o->name, o->want);
 	if (r < 0)
 		cli_diec(EXIT_FAIL, r, "%s", o->name);
 	return w;
+}
+
+/* On a schema channel every message is one record: raw input is cut into
+ * records of its size, --record-size must be that size, and --csv rows are
+ * encoded as records (a channel without a schema cannot take them).  A
+ * refusal leaves the stream as it was: writer closed, no end-of-stream. */
+static void
+records(struct opts *o, struct dh_writer *w)
+{
+	o->sc = cli_channel_schema(dh_writer_block(w), o->name);
+	if ((o->sc == NULL && o->csv) ||
+	    (o->sc != NULL && o->mode == DH_FRAME_RECORD && o->record_size != o->sc->size)) {
+		dh_writer_close(w);
+		dh_key_wipe(o->key);
+		if (o->sc == NULL)
+			cli_die(EXIT_FAIL, "%s: channel has no schema: --csv encodes records (dh-create --schema)",
+				o->name);
+		cli_die(EXIT_FAIL, "%s: --record-size %llu: the channel's records are %u bytes", o->name,
+			(unsigned long long)o->record_size, o->sc->size);
+	}
+	if (o->sc != NULL && o->mode == DH_FRAME_RAW) {
+		o->mode = DH_FRAME_RECORD;
+		o->record_size = o->sc->size;
+	}
+	if (o->csv)     /* a number field is at most 127 bytes; text fields are bounded */
+		o->row_max = dh_schema_csv_bound(o->sc) + 128 * (size_t)o->sc->ncolumns;
 }
 
 int
@@ -470,6 +663,7 @@ main(int argc, char **argv)
 	}
 	cli_catch_signals(0);
 	w = open_writer(&o);
+	records(&o, w);
 	cli_broker_writer(&o.broker, o.name, o.label);   /* never waits for the broker */
 	if (fcntl(0, F_GETPIPE_SZ) > 0 && fcntl(0, F_GETPIPE_SZ) < (1 << 20))
 		(void)fcntl(0, F_SETPIPE_SZ, 1 << 20);   /* bigger reads; best effort */
@@ -496,6 +690,8 @@ main(int argc, char **argv)
 	dh_writer_close(w);
 	dh_key_wipe(o.key);
 	free(st.snap);
+	free(o.sc);
+	free(o.want);
 	cli_reraise();
 	return ret;
 }
