@@ -85,10 +85,10 @@ _dh() {
 		;;
 	dh-write)
 		opts="--create --slots --slot-size --policy --checksum --meta-size --max-readers --mode
-			--evict-after --key --lines --null --framed --record-size --timeout --wait-readers
-			--no-eos --progress --meta --name --help --version -h -V"
+			--evict-after --key --schema --lines --null --framed --record-size --csv --timeout
+			--wait-readers --no-eos --progress --meta --name --help --version -h -V"
 		argopts="--slots --slot-size --policy --checksum --meta-size --max-readers --mode
-			--evict-after --key --record-size --timeout --wait-readers --meta --name"
+			--evict-after --key --schema --record-size --timeout --wait-readers --meta --name"
 		;;
 	*)
 		# a command this file does not know yet: its --help lists the options
