@@ -370,6 +370,7 @@ void
 cli_config_finish(struct cli_config *c)
 {
 	struct dh_schema *sc;
+	uint32_t size;
 
 	if (c->evict) {
 		if (c->cfg.policy != DH_POLICY_SYNC)
@@ -380,26 +381,31 @@ cli_config_finish(struct cli_config *c)
 		return;
 	/* one record per message: the slot follows the record unless given */
 	sc = cli_schema_parse(c->cfg.schema);
-	if (!c->slot_size)
-		c->cfg.slot_size = sc->size;
-	else if (sc->size > c->cfg.slot_size)
-		cli_die(EXIT_USAGE, "--schema: a record of %u bytes does not fit a slot of %u", sc->size,
-			c->cfg.slot_size);
+	size = sc->size;
 	free(sc);
+	if (!c->slot_size)
+		c->cfg.slot_size = size;
+	else if (size > c->cfg.slot_size)
+		cli_die(EXIT_USAGE, "--schema: a record of %u bytes does not fit a slot of %u", size,
+			c->cfg.slot_size);
 }
 
 struct dh_schema *
 cli_schema_parse(const char *spec)
 {
 	struct dh_schema *sc = malloc(sizeof *sc);
+	uint32_t at;
 	int r;
 
 	if (sc == NULL)
 		cli_die(EXIT_FAIL, "out of memory");
-	if ((r = dh_schema_parse(spec, sc)) == -EINVAL)
-		cli_die(EXIT_USAGE, "--schema: syntax error at byte %u of the spec", sc->error_at);
-	else if (r < 0)
+	if ((r = dh_schema_parse(spec, sc)) < 0) {
+		at = sc->error_at;
+		free(sc);       /* leak checkers look at exit */
+		if (r == -EINVAL)
+			cli_die(EXIT_USAGE, "--schema: syntax error at byte %u of the spec", at);
 		cli_diec(EXIT_USAGE, r, "--schema");
+	}
 	return sc;
 }
 
@@ -417,8 +423,10 @@ cli_channel_schema(struct dh_block *b, const char *name)
 		return NULL;
 	if ((sc = malloc(sizeof *sc)) == NULL)
 		cli_diec(EXIT_FAIL, -ENOMEM, "%s", name);
-	if ((r = dh_schema_parse(canon, sc)) < 0 || sc->size != (uint32_t)size)
+	if ((r = dh_schema_parse(canon, sc)) < 0 || sc->size != (uint32_t)size) {
+		free(sc);
 		cli_diec(EXIT_FAIL, r < 0 ? r : -DH_ECORRUPT, "%s: the channel's schema", name);
+	}
 	return sc;
 }
 
