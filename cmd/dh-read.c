@@ -421,15 +421,14 @@ pump(const struct opts *o, struct dh_reader *r)
 		if (rc == 0) {
 			if (m.lost > 0 && !o->quiet)
 				lost_report(o, &lost, m.lost, m.seq, 0);
-			if (o->sc != NULL && emit_record(&out, o, &m) == -EMSGSIZE) {
+			rc = o->sc != NULL ? emit_record(&out, o, &m) : emit(&out, o->mode, &m);
+			if (rc == -EMSGSIZE && out.err == 0) {
 				cli_warn("%s: message at seq %llu is %zu bytes, not a record of the schema (%u bytes)",
 					 o->name, (unsigned long long)m.seq, m.len, o->sc->size);
 				ret = EXIT_FAIL;
 				continue;
 			}
-			if (o->sc == NULL && emit(&out, o->mode, &m) < 0)
-				break;
-			if (out.err != 0)
+			if (rc < 0)
 				break;
 			got++;
 		} else if (rc == -DH_ECHECKSUM) {
