@@ -11,6 +11,7 @@
 
 #include "broker_cli.h"
 #include "cli.h"
+#include "csv_cli.h"
 #include "dh_stat.h"
 
 static const char synopsis[] =
@@ -408,87 +409,15 @@ bad_item(const struct opts *o, struct dh_writer *w, struct dh_frame_dec *d, int 
 	return EXIT_FAIL;
 }
 
-/* --csv: a row is one line, or several when a quoted field holds line breaks. */
-struct csv {
-	char *row;
-	size_t len, cap;
-	uint64_t line;             /* where the row starts */
-	void *rec;
-};
-
-/* 1 if the row ends inside a quoted field (the line break belongs to the
- * field: join the next line), 0 if it is complete or malformed. */
+/* --csv: encode a complete row and write its record (the header: nothing). */
 static int
-csv_open(const char *p, size_t n)
+csv_write(const struct opts *o, struct dh_writer *w, struct cli_csv *c, void *rec)
 {
-	int start = 1, quoted = 0;
-	size_t i;
+	int r = cli_csv_record(c, o->name, rec);
 
-	for (i = 0; i < n; i++) {
-		if (quoted) {
-			if (p[i] == '"' && i + 1 < n && p[i + 1] == '"')
-				i++;
-			else if (p[i] == '"')
-				quoted = 0;
-			continue;
-		}
-		if (p[i] == '"' && !start)
-			return 0;  /* a quote inside a bare field: the parser says so */
-		quoted = p[i] == '"';
-		start = p[i] == ',';
-	}
-	return quoted;
-}
-
-/* 1 if row (n bytes, a trailing CR ignored) is the header of the schema;
- * with prefix, if it starts with the first column's name and a comma. */
-static int
-is_header(const struct dh_schema *sc, const char *row, size_t n, int prefix)
-{
-	char *h;
-	size_t cap = dh_schema_csv_bound(sc);
-	ssize_t hl;
-	int r = 0;
-
-	if (n > 0 && row[n - 1] == '\r')
-		n--;
-	if ((h = malloc(cap)) == NULL || (hl = dh_schema_csv_header(sc, h, cap)) < 0) {
-		free(h);
-		return 0;
-	}
-	if (prefix)     /* one column: only an exact match is a header */
-		hl = strchr(h, ',') != NULL ? strchr(h, ',') - h + 1 : -1;
-	if (hl >= 0 && (prefix ? n >= (size_t)hl : n == (size_t)hl))
-		r = memcmp(row, h, (size_t)hl) == 0;
-	free(h);
-	return r;
-}
-
-/* Encode the row and write it; a first line equal to the header is skipped. */
-static int
-csv_row(const struct opts *o, struct dh_writer *w, struct csv *c)
-{
-	char head[DH_SCHEMA_NAME_MAX + 16];
-	size_t n = c->len;
-	const char *what;
-	uint32_t col;
-	int r;
-
-	c->len = 0;
-	if (c->line == 1 && is_header(o->sc, c->row, n, 0))
-		return EXIT_OK;
-	if (dh_schema_from_csv(o->sc, c->row, n, c->rec, &col, &what) < 0) {
-		if (dh_schema_column_name(o->sc, col, head, sizeof head) < 0)
-			head[0] = '\0';
-		if (c->line == 1 && is_header(o->sc, c->row, n, 1))
-			cli_warn("%s: line 1: a header must be exactly the schema's columns (dh-read --csv "
-				 "prints them)", o->name);
-		else
-			cli_warn("%s: line %llu, column %u%s%s%s: %s", o->name, (unsigned long long)c->line,
-				 col, *head ? " (" : "", head, *head ? ")" : "", what);
-		return EXIT_FAIL;
-	}
-	if ((r = dh_writer_write(w, c->rec, o->sc->size, o->timeout_ns)) < 0)
+	if (r != 0)
+		return r < 0 ? EXIT_FAIL : EXIT_OK;
+	if ((r = dh_writer_write(w, rec, o->sc->size, o->timeout_ns)) < 0)
 		return failed(o, w, r, "space");
 	st.bytes += o->sc->size;
 	st.msgs++;
@@ -496,33 +425,19 @@ csv_row(const struct opts *o, struct dh_writer *w, struct csv *c)
 	return EXIT_OK;
 }
 
-/* One input line: append it to the row; a complete row is written. */
+/* --csv: one input line; a row may span several. */
 static int
-csv_line(const struct opts *o, struct dh_writer *w, struct csv *c, const struct dh_frame_item *it)
+csv_line(const struct opts *o, struct dh_writer *w, struct cli_csv *c, const struct dh_frame_item *it,
+	 void *rec)
 {
-	if (c->len == 0)
-		c->line = it->ordinal;
-	else
-		c->row[c->len++] = '\n';        /* room kept below */
-	if (it->len + 1 > o->row_max - c->len) {
+	int r = cli_csv_line(c, it->data, it->len, it->ordinal);
+
+	if (r == -EMSGSIZE) {
 		cli_warn("%s: line %llu: a row longer than any row of the schema (%zu bytes)", o->name,
 			 (unsigned long long)c->line, o->row_max);
 		return EXIT_FAIL;
 	}
-	if (c->len + it->len + 1 > c->cap) {
-		size_t cap = c->cap ? c->cap : 4096;
-		char *nr;
-
-		while (cap < c->len + it->len + 1)
-			cap *= 2;
-		if ((nr = realloc(c->row, cap)) == NULL)
-			cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
-		c->row = nr;
-		c->cap = cap;
-	}
-	memcpy(c->row + c->len, it->data, it->len);
-	c->len += it->len;
-	return csv_open(c->row, c->len) ? EXIT_OK : csv_row(o, w, c);
+	return r == 0 ? EXIT_OK : csv_write(o, w, c, rec);
 }
 
 /* Lines, null, framed, record: read into the decoder, copy each item once into a slot. */
@@ -531,11 +446,15 @@ pump_framed(const struct opts *o, struct dh_writer *w)
 {
 	struct dh_frame_dec *d;
 	struct dh_frame_item it;
-	struct csv csv = { 0 };
+	struct cli_csv csv = { 0 };
+	void *rec = NULL;
 	int r, ret = EXIT_OK;
 
-	if (o->csv && (csv.rec = malloc(o->sc->size)) == NULL)
-		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
+	if (o->csv) {
+		cli_csv_init(&csv, o->sc);
+		if ((rec = malloc(o->sc->size)) == NULL)
+			cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
+	}
 	r = dh_frame_dec_new(o->mode, o->csv ? o->row_max : dh_writer_slot_size(w), (size_t)o->record_size,
 			     &d);
 	if (r == -DH_ETOOBIG)
@@ -552,7 +471,7 @@ pump_framed(const struct opts *o, struct dh_writer *w)
 			if (cli_signal)
 				goto out;
 			if (o->csv) {
-				if ((ret = csv_line(o, w, &csv, &it)) != EXIT_OK)
+				if ((ret = csv_line(o, w, &csv, &it, rec)) != EXIT_OK)
 					goto out;
 				continue;
 			}
@@ -572,7 +491,7 @@ pump_framed(const struct opts *o, struct dh_writer *w)
 		}
 		if (r == DH_FRAME_EOF) {
 			if (csv.len > 0)        /* a quoted field left open: the parser says so */
-				ret = csv_row(o, w, &csv);
+				ret = csv_write(o, w, &csv, rec);
 			break;
 		}
 		if (r < 0) {
@@ -593,8 +512,8 @@ pump_framed(const struct opts *o, struct dh_writer *w)
 	}
 out:
 	dh_frame_dec_free(d);
-	free(csv.row);
-	free(csv.rec);
+	cli_csv_free(&csv);
+	free(rec);
 	return ret;
 }
 
@@ -641,8 +560,8 @@ records(struct opts *o, struct dh_writer *w)
 		o->mode = DH_FRAME_RECORD;
 		o->record_size = o->sc->size;
 	}
-	if (o->csv)     /* a number field is at most 127 bytes; text fields are bounded */
-		o->row_max = dh_schema_csv_bound(o->sc) + 128 * (size_t)o->sc->ncolumns;
+	if (o->csv)
+		o->row_max = cli_csv_row_max(o->sc);
 }
 
 int
