@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,6 +88,65 @@ loadavg(double l[3])
 {
 	if (getloadavg(l, 3) != 3)
 		l[0] = l[1] = l[2] = -1;
+}
+
+/* --- foreign load: CPU time used by processes that are not ours ------------- */
+
+struct cpu_mark {
+	double busy;                /* machine: non-idle seconds, all CPUs (/proc/stat) */
+	double ours;                /* harness + reaped children, seconds */
+	uint64_t t;
+};
+
+struct case_load {
+	const char *name;
+	double foreign;             /* other processes, in cores (1.0 = one core busy) */
+	double secs;
+};
+
+static struct case_load loads[8];
+static int nloads;
+
+static void
+cpu_mark(struct cpu_mark *m)
+{
+	unsigned long long v[10] = { 0 };
+	struct rusage ru;
+	FILE *f = fopen("/proc/stat", "r");
+	double tck = (double)sysconf(_SC_CLK_TCK);
+
+	m->busy = 0;
+	if (f) {
+		if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+			   &v[6], &v[7]) == 8)
+			m->busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / tck;
+		fclose(f);
+	}
+	m->ours = 0;
+	getrusage(RUSAGE_SELF, &ru);
+	m->ours += (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+		   (double)ru.ru_stime.tv_usec / 1e6;
+	getrusage(RUSAGE_CHILDREN, &ru);
+	m->ours += (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+		   (double)ru.ru_stime.tv_usec / 1e6;
+	m->t = now_ns();
+}
+
+/* Run one case and record how much CPU everybody else used meanwhile. */
+static void
+run_case(const char *name, void (*fn)(void))
+{
+	struct cpu_mark a, b;
+	struct case_load *l = &loads[nloads++];
+
+	cpu_mark(&a);
+	fn();
+	cpu_mark(&b);
+	l->name = name;
+	l->secs = (double)(b.t - a.t) / 1e9;
+	l->foreign = l->secs > 0 ? ((b.busy - a.busy) - (b.ours - a.ours)) / l->secs : 0;
+	if (l->foreign < 0)
+		l->foreign = 0;   /* tick granularity */
 }
 
 /* --- table ---------------------------------------------------------------------- */
@@ -427,7 +487,10 @@ write_json(const char *path, double wall)
 	fprintf(f, ", \"pinned\": [%d, %d], \"load_start\": [%.2f, %.2f, %.2f], \"load_end\": [%.2f, %.2f, %.2f]},\n",
 		B.cpu_a, B.cpu_b, load_start[0], load_start[1], load_start[2], load_end[0], load_end[1],
 		load_end[2]);
-	fprintf(f, "  \"results\": [\n");
+	fprintf(f, "  \"foreign_cpu_cores\": {");
+	for (int i = 0; i < nloads; i++)
+		fprintf(f, "%s\"%s\": %.3f", i ? ", " : "", loads[i].name, loads[i].foreign);
+	fprintf(f, "},\n  \"results\": [\n");
 	for (int i = 0; i < nrows; i++) {
 		struct row *r = &rows[i];
 		fprintf(f, "    {\"key\": ");
@@ -550,12 +613,12 @@ main(int argc, char **argv)
 	printf("load average at start: %.2f %.2f %.2f\n", load_start[0], load_start[1], load_start[2]);
 
 	t0 = now_ns();
-	run_throughput();
-	run_latency();
-	run_pipeline();
-	run_fanout();
-	run_stress();
-	run_idle();
+	run_case("throughput", run_throughput);
+	run_case("latency", run_latency);
+	run_case("pipeline", run_pipeline);
+	run_case("fan-out", run_fanout);
+	run_case("stress", run_stress);
+	run_case("idle", run_idle);
 	loadavg(load_end);
 
 	table_throughput();
@@ -565,8 +628,13 @@ main(int argc, char **argv)
 	table_idle();
 	eval_targets();
 	table_targets();
-	printf("\nload average at end: %.2f %.2f %.2f; %.1f s\n", load_end[0], load_end[1], load_end[2],
-	       (double)(now_ns() - t0) / 1e9);
+	printf("\nOTHER PROCESSES: CPU used by everything but this harness and its children, in cores\n ");
+	for (int i = 0; i < nloads; i++)
+		if (loads[i].secs >= 0.05)
+			printf("  %s %.2f (%.0f s)", loads[i].name, loads[i].foreign, loads[i].secs);
+	printf("\n");
+	printf("load average at end: %.2f %.2f %.2f (includes our own processes); %.1f s\n", load_end[0],
+	       load_end[1], load_end[2], (double)(now_ns() - t0) / 1e9);
 	if (B.json) {
 		int rc = write_json(B.json, (double)(now_ns() - t0) / 1e9);
 		if (rc < 0)
