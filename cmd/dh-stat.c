@@ -11,17 +11,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker_cli.h"
 #include "cli.h"
 #include "dh_schema.h"
 #include "dh_stat.h"
 
 static const char synopsis[] = "dh-stat [--json | --prometheus] [--watch SEC] [--all-fields] [NAME ...]";
+static const char synopsis_broker[] =
+	"dh-stat --broker ENDPOINT [--broker-key FILE --client-key FILE] [--json] [NAME ...]";
+static const char synopsis_events[] = "dh-stat [--broker ENDPOINT] [--broker-key FILE --client-key FILE] --events";
 
-enum { OPT_ALL = 256, OPT_JSON, OPT_PROM, OPT_WATCH };
+enum { OPT_ALL = 256, OPT_EVENTS, OPT_JSON, OPT_PROM, OPT_WATCH };
 enum fmt { FMT_TEXT, FMT_JSON, FMT_PROM };
 
 static const struct option longopts[] = {
 	{ "all-fields", no_argument, NULL, OPT_ALL },
+	{ "broker", required_argument, NULL, CLI_OPT_BROKER },
+	{ "broker-key", required_argument, NULL, CLI_OPT_BROKER_KEY },
+	{ "client-key", required_argument, NULL, CLI_OPT_CLIENT_KEY },
+	{ "events", no_argument, NULL, OPT_EVENTS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "prometheus", no_argument, NULL, OPT_PROM },
@@ -49,14 +57,14 @@ struct pass {
 
 static struct {
 	enum fmt fmt;
-	int all, watch, named, tty;
+	int all, events, watch, named, tty;
 	int64_t interval_ns;
 } opt;
 
 static _Noreturn void
 help(void)
 {
-	printf("usage: %s\n\n", synopsis);
+	printf("usage: %s\n       %s\n       %s\n\n", synopsis, synopsis_broker, synopsis_events);
 	printf("Show the channels in /dev/shm, or the full picture of each channel NAME.\n\n"
 	       "  --json           one JSON document per refresh\n"
 	       "  --prometheus     Prometheus text exposition format\n"
@@ -64,6 +72,12 @@ help(void)
 	       "                   with message and byte rates, until interrupted\n"
 	       "  --all-fields     also checksum kind, loss and end-of-stream columns,\n"
 	       "                   free table entries and the segment layout\n"
+	       "  --broker ENDPOINT  list the channels registered with dh-broker(1) there,\n"
+	       "                   on every host, instead of those in /dev/shm\n"
+	       "  --events         print the broker's events as JSON lines until interrupted\n"
+	       "                   (the broker of --broker, else $DH_BROKER)\n"
+	       "  --broker-key FILE, --client-key FILE   CURVE: the broker's public key and\n"
+	       "                   our secret key (default: in $DH_CURVE_DIR)\n"
 	       "  -h, --help       print this help and exit\n"
 	       "  -V, --version    print the version and exit\n\n"
 	       "Reading statistics never modifies a channel. Exit status: 0 done, 1 a named\n"
@@ -594,6 +608,21 @@ print_channel(const struct chan *c, uint64_t now)
 
 /* --- main loop ------------------------------------------------------------- */
 
+/* --broker, --events: the broker's view instead of /dev/shm. */
+static int
+broker(struct cli_broker *b, char **names, int n)
+{
+	const char *syn = opt.events ? synopsis_events : synopsis_broker;
+
+	if (opt.fmt == FMT_PROM || opt.watch || opt.all)
+		cli_usage(syn, "--prometheus, --watch and --all-fields are for the channels in /dev/shm");
+	if (opt.events && n > 0)
+		cli_usage(syn, "--events takes no channel name");
+	if (!cli_broker_setup(b, syn))
+		cli_usage(syn, "--events needs --broker ENDPOINT (or DH_BROKER)");
+	return opt.events ? cli_broker_events(b) : cli_broker_list(b, opt.fmt == FMT_JSON, names, n);
+}
+
 /* Print one pass; returns 1 if a named channel could not be read. */
 static int
 print_pass(const struct pass *p)
@@ -705,6 +734,7 @@ watch(char **names, int nnames)
 int
 main(int argc, char **argv)
 {
+	struct cli_broker bk = { 0 };
 	struct sigaction sa;
 	struct pass p;
 	char buf[64];
@@ -713,9 +743,14 @@ main(int argc, char **argv)
 	cli_init(argc, argv);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
+		if (cli_broker_option(&bk, c, optarg))
+			continue;
 		switch (c) {
 		case OPT_ALL:
 			opt.all = 1;
+			break;
+		case OPT_EVENTS:
+			opt.events = 1;
 			break;
 		case 'h':
 			help();
@@ -750,6 +785,10 @@ main(int argc, char **argv)
 	}
 	opt.named = argc > 0;
 	opt.tty = isatty(STDOUT_FILENO);
+	if (bk.opts.endpoint != NULL || opt.events)
+		return broker(&bk, argv, argc);
+	if (bk.opts.server_key != NULL || bk.opts.client_key != NULL)
+		cli_usage(synopsis, "--broker-key and --client-key need --broker or --events");
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_bus;
