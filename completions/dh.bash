@@ -38,10 +38,10 @@ _dh_value() {
 	*:--checksum) _dh_words "none xxh3 blake2b" ;;
 	*:--from) _dh_words "oldest latest now" ;;
 	*:--mode) _dh_words "0600 0640 0660 0644 0664 0666" ;;
-	*:--evict-after | *:--timeout) _dh_words "inf" ;;
-	*:--bind | *:-b | *:--events | *:-e) _dh_words "ipc:// tcp://" ;;
+	*:--evict-after | *:--timeout | *:--wait-channel) _dh_words "inf" ;;
+	*:--bind | *:-b | *:--events | *:-e | *:--broker) _dh_words "ipc:// tcp://" ;;
 	dh-broker:--keygen | *:--curve | *:-c) _dh_dirs ;;
-	*:--key | *:--meta | *:--keygen) _dh_files ;;
+	*:--key | *:--meta | *:--keygen | *:--broker-key | *:--client-key) _dh_files ;;
 	*) COMPREPLY=() ;; # numbers, sizes, durations, labels, specs
 	esac
 }
@@ -72,12 +72,15 @@ _dh() {
 		;;
 	dh-read)
 		opts="--follow --count --from --no-wait --lines --null --framed --json --csv --timeout --key
-			--schema --strict --name --meta --quiet --help --version -q -h -V"
-		argopts="--count --from --timeout --key --schema --name"
+			--schema --strict --name --meta --wait-channel --broker --broker-key --client-key
+			--quiet --help --version -q -h -V"
+		argopts="--count --from --timeout --key --schema --name --wait-channel --broker --broker-key
+			--client-key"
 		;;
 	dh-stat)
-		opts="--json --prometheus --watch --all-fields --help --version -h -V"
-		argopts="--watch"
+		opts="--json --prometheus --watch --all-fields --broker --events --broker-key --client-key
+			--help --version -h -V"
+		argopts="--watch --broker --broker-key --client-key"
 		;;
 	dh-validate)
 		opts="--repair --force --json --quiet --key --all --help --version -q -h -V"
@@ -86,9 +89,11 @@ _dh() {
 	dh-write)
 		opts="--create --slots --slot-size --policy --checksum --meta-size --max-readers --mode
 			--evict-after --key --schema --lines --null --framed --record-size --csv --timeout
-			--wait-readers --no-eos --progress --meta --name --help --version -h -V"
+			--wait-readers --no-eos --progress --meta --name --broker --broker-key --client-key
+			--help --version -h -V"
 		argopts="--slots --slot-size --policy --checksum --meta-size --max-readers --mode
-			--evict-after --key --schema --record-size --timeout --wait-readers --meta --name"
+			--evict-after --key --schema --record-size --timeout --wait-readers --meta --name
+			--broker --broker-key --client-key"
 		;;
 	*)
 		# a command this file does not know yet: its --help lists the options
