@@ -25,6 +25,9 @@ DH_BUILD=${DH_BUILD:-build}
 PATH="$DH_TOP/$DH_BUILD/bin:$PATH"
 LC_ALL=C
 export DH_TOP DH_BUILD PATH LC_ALL
+# The commands register with a broker when these are set: tests that want
+# one say so.
+unset DH_BROKER DH_CURVE_DIR
 
 _dh_file=$(basename "$BATS_TEST_FILENAME" .bats)
 _dh_file=${_dh_file//[^A-Za-z0-9._-]/_}
