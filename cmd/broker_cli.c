@@ -386,8 +386,9 @@ cli_broker_list(struct cli_broker *b, int json, char **names, int n)
 			broker_die(b, c, r);
 		arr = json_loads(text, 0, NULL);
 		free(text);
-		if ((grown = realloc(in, (nin + k + 1) * sizeof *in)) == NULL || !json_is_array(arr) ||
-		    json_array_extend(all, arr) < 0)
+		if (!json_is_array(arr) || json_array_size(arr) != k)
+			cli_die(EXIT_FAIL, "broker %s: malformed list reply", b->opts.endpoint);
+		if ((grown = realloc(in, (nin + k + 1) * sizeof *in)) == NULL || json_array_extend(all, arr) < 0)
 			cli_die(EXIT_FAIL, "out of memory");
 		in = grown;
 		memcpy(in + nin, v, k * sizeof *v);
