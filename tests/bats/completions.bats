@@ -44,9 +44,11 @@ words() { # expected matches, as arguments
 
 @test "bash: the options of each command" {
 	comp dh-stat --
-	assert_equal "$output" "$(words --all-fields --help --json --prometheus --version --watch)"
+	assert_equal "$output" "$(words --all-fields --broker --broker-key --client-key --events --help --json \
+		--prometheus --version --watch)"
 	comp dh-stat -
-	assert_equal "$output" "$(words --all-fields --help --json --prometheus --version --watch -V -h)"
+	assert_equal "$output" "$(words --all-fields --broker --broker-key --client-key --events --help --json \
+		--prometheus --version --watch -V -h)"
 	comp dh-create --pol
 	assert_equal "$output" --policy
 	comp dh-read --f
@@ -74,6 +76,10 @@ words() { # expected matches, as arguments
 	# a value is never mistaken for options
 	comp dh-stat --watch -
 	assert_equal "$output" ""
+	comp dh-write --broker ""
+	assert_equal "$output" "$(words ipc:// tcp://)"
+	comp dh-read --wait-channel ""
+	assert_equal "$output" inf
 }
 
 @test "bash: channel names from /dev/shm for NAME operands, not for dh-broker" {
@@ -105,6 +111,8 @@ words() { # expected matches, as arguments
 	assert_equal "$output" "$T/keys.d"
 	comp dh-create --keygen "$T/key."
 	assert_equal "$output" "$T/key.bin"
+	comp dh-stat --broker-key "$T/key."
+	assert_equal "$output" "$T/key.bin"
 }
 
 @test "bash: a dh command the file does not know: options from its --help" {
@@ -119,9 +127,11 @@ words() { # expected matches, as arguments
 	need_zsh
 	dh-create "$ch-alpha"
 	zcomp "dh-stat --"
-	assert_equal "$output" "$(words --all-fields --help --json --prometheus --version --watch)"
+	assert_equal "$output" "$(words --all-fields --broker --broker-key --client-key --events --help --json \
+		--prometheus --version --watch)"
 	zcomp "dh-stat --json --"
-	assert_equal "$output" "$(words --all-fields --help --version --watch)"
+	assert_equal "$output" "$(words --all-fields --broker --broker-key --client-key --events --help --version \
+		--watch)"
 	zcomp "dh-create --policy "
 	assert_equal "$output" "$(words latest queue ring sync)"
 	zcomp "dh-create --checksum="
