@@ -167,12 +167,13 @@ struct stream_res {
 int stream_once(struct xport *x, uint64_t dur_ns, int reader_cpu, struct stream_res *res);
 
 /* Writer sends n messages paced gap_ns apart (absolute schedule), each with
- * its send time; readers record one-way latency into lat[idx * n + seq]. */
+ * its send time; readers record one-way latency into lat[idx * n + seq].
+ * spin: the writer waits for the next send time yielding, not sleeping. */
 struct paced_res {
 	uint64_t sent, errors, got;
 	char why[96];
 };
-int paced_once(struct xport *x, uint64_t n, uint64_t gap_ns, int reader_cpu, uint64_t *lat,
+int paced_once(struct xport *x, uint64_t n, uint64_t gap_ns, int spin, int reader_cpu, uint64_t *lat,
 	       struct paced_res *res);
 
 /* cases */

@@ -1,5 +1,6 @@
 /* drive.c: the back-to-back (throughput) and paced (latency) protocols. See LICENSE. */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -250,7 +251,7 @@ stream_once(struct xport *x, uint64_t dur_ns, int reader_cpu, struct stream_res 
 }
 
 int
-paced_once(struct xport *x, uint64_t n, uint64_t gap_ns, int reader_cpu, uint64_t *lat,
+paced_once(struct xport *x, uint64_t n, uint64_t gap_ns, int spin, int reader_cpu, uint64_t *lat,
 	   struct paced_res *res)
 {
 	struct rarg args[MAX_READERS];
@@ -278,10 +279,18 @@ paced_once(struct xport *x, uint64_t n, uint64_t gap_ns, int reader_cpu, uint64_
 		unsigned char *p;
 		struct mhdr h;
 
-		ts.tv_sec = (time_t)(next / 1000000000u);
-		ts.tv_nsec = (long)(next % 1000000000u);
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-			;
+		if (spin) {
+			/* the writer's core never idles (a halted vCPU wakes slowly
+			 * and may come back elsewhere); yielding lets a transport's
+			 * own threads (zmq I/O) run */
+			while (now_ns() < next)
+				sched_yield();
+		} else {
+			ts.tv_sec = (time_t)(next / 1000000000u);
+			ts.tv_nsec = (long)(next % 1000000000u);
+			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+				;
+		}
 		h.seq = i;
 		h.t_send = now_ns();
 		p = x_writer_begin(x);

@@ -1,6 +1,7 @@
 /* lat.c: case 2 (one-way latency, and its physical floor) and case 4b (1 writer,
  * 10 readers, 10 000 msg/s stress). See LICENSE. */
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,11 +60,10 @@ floor_once(uint64_t n, uint64_t gap, uint64_t *lat, uint64_t *half_rtt, char *wh
 	pid = spawn_fn(B.cpu_b, floor_reader, f);
 	next = now_ns() + 1000000;
 	for (uint64_t i = 1; i <= n + WARM; i++, next += gap) {
-		struct timespec ts = { (time_t)(next / 1000000000u), (long)(next % 1000000000u) };
 		uint64_t t, deadline;
 
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-			;
+		while (now_ns() < next)
+			sched_yield();
 		t = now_ns();
 		f->t_send = t;
 		atomic_store_explicit(&f->seq, i, memory_order_release);
@@ -175,7 +175,7 @@ run_latency(void)
 				x.ck = lv[v].ck;
 				x.busy = lv[v].busy;
 				x.slots = 256;
-				rc = paced_once(&x, n, gap, B.cpu_b, lat, &res);
+				rc = paced_once(&x, n, gap, 1, B.cpu_b, lat, &res);
 				if (rc < 0)
 					snprintf(why, sizeof why, "%s", res.why);
 			}
@@ -237,7 +237,7 @@ run_stress(void)
 			x.ck = sv[v].ck;
 			x.nreaders = K;
 			x.slots = 1024;
-			if (paced_once(&x, n, gap, -1, lat, &res) < 0) {
+			if (paced_once(&x, n, gap, 0, -1, lat, &res) < 0) {
 				r->errors++;
 				snprintf(r->why, sizeof r->why, "%s", res.why);
 				note("%s rep %d: %s", r->key, rep, res.why);
