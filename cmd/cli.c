@@ -333,6 +333,10 @@ cli_config_option(int opt, const char *arg, struct cli_config *c)
 		break;
 	case CLI_OPT_EVICT:
 		c->evict_ns = cli_opt_duration("evict-after", arg);
+		/* "evict at once" would cut loose every reader that falls one
+		 * slot behind: almost certainly a typo for a duration */
+		if (c->evict_ns == 0)
+			cli_die(EXIT_USAGE, "--evict-after %s: invalid duration", cli_safe(arg, buf, sizeof buf));
 		c->evict = 1;
 		break;
 	case CLI_OPT_MAX_READERS:

@@ -153,12 +153,8 @@ main(int argc, char **argv)
 		/* --key, --schema and the geometry codes (CLI_OPT_*, above ours) */
 		if (c >= OPT_KEY && c != OPT_REMOVE && c != OPT_KEYGEN)
 			creating = 1;
-		if (cli_config_option(c, optarg, &cc)) {
-			if (c == CLI_OPT_EVICT && cc.evict_ns == 0)
-				cli_die(EXIT_USAGE, "--evict-after %s: invalid duration",
-					cli_safe(optarg, buf, sizeof buf));
+		if (cli_config_option(c, optarg, &cc))
 			continue;
-		}
 		switch (c) {
 		case OPT_FORCE:
 			force = 1;

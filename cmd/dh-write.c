@@ -183,7 +183,7 @@ parse(int argc, char **argv, struct opts *o)
 	o->name = argv[optind];
 	if (cc.any && !o->create)
 		cli_usage(synopsis, "geometry options need --create");
-	if (cc.cfg.key && cc.cfg.checksum != DH_CHECKSUM_XXH3)
+	if (cc.cfg.key && cc.checksum)
 		cli_die(EXIT_USAGE, "--key and --checksum exclude each other: a key selects the keyed MAC");
 	if (o->create)
 		cc.cfg.schema = o->schema;

@@ -333,3 +333,15 @@ setup() {
 	assert_equal "${#stderr_lines[@]}" 1
 	[ ! -e "$(dh_shm "$ch-2")" ]
 }
+
+@test "dh-write --create refuses what dh-create refuses: --evict-after 0, --key with --checksum" {
+	local ch key
+	ch=$(dh_name)
+	key=$BATS_TEST_TMPDIR/k
+	dh-create --keygen "$key"
+	run -2 --separate-stderr dh-write --create --policy sync --evict-after 0 "$ch" <"$EMPTY"
+	assert_equal "$stderr" "dh-write: --evict-after 0: invalid duration"
+	run -2 --separate-stderr dh-write --create --key "$key" --checksum xxh3 "$ch" <"$EMPTY"
+	assert_equal "$stderr" "dh-write: --key and --checksum exclude each other: a key selects the keyed MAC"
+	[ ! -e "$(dh_shm "$ch")" ]
+}
