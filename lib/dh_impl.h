@@ -186,6 +186,9 @@ int dh__check_verify(const struct dh_block *b, uint64_t seq, const void *data, u
 void dh__key_id(const uint8_t key[DH_KEY_BYTES], uint8_t id[32]);
 int dh__check_identity(struct dh_block *b, const uint8_t *key, const char *schema);
 
+/* dh_frame.c: UTF-8, shared with the schema codecs */
+size_t dh__utf8_seq(const unsigned char *p, const unsigned char *end);
+
 /* wait.c: futex on shared words */
 int dh__futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns);
 void dh__futex_wake(_Atomic uint32_t *word);

@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "dh_impl.h"
 #include "dh_schema.h"
 
 /* Longest printed number: %.17g of a double, "-1.2345678901234567e-308". */
@@ -418,39 +419,6 @@ static size_t fmt_elem(char *t, size_t tcap, const unsigned char *p, enum dh_fty
 	return n > 0 && (size_t)n < tcap ? (size_t)n : 0;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (1..4), 0 if there is none. */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-	unsigned c = p[0], lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 1;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 2;
-		if (c == 0xe0)
-			lo = 0xa0;        /* overlong */
-		else if (c == 0xed)
-			hi = 0x9f;        /* surrogates */
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 3;
-		if (c == 0xf0)
-			lo = 0x90;        /* overlong */
-		else if (c == 0xf4)
-			hi = 0x8f;        /* above U+10FFFF */
-	} else {
-		return 0;
-	}
-	if ((size_t)(end - p) <= n || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i <= n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n + 1;
-}
-
 static void json_text(struct obuf *o, const unsigned char *p, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -476,7 +444,7 @@ static void json_text(struct obuf *o, const unsigned char *p, size_t len)
 
 			put(o, e, 6);
 			p++;
-		} else if ((n = utf8_seq(p, end)) > 0) {
+		} else if ((n = dh__utf8_seq(p, end)) > 0) {
 			put(o, p, n);
 			p += n;
 		} else {
