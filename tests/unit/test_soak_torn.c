@@ -46,22 +46,30 @@ uniform(const unsigned char *p, size_t len, uint64_t seq)
 }
 
 static void
-reader(const char *name, volatile int *stop, struct tally *t, int cpu)
+reader(const char *name, volatile int *stop, struct tally *t, int cpu, unsigned secs, int ready)
 {
 	struct dh_reader *r;
 	struct dh_msg m;
 	int64_t last = -1;
 	int rc;
 
+	alarm(secs + 60); /* tap_fork's default watchdog is shorter than a soak */
 	pin(cpu);
 	if (dh_reader_open(name, NULL, &r) < 0) {
 		t->errors++;
 		_exit(1);
 	}
-	while (!*stop) {
+	if (write(ready, "r", 1) != 1)
+		_exit(1);
+	/* to the end of the stream, so every message is either taken or
+	 * reported lost */
+	(void)stop;
+	for (;;) {
 		rc = dh_reader_next(r, &m, 100000000);
-		if (rc == -ETIMEDOUT || rc == DH_END)
+		if (rc == -ETIMEDOUT)
 			continue;
+		if (rc == DH_END)
+			break;
 		if (rc < 0) {
 			t->errors++;
 			break;
@@ -105,9 +113,22 @@ run(enum dh_policy policy, unsigned secs)
 	}
 	memset(t, 0, 4096);
 	stop = (volatile int *)&t[READERS];
+	/* readers attached before the first message: all of it is theirs to
+	 * take or to be told they lost */
+	int p[2];
+	char ch;
+	if (pipe(p) < 0) {
+		fail_rest(3, "torn-read setup");
+		return;
+	}
 	for (int i = 0; i < READERS; i++)
 		if ((rp[i] = tap_fork()) == 0)
-			reader(name, stop, &t[i], 1 + i);
+			reader(name, stop, &t[i], 1 + i, secs, p[1]);
+	for (int i = 0; i < READERS; i++)
+		if (read(p[0], &ch, 1) != 1)
+			errs++;
+	close(p[0]);
+	close(p[1]);
 	pin(0);
 	t_end = (uint64_t)time(NULL) + secs;
 	while ((uint64_t)time(NULL) < t_end) {
@@ -123,8 +144,12 @@ run(enum dh_policy policy, unsigned secs)
 	*stop = 1;
 	dh_writer_eos(w);
 	for (int i = 0; i < READERS; i++) {
-		waitpid(rp[i], NULL, 0);
+		int st = 0;
+		waitpid(rp[i], &st, 0);
 		tap_forget(rp[i]);
+		/* a reader that died early would freeze its counts: that is a failure */
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			errs++;
 		got += t[i].got;
 		torn += t[i].torn;
 		back += t[i].backwards;
@@ -132,8 +157,12 @@ run(enum dh_policy policy, unsigned secs)
 		lost += t[i].lost;
 	}
 	dh_writer_close(w);
-	ok(got > 0 && !errs, "%s: %d readers took %lld messages of %llu written in %us", dh_policy_name(policy),
-	   READERS, (long long)got, (unsigned long long)s, secs);
+	ok(got > 0 && !errs, "%s: %d readers ran to the end and took %lld messages of %llu written in %us",
+	   dh_policy_name(policy), READERS, (long long)got, (unsigned long long)s, secs);
+	if (policy == DH_POLICY_RING)
+		ok(got + lost == (int64_t)(READERS * s),
+		   "ring: each reader's delivered + reported lost covers the stream (%lld + %lld of %d x %llu)",
+		   (long long)got, (long long)lost, READERS, (unsigned long long)s);
 	ok(!torn && !back, "%s: no torn payload, no seq going back (%lld torn, %lld lapped away%s)",
 	   dh_policy_name(policy), (long long)torn, (long long)lost,
 	   policy == DH_POLICY_LATEST ? ": latest skips by design" : "");
@@ -147,7 +176,7 @@ main(void)
 	const char *e = getenv("DH_TORN_SECS");
 	unsigned secs = e ? (unsigned)atoi(e) : getenv("DH_SOAK") && strcmp(getenv("DH_SOAK"), "1") == 0 ? 600 : 30;
 
-	plan(4);
+	plan(5);
 	tap_watch(2 * secs + 60, "torn-read detector");
 	run(DH_POLICY_RING, secs);
 	run(DH_POLICY_LATEST, secs);
