@@ -479,6 +479,7 @@ main(int argc, char **argv)
 	cli_catch_signals(1);
 	if (o.wait && cli_broker_wait_channel(&o.broker, o.name, o.ro.schema, o.wait_ns) == -EINTR)
 		cli_reraise();
+	cli_guard_mapping(o.name);
 	rc = dh_reader_open(o.name, &o.ro, &r);
 	if (rc == -EINTR)
 		cli_reraise();

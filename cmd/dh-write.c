@@ -523,7 +523,10 @@ open_writer(const struct opts *o)
 	struct dh_writer *w;
 	struct dh_writer_opts wo = { .label = o->label, .key = o->cfg.key, .schema = o->schema };
 	pid_t pid = 0;
-	int r = dh_writer_open_opts(o->name, &wo, &w, &pid);
+	int r;
+
+	cli_guard_mapping(o->name);
+	r = dh_writer_open_opts(o->name, &wo, &w, &pid);
 
 	if (r == -EINTR)
 		cli_reraise();

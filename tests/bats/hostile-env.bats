@@ -165,3 +165,17 @@ run_in_small_shm() {
 	assert_output 0
 	kill "$stress" 2>/dev/null || true
 }
+
+@test "a segment truncated under a running reader: one line, exit 1, no crash" {
+	local name
+	name=$(dh_name)
+	dh-create --slots 4 --slot-size 4K "$name"
+	dh_bg sh -c "dh-read --lines $name >/dev/null 2>$BATS_TEST_TMPDIR/err; echo \$? >$BATS_TEST_TMPDIR/status"
+	dh_await dh_locked "$name"
+	truncate -s 0 "$(dh_shm "$name")"
+	dh_await -t 10 test -s "$BATS_TEST_TMPDIR/status"
+	run -0 cat "$BATS_TEST_TMPDIR/status"
+	assert_output 1
+	run -0 cat "$BATS_TEST_TMPDIR/err"
+	assert_output "dh-read: $name: segment truncated underneath (bus error)"
+}
