@@ -165,13 +165,23 @@ check_dead_reader(struct ctx *c, int i)
 	}
 	if (!c->repair)
 		return;
-	if (dh__lock_try(b->fd, i) < 0)
-		return; /* a new reader got there first, or another repairer */
-	if (atomic_load(&e->state) != DH_ENT_FREE)
-		dh__reap(b, i, 0);
-	dh__lock_drop(b->fd, i);
-	for (size_t k = c->rep->n - (size_t)nclaims - 1; k < c->rep->n; k++)
-		set_action(c->rep, &c->rep->f[k], DH_ACT_REPAIRED);
+	enum dh_finding_action done = DH_ACT_REPAIRED;
+	if (dh__lock_try(b->fd, i) < 0) {
+		/* Someone holds the entry's lock: a new reader that reaped it on
+		 * attach, or another repairer doing this very work. Either way
+		 * it is handled, not a problem left for us. */
+		done = DH_ACT_NONE;
+	} else {
+		if (atomic_load(&e->state) != DH_ENT_FREE)
+			dh__reap(b, i, 0);
+		dh__lock_drop(b->fd, i);
+	}
+	for (size_t k = c->rep->n - (size_t)nclaims - 1; k < c->rep->n; k++) {
+		set_action(c->rep, &c->rep->f[k], done);
+		if (done == DH_ACT_NONE)
+			strncat(c->rep->f[k].detail, " (reclaimed by another process)",
+				sizeof c->rep->f[k].detail - strlen(c->rep->f[k].detail) - 1);
+	}
 }
 
 static int
@@ -325,8 +335,15 @@ check_writer(struct ctx *c)
 		g->seq = s;
 		g->slot = (uint32_t)(s % b->cfg.slots);
 	}
-	if (!c->repair || dh__lock_try(b->fd, 0) < 0)
+	if (!c->repair)
 		return;
+	if (dh__lock_try(b->fd, 0) < 0) {
+		/* a new writer, or another repairer, has the entry now */
+		set_action(c->rep, f, DH_ACT_NONE);
+		if (g)
+			set_action(c->rep, g, DH_ACT_NONE);
+		return;
+	}
 	if (atomic_load(&e->state) == DH_ENT_ACTIVE && atomic_load(&b->hdr->committed) == s) {
 		if (g && g->kind == DH_FIND_WRITER_UNPUBLISHED)
 			published = publish_orphan(c, s);
