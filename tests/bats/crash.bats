@@ -164,6 +164,12 @@ setup() {
 	assert_output $'msg-2\nmsg-3\nnew-4\nnew-5'
 }
 
+# The writer has blocked at least once (re-read on every poll: a
+# command substitution in dh_await's arguments would be read only once).
+writer_waited() {
+	[ "$(jdiag "$1" .counters.writer_waits)" -ge 1 ]
+}
+
 @test "sync reader killed while it blocks a writer: the writer reaps it and goes on" {
 	dh-create --slots 4 --slot-size 64 "$ch"
 	cp_bg r hold "$ch" 1
@@ -172,7 +178,7 @@ setup() {
 	await_stopped "$r"
 	cp_bg w write "$ch" 2 new
 	local w=$CPID
-	dh_await test "$(jdiag "$ch" .counters.writer_waits)" -ge 1
+	dh_await writer_waited "$ch"
 	! exited "$w"
 
 	kill9 "$r"

@@ -149,6 +149,8 @@ files() {
 	flags=$(pkg-config --define-variable=prefix="$R/usr/local" --cflags --libs dh)
 	[[ "$flags" == *"-I$R/usr/local/include/dh"* && "$flags" == *"-L$R/usr/local/lib"* ]] ||
 		fail "flags do not point into the DESTDIR: $flags"
+	# a sanitizer build installs an instrumented libdh: link its runtime too
+	case $DH_BUILD in *asan*) flags="-fsanitize=address,undefined $flags" ;; esac
 	# shellcheck disable=SC2086
 	cc -std=c11 -Wall -Wextra -o "$T/app" "$T/app.c" $flags
 	run -0 "$T/app" "$ch"
@@ -159,6 +161,7 @@ files() {
 	# relocated by a sysroot, the way cross builds do it
 	flags=$(PKG_CONFIG_SYSROOT_DIR=$R pkg-config --cflags --libs dh)
 	[[ "$flags" == *"-I$R/usr/local/include/dh"* ]] || fail "sysroot flags: $flags"
+	case $DH_BUILD in *asan*) flags="-fsanitize=address,undefined $flags" ;; esac
 	# shellcheck disable=SC2086
 	cc -std=c11 -o "$T/app2" "$T/app.c" $flags
 	run -0 "$T/app2" "$ch"
