@@ -1,5 +1,6 @@
 /* cli.c: helpers shared by the dh-* commands: messages, usage, strict parsers, full I/O. See LICENSE. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -515,10 +516,25 @@ cli_close_stdout(void)
 	return EXIT_FAIL;
 }
 
+struct dh_cancel cli_cancel;
+static int sig_pipe[2] = { -1, -1 };
+
 static void
 on_signal(int sig)
 {
+	int saved = errno;
+
 	cli_signal = sig;
+	dh_cancel_raise(&cli_cancel);
+	if (sig_pipe[1] >= 0)
+		(void)!write(sig_pipe[1], "", 1);
+	errno = saved;
+}
+
+int
+cli_signal_fd(void)
+{
+	return sig_pipe[0];
 }
 
 void
@@ -528,6 +544,12 @@ cli_catch_signals(int catch_pipe)
 	struct sigaction sa;
 	size_t i;
 
+	/* The flag alone misses a signal that lands between its test and a
+	 * blocking call: library waits watch cli_cancel, poll(2) loops also
+	 * poll this pipe's read end.  Non-blocking: a flood of signals must
+	 * never block the handler. */
+	if (sig_pipe[0] < 0 && pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		sig_pipe[0] = sig_pipe[1] = -1;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);

@@ -107,6 +107,12 @@ int cli_close_stdout(void);
  * cleanup, cli_reraise() re-raises it with the default disposition. */
 void cli_catch_signals(int catch_pipe);
 extern volatile sig_atomic_t cli_signal; /* 0 or the signal caught */
+/* Raised by the handlers of cli_catch_signals: give it to every libdh
+ * handle (dh_writer_set_cancel, dh_reader_set_cancel). */
+extern struct dh_cancel cli_cancel;
+/* Readable once a caught signal arrived (-1 if none could be made): poll it
+ * beside any descriptor a command blocks on. */
+int cli_signal_fd(void);
 void cli_reraise(void);
 
 /* Turn SIGBUS from a mapping of channel (a segment truncated underneath)

@@ -490,6 +490,8 @@ main(int argc, char **argv)
 	if (rc == -DH_ESCHEMA)
 		cli_schema_mismatch(o.name, o.want);
 	dh_key_wipe(o.key);             /* the reader keeps its own copy */
+	if (rc == 0)
+		dh_reader_set_cancel(r, &cli_cancel);
 	if (rc < 0)
 		cli_diec(EXIT_FAIL, rc, "%s", o.name);
 	if (o.mode == DH_FRAME_JSON && (o.sc = cli_channel_schema(dh_reader_block(r), o.name)) == NULL &&

@@ -316,14 +316,18 @@ progress(struct dh_writer *w, int final)
 static int
 wait_input(struct dh_writer *w)
 {
-	struct pollfd p = { .fd = 0, .events = POLLIN };
+	/* the signal pipe too: a signal landing after the flag test below
+	 * still ends the poll */
+	struct pollfd p[2] = { { .fd = 0, .events = POLLIN }, { .fd = cli_signal_fd(), .events = POLLIN } };
 
 	for (;;) {
 		int n;
 
 		if (cli_signal)
 			return -EINTR;
-		n = poll(&p, 1, st.on ? 200 : -1);
+		n = poll(p, p[1].fd >= 0 ? 2 : 1, st.on ? 200 : -1);
+		if (cli_signal)
+			return -EINTR;
 		if (n > 0 || (n < 0 && errno != EINTR))
 			return 0;          /* readable, hung up or unpollable: read() tells */
 		if (n == 0)
@@ -538,6 +542,7 @@ open_writer(const struct opts *o)
 		cli_schema_mismatch(o->name, o->want);
 	if (r < 0)
 		cli_diec(EXIT_FAIL, r, "%s", o->name);
+	dh_writer_set_cancel(w, &cli_cancel);
 	return w;
 }
 

@@ -546,10 +546,10 @@ int
 dh__reap(struct dh_block *b, int index, int self_index)
 {
 	struct dh_pentry *e = &b->table[index];
-	uint32_t st = atomic_load(&e->state);
+	uint32_t word = atomic_load(&e->state);
 
 	(void)self_index;
-	if (st == DH_ENT_FREE)
+	if (dh__ent_state(word) == DH_ENT_FREE)
 		return 0;
 	if (b->cfg.policy == DH_POLICY_QUEUE && index > 0) {
 		for (uint32_t i = 0; i < b->cfg.slots; i++) {
@@ -564,7 +564,7 @@ dh__reap(struct dh_block *b, int index, int self_index)
 		}
 	}
 	atomic_store(&e->claim, DH_SEQ_NONE);
-	atomic_store(&e->state, DH_ENT_FREE);
+	atomic_store(&e->state, dh__ent_with(word, DH_ENT_FREE));
 	if (index > 0)
 		atomic_fetch_add(&b->hdr->readers_reaped, 1);
 	atomic_fetch_add(&b->hdr->space_futex, 1);
@@ -629,14 +629,14 @@ dh_block_snapshot(struct dh_block *b, struct dh_snapshot *s)
 	for (int i = 0; i < s->nparticipants; i++) {
 		struct dh_pentry *e = &b->table[i];
 		struct dh_participant *p = &s->part[i];
-		uint32_t st = atomic_load(&e->state);
+		uint32_t st = dh__ent_state(atomic_load(&e->state));
 		int held;
 
 		p->index = i;
 		p->pid = (pid_t)e->pid;
 		memcpy(p->name, e->name, sizeof p->name);
 		p->name[sizeof p->name - 1] = '\0';
-		p->position = atomic_load(&e->position);
+		p->position = atomic_load(&e->position) & ~DH_POS_HOLD;
 		p->last_active_ns = atomic_load(&e->last_active_ns);
 		uint64_t hb = atomic_load(&e->heartbeat_mono);
 		p->idle_ns = hb && mono_now > hb ? mono_now - hb : 0;

@@ -6,6 +6,7 @@
 
 #include "dh_error.h"
 #include "dh_block.h"
+#include "dh_cancel.h"
 #include "dh_ring.h"
 #include "dh_frame.h"
 #include "dh_broker.h"

@@ -19,11 +19,11 @@
  *   meta_off          struct dh_meta + meta_size bytes (absent when 0)
  *   data_off          slots * stride bytes
  *
- * See docs/FORMAT.md for the protocol that runs over it.
+ * man/dh-format.5 describes the protocol that runs over it.
  */
 
 #define DH_MAGIC 0x31424844u /* "DHB1" little-endian */
-#define DH_FORMAT_VERSION 1u
+#define DH_FORMAT_VERSION 2u
 #define DH_HDR_SIZE 4096u
 #define DH_CACHELINE 64u
 #define DH_PAGE 4096u
@@ -105,8 +105,43 @@ struct dh_hdr {
 	DH_ALIGNED(64) char schema[1024];
 };
 
-/* Participant entry states in the segment. */
+/*
+ * Participant entry state word: bits 0-1 the state, bits 2-31 the occupant
+ * generation, advanced by every attach.  An evictor compares-and-swaps from
+ * the exact word it judged, so it can never evict a later occupant of the
+ * same index; per-entry timers are keyed by the word for the same reason.
+ */
 enum { DH_ENT_FREE = 0, DH_ENT_ACTIVE = 1, DH_ENT_EVICTED = 2 };
+#define DH_ENT_MASK 3u
+#define DH_ENT_GEN_STEP 4u
+
+static inline uint32_t
+dh__ent_state(uint32_t word)
+{
+	return word & DH_ENT_MASK;
+}
+
+/* The word a new occupant stores over a FREE entry word. */
+static inline uint32_t
+dh__ent_attach(uint32_t word)
+{
+	return ((word & ~DH_ENT_MASK) + DH_ENT_GEN_STEP) | DH_ENT_ACTIVE;
+}
+
+/* The same occupant, another state. */
+static inline uint32_t
+dh__ent_with(uint32_t word, uint32_t state)
+{
+	return (word & ~DH_ENT_MASK) | state;
+}
+
+/*
+ * A sync reader's position word: the next seq it reads, with DH_POS_HOLD set
+ * while it holds that message in place (zero-copy).  The writer never
+ * overwrites a held message, even once the reader is evicted: an evicted
+ * reader that holds nothing learns of its eviction before it touches a slot.
+ */
+#define DH_POS_HOLD (UINT64_C(1) << 63)
 
 struct dh_pentry {
 	DH_ALIGNED(64) _Atomic uint32_t state;
@@ -178,7 +213,7 @@ uint64_t dh__now_mono(void);
 void dh__touch(struct dh_pentry *e, uint64_t real_ns); /* record activity now */
 int dh__reap(struct dh_block *b, int index, int self_index); /* reclaim a dead entry, 1 if reaped */
 
-/* checksum.c */
+/* check.c */
 void dh__check_compute(const struct dh_block *b, uint64_t seq, const void *data, uint32_t len,
 		       uint8_t out[32]);
 int dh__check_verify(const struct dh_block *b, uint64_t seq, const void *data, uint32_t len,
@@ -190,8 +225,12 @@ int dh__check_identity(struct dh_block *b, const uint8_t *key, const char *schem
 size_t dh__utf8_seq(const unsigned char *p, const unsigned char *end);
 
 /* wait.c: futex on shared words */
+struct dh_cancel;
 int dh__futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns);
 void dh__futex_wake(_Atomic uint32_t *word);
+/* As dh__futex_wait, but -EINTR only once c is raised (c may be NULL: plain). */
+int dh__futex_wait_cancel(struct dh_cancel *c, _Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns);
+int dh__cancel_sleep(struct dh_cancel *c, int64_t ns);
 
 static inline void *
 dh__slot(const struct dh_block *b, uint64_t seq)

@@ -7,12 +7,16 @@
 #include <sys/types.h>
 
 #include "dh_block.h"
+#include "dh_cancel.h"
 
 /*
  * Timeouts are in nanoseconds: < 0 waits forever, 0 never waits (returns
  * -EAGAIN instead), > 0 bounds the wait (-ETIMEDOUT), measured on
- * CLOCK_MONOTONIC.  A signal handler installed without SA_RESTART makes a
- * blocked call return -EINTR.
+ * CLOCK_MONOTONIC.  A blocked call returns -EINTR once the handle's
+ * dh_cancel is raised (dh_writer_set_cancel, dh_reader_set_cancel: the way
+ * to stop a wait from a signal handler without a window); a handle without
+ * one returns -EINTR when a signal handler (installed without SA_RESTART)
+ * interrupts its sleep, and may miss a signal that lands just before it.
  *
  * Handles are not thread-safe: one thread per handle.  Several handles in
  * one process are fine (each has its own file description and lock).
@@ -67,6 +71,9 @@ int dh_writer_eos(struct dh_writer *w);
 /* Wait until at least n readers are attached and alive. */
 int dh_writer_wait_readers(struct dh_writer *w, unsigned n, int64_t timeout_ns);
 
+/* Make every wait of w return -EINTR once c is raised (NULL: none). */
+void dh_writer_set_cancel(struct dh_writer *w, struct dh_cancel *c);
+
 struct dh_block *dh_writer_block(struct dh_writer *w);
 size_t dh_writer_slot_size(const struct dh_writer *w);
 uint64_t dh_writer_seq(const struct dh_writer *w);    /* seq the next commit gets */
@@ -114,13 +121,19 @@ struct dh_msg {
  * skipped and counted; call again to continue); -DH_EEVICTED; -EAGAIN,
  * -ETIMEDOUT, -EINTR per the timeout rules.  In latest/ring m->data is a
  * validated private copy; in sync/queue it points into the slot (zero-copy,
- * the writer cannot reuse it until release or the next call).
+ * the writer cannot reuse it until release or the next call, even if the
+ * reader is evicted meanwhile: eviction takes away the stream, never a
+ * message held in place).  An evicted reader gets -DH_EEVICTED, never a
+ * corruption or checksum report caused by the slot's reuse.
  */
 int dh_reader_next(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns);
 
 /* Done with the current message: advances the position (sync) or marks the
  * queue claim done, letting the writer reuse the slot.  Implied by next. */
 void dh_reader_release(struct dh_reader *r);
+
+/* Make every wait of r return -EINTR once c is raised (NULL: none). */
+void dh_reader_set_cancel(struct dh_reader *r, struct dh_cancel *c);
 
 struct dh_block *dh_reader_block(struct dh_reader *r);
 uint64_t dh_reader_position(const struct dh_reader *r);

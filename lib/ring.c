@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dh_cancel.h"
 #include "dh_impl.h"
 #include "dh_ring.h"
 
@@ -79,7 +80,10 @@ struct dh_writer {
 	int reserved;
 	uint64_t gen_cache;
 	uint64_t min_cache;            /* slowest live sync reader position at gen_cache */
+	/* evict_after timers, each valid only for the occupant word it timed */
 	uint64_t stall_since[DH_READERS_MAX + 1];
+	uint32_t stall_word[DH_READERS_MAX + 1];
+	struct dh_cancel *cancel;
 };
 
 int
@@ -132,7 +136,7 @@ dh_writer_open_opts(const char *name, const struct dh_writer_opts *opts, struct 
 	fill_name(w->e->name, label);
 	atomic_store(&w->e->position, w->seq);
 	dh__touch(w->e, dh__now_real());
-	atomic_store(&w->e->state, DH_ENT_ACTIVE);
+	atomic_store(&w->e->state, dh__ent_attach(atomic_load(&w->e->state)));
 	if (atomic_load(&b->hdr->eos_seq) != DH_SEQ_NONE)
 		atomic_store(&b->hdr->eos_seq, DH_SEQ_NONE);
 	atomic_fetch_add(&b->hdr->writer_sessions, 1);
@@ -146,7 +150,7 @@ dh_writer_close(struct dh_writer *w)
 	if (!w)
 		return;
 	w->reserved = 0;
-	atomic_store(&w->e->state, DH_ENT_FREE);
+	atomic_store(&w->e->state, dh__ent_with(atomic_load(&w->e->state), DH_ENT_FREE));
 	dh__lock_drop(w->b->fd, 0);
 	dh_block_close(w->b);
 	free(w);
@@ -156,6 +160,12 @@ struct dh_block *
 dh_writer_block(struct dh_writer *w)
 {
 	return w->b;
+}
+
+void
+dh_writer_set_cancel(struct dh_writer *w, struct dh_cancel *c)
+{
+	w->cancel = c;
 }
 
 size_t
@@ -185,6 +195,17 @@ reap_if_dead(struct dh_block *b, int i)
 	return rc;
 }
 
+/* Does this position keep seq need - 1 (the slot's old message) from reuse? */
+static int
+holds_back(uint64_t raw, uint64_t need, int evicted)
+{
+	/* An evicted reader no longer holds the stream back, only a message
+	 * it holds in place (DH_POS_HOLD) until it lets go or dies. */
+	if (evicted && !(raw & DH_POS_HOLD))
+		return 0;
+	return (raw & ~DH_POS_HOLD) < need;
+}
+
 /* sync: may seq s overwrite the slot of s - slots? */
 static int
 sync_space(struct dh_writer *w, uint64_t s, int live)
@@ -198,31 +219,43 @@ sync_space(struct dh_writer *w, uint64_t s, int live)
 		return 1;
 	for (uint32_t i = 1; i <= b->cfg.max_readers; i++) {
 		struct dh_pentry *e = &b->table[i];
-		uint64_t pos;
+		uint32_t word = atomic_load(&e->state), st = dh__ent_state(word);
+		uint64_t raw, pos;
 
-		if (atomic_load(&e->state) != DH_ENT_ACTIVE)
+		if (st != DH_ENT_ACTIVE && st != DH_ENT_EVICTED) {
+			w->stall_since[i] = 0;
 			continue;
-		pos = atomic_load(&e->position);
-		if (pos < need && live) {
-			if (reap_if_dead(b, (int)i))
-				continue;
-			if (b->cfg.evict_after_ns) {
-				now = now ? now : dh__now_mono();
-				if (!w->stall_since[i])
-					w->stall_since[i] = now;
-				else if (now - w->stall_since[i] >= b->cfg.evict_after_ns) {
-					uint32_t st = DH_ENT_ACTIVE;
-					if (atomic_compare_exchange_strong(&e->state, &st, DH_ENT_EVICTED))
-						atomic_fetch_add(&b->hdr->evictions, 1);
-					w->stall_since[i] = 0;
-					continue;
+		}
+		raw = atomic_load(&e->position);
+		if (!holds_back(raw, need, st == DH_ENT_EVICTED)) {
+			w->stall_since[i] = 0;
+		} else if (live && reap_if_dead(b, (int)i)) {
+			w->stall_since[i] = 0;
+			continue;
+		} else if (live && st == DH_ENT_ACTIVE && b->cfg.evict_after_ns) {
+			now = now ? now : dh__now_mono();
+			if (!w->stall_since[i] || w->stall_word[i] != word) {
+				w->stall_since[i] = now;
+				w->stall_word[i] = word;
+			} else if (now - w->stall_since[i] >= b->cfg.evict_after_ns) {
+				uint32_t expect = word;
+				w->stall_since[i] = 0;
+				if (atomic_compare_exchange_strong(&e->state, &expect, dh__ent_with(word, DH_ENT_EVICTED))) {
+					atomic_fetch_add(&b->hdr->evictions, 1);
+					st = DH_ENT_EVICTED;
+					/* after the CAS: either the reader sees it is evicted
+					 * before it touches a slot, or we see its hold here */
+					raw = atomic_load(&e->position);
 				}
 			}
 		}
-		if (pos >= need)
-			w->stall_since[i] = 0;
-		if (pos < need)
+		pos = raw & ~DH_POS_HOLD;
+		if (!holds_back(raw, need, st == DH_ENT_EVICTED)) {
+			if (st == DH_ENT_EVICTED)
+				continue;
+		} else {
 			blocked = 1;
+		}
 		if (pos < min)
 			min = pos;
 	}
@@ -252,7 +285,7 @@ queue_space(struct dh_writer *w, uint64_t s, int live)
 	if (!live)
 		return 0;
 	for (uint32_t i = 1; i <= b->cfg.max_readers; i++)
-		if (atomic_load(&b->table[i].state) != DH_ENT_FREE)
+		if (dh__ent_state(atomic_load(&b->table[i].state)) != DH_ENT_FREE)
 			reap_if_dead(b, (int)i);
 	q = atomic_load(&dh__desc(b, s)->qword);
 	return q == want || q == qword(s, DH_Q_AVAIL);
@@ -301,7 +334,7 @@ wait_space(struct dh_writer *w, uint64_t s, int64_t timeout_ns)
 		atomic_store(&h->space_sleep, 1);
 		v = atomic_load(&h->space_futex);
 		if (!has_space(w, s, 0))
-			rc = dh__futex_wait(&h->space_futex, v, slice(rem));
+			rc = dh__futex_wait_cancel(w->cancel, &h->space_futex, v, slice(rem));
 		atomic_fetch_sub(&h->space_waiters, 1);
 		if (rc == -EINTR)
 			break;
@@ -432,7 +465,8 @@ live_readers(struct dh_block *b)
 	unsigned n = 0;
 
 	for (uint32_t i = 1; i <= b->cfg.max_readers; i++)
-		if (atomic_load(&b->table[i].state) == DH_ENT_ACTIVE && dh__lock_held(b->fd, (int)i) == 1)
+		if (dh__ent_state(atomic_load(&b->table[i].state)) == DH_ENT_ACTIVE &&
+		    dh__lock_held(b->fd, (int)i) == 1)
 			n++;
 	return n;
 }
@@ -446,14 +480,14 @@ dh_writer_wait_readers(struct dh_writer *w, unsigned n, int64_t timeout_ns)
 	 * than a dedicated futex and costs nothing measurable. */
 	while (live_readers(w->b) < n) {
 		int64_t rem = remaining(timeout_ns, start);
-		struct timespec ts = { 0, 5000000 };
+		int rc;
 
 		if (timeout_ns == 0)
 			return -EAGAIN;
 		if (rem == 0)
 			return -ETIMEDOUT;
-		if (nanosleep(&ts, NULL) < 0 && errno == EINTR)
-			return -EINTR;
+		if ((rc = dh__cancel_sleep(w->cancel, rem < 0 || rem > 5000000 ? 5000000 : rem)) < 0)
+			return rc;
 	}
 	return 0;
 }
@@ -473,6 +507,7 @@ struct dh_reader {
 	uint64_t pending_lost;
 	unsigned char *copy;
 	uint64_t dead_checked;  /* mono ns of the last writer liveness check */
+	struct dh_cancel *cancel;
 };
 
 int
@@ -495,7 +530,7 @@ dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_re
 	}
 	h = b->hdr;
 	for (uint32_t i = 1; i <= b->cfg.max_readers && idx < 0; i++) {
-		uint32_t st = atomic_load(&b->table[i].state);
+		uint32_t st = dh__ent_state(atomic_load(&b->table[i].state));
 		if (st != DH_ENT_FREE && dh__lock_held(b->fd, (int)i) != 0)
 			continue;
 		if (dh__lock_try(b->fd, (int)i) < 0)
@@ -550,10 +585,21 @@ dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_re
 	}
 	r->pos = p;
 	atomic_store(&r->e->position, p);
-	atomic_store(&r->e->state, DH_ENT_ACTIVE);
+	atomic_store(&r->e->state, dh__ent_attach(atomic_load(&r->e->state)));
 	atomic_fetch_add(&h->reader_gen, 1);
+	/* The sync writer stores an odd stamp, then loads reader_gen; we bump
+	 * reader_gen, then load stamps.  Acquire loads alone let both miss
+	 * each other (C11 allows it; ARMv8.3 LDAPR does it): one of the two
+	 * must see the other, so a full fence here, off the hot path. */
+	atomic_thread_fence(memory_order_seq_cst);
 	*out = r;
 	return 0;
+}
+
+void
+dh_reader_set_cancel(struct dh_reader *r, struct dh_cancel *c)
+{
+	r->cancel = c;
 }
 
 /* As for data: only the first release after the writer went to sleep
@@ -576,9 +622,13 @@ dh_reader_release(struct dh_reader *r)
 		return;
 	r->held = 0;
 	if (b->cfg.policy == DH_POLICY_QUEUE) {
-		/* seq_cst, like the sync position below: ordered before the
-		 * sleep-flag check in wake_writer */
-		atomic_store(&dh__desc(b, r->held_seq)->qword, qword(r->held_seq, DH_Q_DONE));
+		/* From our own claim only: if the word is not ours any more
+		 * (damage), we release nothing rather than clobber a slot the
+		 * writer may have reused.  seq_cst, like the sync position below:
+		 * ordered before the sleep-flag check in wake_writer. */
+		uint64_t mine = qword(r->held_seq, (uint64_t)r->idx);
+		atomic_compare_exchange_strong(&dh__desc(b, r->held_seq)->qword, &mine,
+					       qword(r->held_seq, DH_Q_DONE));
 		atomic_store_explicit(&r->e->claim, DH_SEQ_NONE, memory_order_relaxed);
 	} else {
 		/* seq_cst: ordered before the waiter check, like the writer's commit */
@@ -593,7 +643,7 @@ dh_reader_close(struct dh_reader *r)
 	if (!r)
 		return;
 	dh_reader_release(r);
-	atomic_store(&r->e->state, DH_ENT_FREE);
+	atomic_store(&r->e->state, dh__ent_with(atomic_load(&r->e->state), DH_ENT_FREE));
 	wake_writer(r->b->hdr);
 	dh__lock_drop(r->b->fd, r->idx);
 	dh_block_close(r->b);
@@ -622,7 +672,7 @@ dh_reader_lost(const struct dh_reader *r)
 static int
 writer_dead(struct dh_block *b)
 {
-	if (atomic_load(&b->table[0].state) != DH_ENT_ACTIVE)
+	if (dh__ent_state(atomic_load(&b->table[0].state)) != DH_ENT_ACTIVE)
 		return 0;
 	return dh__lock_held(b->fd, 0) == 0;
 }
@@ -683,15 +733,24 @@ await_data(struct dh_reader *r, int64_t timeout_ns, uint64_t *start)
 	atomic_store(&h->data_sleep, 1);
 	v = atomic_load(&h->data_futex);
 	if (!ready(r))
-		rc = dh__futex_wait(&h->data_futex, v, slice(rem));
+		rc = dh__futex_wait_cancel(r->cancel, &h->data_futex, v, slice(rem));
 	atomic_fetch_sub(&h->data_waiters, 1);
 	return rc == -EINTR ? -EINTR : 0;
 }
 
+/* seq_cst: after our hold is published (see sync_space) */
 static int
 evicted(struct dh_reader *r)
 {
-	return atomic_load_explicit(&r->e->state, memory_order_relaxed) == DH_ENT_EVICTED;
+	return dh__ent_state(atomic_load(&r->e->state)) == DH_ENT_EVICTED;
+}
+
+/* A reader that was cut loose reports that, whatever it saw in a slot the
+ * writer was then free to reuse: never corruption or a checksum failure. */
+static int
+fail(struct dh_reader *r, int rc)
+{
+	return evicted(r) ? -DH_EEVICTED : rc;
 }
 
 static void
@@ -721,7 +780,11 @@ static void
 skip_lapped(struct dh_reader *r)
 {
 	uint64_t c = atomic_load(&r->b->hdr->committed), n = r->b->cfg.slots;
-	uint64_t np = c > n ? c - n : 0; /* if that is being overwritten too, we come back */
+	/* The oldest message held is c - n (dh-format(5)).  If the writer is
+	 * overwriting it right now, its stamp shows a lap again and we come
+	 * back here; starting at c + 1 - n instead would lose a message that
+	 * an idle writer leaves intact. */
+	uint64_t np = c > n ? c - n : 0;
 
 	if (np <= r->pos)
 		np = r->pos + 1;
@@ -761,6 +824,41 @@ dh__seqlock_copy(const struct dh_block *b, const struct dh_desc *d, uint64_t seq
 	return 0;
 }
 
+/*
+ * A stamp newer than the seq we want: is it one the writer could have
+ * written since (a lap), or damage?  A lap stamp names a later seq of the
+ * same slot, at most the one being written now.  Read after the stamp, the
+ * committed count is at least that seq.
+ */
+static int
+lapped(const struct dh_block *b, uint64_t pos, uint64_t st)
+{
+	uint64_t t = (st - 1) / 2; /* 2t+1 and 2t+2 both name t */
+
+	return t > pos && t % b->cfg.slots == pos % b->cfg.slots &&
+	       t <= atomic_load_explicit(&b->hdr->committed, memory_order_acquire);
+}
+
+/* sync: publish that we hold seq pos in place; 0, or -DH_EEVICTED. */
+static int
+hold(struct dh_reader *r, uint64_t pos)
+{
+	/* One seq_cst store both releases the previous message (pos - 1)
+	 * and announces this one; then our eviction is either visible here or
+	 * the evictor sees the hold (sync_space, dh-validate). */
+	atomic_store(&r->e->position, pos | DH_POS_HOLD);
+	if (r->held) {
+		r->held = 0;
+		wake_writer(r->b->hdr);
+	}
+	if (evicted(r)) {
+		atomic_store(&r->e->position, pos);
+		wake_writer(r->b->hdr);
+		return -DH_EEVICTED;
+	}
+	return 0;
+}
+
 static int
 next_ordered(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 {
@@ -776,10 +874,13 @@ next_ordered(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 		const void *data;
 		int rc;
 
-		if (evicted(r))
+		if (evicted(r)) {
+			dh_reader_release(r);
 			return -DH_EEVICTED;
+		}
 		c = atomic_load_explicit(&b->hdr->committed, memory_order_acquire);
 		if (pos >= c) {
+			dh_reader_release(r);
 			if ((rc = await_data(r, timeout_ns, &start)) != 0)
 				return rc;
 			continue;
@@ -788,17 +889,23 @@ next_ordered(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 			skip_lapped(r);
 			continue;
 		}
+		if (!copy && (rc = hold(r, pos)) < 0)
+			return rc;
 		d = dh__desc(b, pos);
 		st = atomic_load_explicit(&d->stamp, memory_order_acquire);
 		if (st != 2 * pos + 2) {
 			/* In sync the writer cannot lap a reader that has started:
 			 * a newer stamp there is damage, not a lap to skip quietly. */
-			if (st > 2 * pos + 2 && (copy || !r->delivered)) {
+			if (st > 2 * pos + 2 && (copy || !r->delivered) && lapped(b, pos, st)) {
+				if (!copy)
+					atomic_store(&r->e->position, pos);
 				skip_lapped(r);
 				continue;
 			}
+			if (!copy)
+				atomic_store(&r->e->position, pos);
 			m->seq = pos;
-			return -DH_ECORRUPT;
+			return fail(r, -DH_ECORRUPT);
 		}
 		if (copy) {
 			int bad = dh__seqlock_copy(b, d, pos, r->copy, &len, &t, check);
@@ -806,33 +913,36 @@ next_ordered(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 			if (atomic_load_explicit(&d->stamp, memory_order_relaxed) != st)
 				continue; /* overwritten while we copied: lapped */
 			if (bad)
-				return -DH_ECORRUPT;
+				return fail(r, -DH_ECORRUPT);
 			data = r->copy;
 		} else {
 			len = d->length;
 			t = d->time_ns;
 			memcpy(check, d->check, sizeof check);
-			if (len > b->cfg.slot_size)
-				return -DH_ECORRUPT;
+			if (len > b->cfg.slot_size) {
+				atomic_store(&r->e->position, pos);
+				m->seq = pos;
+				return fail(r, -DH_ECORRUPT);
+			}
 			data = dh__slot(b, pos);
 		}
 		r->pos = pos + 1;
 		if (copy)
 			atomic_store_explicit(&r->e->position, pos + 1, memory_order_relaxed);
-		if (b->cfg.checksum != DH_CHECKSUM_NONE &&
-		    dh__check_verify(b, pos, data, len, check) < 0) {
-			count_bad(r);
-			m->seq = pos;
-			if (!copy) {
-				r->held = 1;
-				r->held_seq = pos;
-				dh_reader_release(r);
-			}
-			return -DH_ECHECKSUM;
-		}
 		if (!copy) {
 			r->held = 1;
 			r->held_seq = pos;
+		}
+		if (b->cfg.checksum != DH_CHECKSUM_NONE &&
+		    dh__check_verify(b, pos, data, len, check) < 0) {
+			if (evicted(r)) {
+				dh_reader_release(r);
+				return -DH_EEVICTED;
+			}
+			count_bad(r);
+			m->seq = pos;
+			dh_reader_release(r);
+			return -DH_ECHECKSUM;
 		}
 		deliver(r, m, data, len, pos, t);
 		return 0;
@@ -862,8 +972,16 @@ next_latest(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 		d = dh__desc(b, s);
 		st = atomic_load_explicit(&d->stamp, memory_order_acquire);
 		if (st != 2 * s + 2) {
-			if (st > 2 * s + 2)
+			if (st > 2 * s + 2 && lapped(b, s, st)) {
+				/* The newest message is being overwritten by the next
+				 * one (or was, by a writer that died or aborted): it is
+				 * gone, and latest readers wait for the next, which
+				 * may never come; never spin on it. */
+				r->pos = c;
+				atomic_store_explicit(&r->e->position, c, memory_order_relaxed);
 				continue;
+			}
+			m->seq = s;
 			return -DH_ECORRUPT;
 		}
 		int bad = dh__seqlock_copy(b, d, s, r->copy, &len, &t, check);
@@ -919,7 +1037,7 @@ next_queue(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 			break;
 		}
 		if ((q >> DH_Q_SHIFT) < head)
-			return -DH_ECORRUPT;
+			return fail(r, -DH_ECORRUPT);
 		atomic_compare_exchange_strong(&h->claim_head, &head, head + 1);
 	}
 	atomic_store_explicit(&r->e->claim, s, memory_order_relaxed);
@@ -928,7 +1046,8 @@ next_queue(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 	st = atomic_load_explicit(&d->stamp, memory_order_acquire);
 	if (st != 2 * s + 2 || d->length > b->cfg.slot_size) {
 		dh_reader_release(r);
-		return -DH_ECORRUPT;
+		m->seq = s;
+		return fail(r, -DH_ECORRUPT);
 	}
 	if (b->cfg.checksum != DH_CHECKSUM_NONE &&
 	    dh__check_verify(b, s, dh__slot(b, s), d->length, d->check) < 0) {
@@ -944,7 +1063,9 @@ next_queue(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 int
 dh_reader_next(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 {
-	dh_reader_release(r);
+	/* sync releases inside next_ordered: hold() does both in one store */
+	if (r->b->cfg.policy != DH_POLICY_SYNC)
+		dh_reader_release(r);
 	switch (r->b->cfg.policy) {
 	case DH_POLICY_LATEST:
 		return next_latest(r, m, timeout_ns);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -127,6 +128,7 @@ set_action(struct dh_report *rep, struct dh_finding *f, enum dh_finding_action a
 
 struct ctx {
 	struct dh_block *b;
+	int fd;         /* our own open file description: see dh_check_run */
 	struct dh_report *rep;
 	int repair, force;
 	uint64_t stall_ns;
@@ -145,7 +147,7 @@ check_dead_reader(struct ctx *c, int i)
 	int nclaims = 0;
 
 	f = add(c->rep, DH_FIND_READER_DEAD, DH_ACT_REPAIRABLE, "reader %d (%.31s, pid %u) died at seq %llu", i,
-		e->name, e->pid, (unsigned long long)atomic_load(&e->position));
+		e->name, e->pid, (unsigned long long)(atomic_load(&e->position) & ~DH_POS_HOLD));
 	f->index = i;
 	f->pid = (pid_t)e->pid;
 	if (b->cfg.policy == DH_POLICY_QUEUE) {
@@ -166,15 +168,15 @@ check_dead_reader(struct ctx *c, int i)
 	if (!c->repair)
 		return;
 	enum dh_finding_action done = DH_ACT_REPAIRED;
-	if (dh__lock_try(b->fd, i) < 0) {
+	if (dh__lock_try(c->fd, i) < 0) {
 		/* Someone holds the entry's lock: a new reader that reaped it on
 		 * attach, or another repairer doing this very work. Either way
 		 * it is handled, not a problem left for us. */
 		done = DH_ACT_NONE;
 	} else {
-		if (atomic_load(&e->state) != DH_ENT_FREE)
+		if (dh__ent_state(atomic_load(&e->state)) != DH_ENT_FREE)
 			dh__reap(b, i, 0);
-		dh__lock_drop(b->fd, i);
+		dh__lock_drop(c->fd, i);
 	}
 	for (size_t k = c->rep->n - (size_t)nclaims - 1; k < c->rep->n; k++) {
 		set_action(c->rep, &c->rep->f[k], done);
@@ -188,14 +190,15 @@ static int
 blocks_writer(struct ctx *c, struct dh_pentry *e)
 {
 	if (c->b->cfg.policy == DH_POLICY_SYNC)
-		return atomic_load(&e->position) + c->b->cfg.slots <= c->committed;
+		return (atomic_load(&e->position) & ~DH_POS_HOLD) + c->b->cfg.slots <=
+		       atomic_load(&c->b->hdr->committed);
 	if (c->b->cfg.policy == DH_POLICY_QUEUE)
 		return atomic_load(&e->claim) != DH_SEQ_NONE;
 	return 0;
 }
 
 static void
-check_live_reader(struct ctx *c, int i, uint64_t now)
+check_live_reader(struct ctx *c, int i, uint32_t word, uint64_t now)
 {
 	struct dh_block *b = c->b;
 	struct dh_pentry *e = &b->table[i];
@@ -215,24 +218,21 @@ check_live_reader(struct ctx *c, int i, uint64_t now)
 	f->age_ns = age;
 	if (!blocking || !c->repair || !c->force)
 		return;
-	/* Cut it loose: it learns on its next call (DH_EEVICTED); its queue
-	 * claims are counted lost rather than risk a second delivery. */
-	uint32_t st = DH_ENT_ACTIVE;
-	if (!atomic_compare_exchange_strong(&e->state, &st, DH_ENT_EVICTED))
+	/* Cut it loose: it learns on its next call (DH_EEVICTED).  From the
+	 * exact word we judged, so a reader that attached at this index since
+	 * is never the one evicted.  A message it holds in place (a queue
+	 * claim, a sync hold) stays its own until it lets go or dies: taking
+	 * it back would let the writer overwrite memory the reader uses. */
+	if (!atomic_compare_exchange_strong(&e->state, &word, dh__ent_with(word, DH_ENT_EVICTED)))
 		return;
 	atomic_fetch_add(&b->hdr->evictions, 1);
-	if (b->cfg.policy == DH_POLICY_QUEUE) {
-		for (uint32_t s = 0; s < b->cfg.slots; s++) {
-			uint64_t q = atomic_load(&b->desc[s].qword);
-			if ((q & ((1u << DH_Q_SHIFT) - 1)) == (uint64_t)i &&
-			    atomic_compare_exchange_strong(&b->desc[s].qword, &q,
-							   (q & ~(uint64_t)((1u << DH_Q_SHIFT) - 1)) | DH_Q_DONE))
-				atomic_fetch_add(&b->hdr->queue_lost, 1);
-		}
-	}
+	atomic_fetch_add(&b->hdr->reader_gen, 1); /* the sync writer rescans */
 	atomic_fetch_add(&b->hdr->space_futex, 1);
 	dh__futex_wake(&b->hdr->space_futex);
 	set_action(c->rep, f, DH_ACT_FORCED);
+	if (b->cfg.policy == DH_POLICY_QUEUE || (atomic_load(&e->position) & DH_POS_HOLD))
+		strncat(f->detail, "; the message it holds stays its own until it releases it or dies",
+			sizeof f->detail - strlen(f->detail) - 1);
 }
 
 static void
@@ -246,8 +246,8 @@ check_readers(struct ctx *c)
 	now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	for (uint32_t i = 1; i <= b->cfg.max_readers; i++) {
 		struct dh_pentry *e = &b->table[i];
-		uint32_t st = atomic_load(&e->state);
-		uint64_t pos = atomic_load(&e->position);
+		uint32_t word = atomic_load(&e->state), st = dh__ent_state(word);
+		uint64_t pos = atomic_load(&e->position) & ~DH_POS_HOLD, committed;
 		int held;
 
 		if (st == DH_ENT_FREE)
@@ -258,17 +258,20 @@ check_readers(struct ctx *c)
 			f->index = (int)i;
 			continue;
 		}
-		if (b->cfg.policy != DH_POLICY_QUEUE && pos > c->committed) {
+		/* Read after the position: the count only grows and a live
+		 * reader never passes it, so only damage can be past it now. */
+		committed = atomic_load(&b->hdr->committed);
+		if (b->cfg.policy != DH_POLICY_QUEUE && pos > committed) {
 			struct dh_finding *f = add(c->rep, DH_FIND_STATE, DH_ACT_UNREPAIRABLE,
 						   "reader %u position %llu is past the committed count %llu", i,
-						   (unsigned long long)pos, (unsigned long long)c->committed);
+						   (unsigned long long)pos, (unsigned long long)committed);
 			f->index = (int)i;
 		}
-		held = dh__lock_held(b->fd, (int)i);
+		held = dh__lock_held(c->fd, (int)i);
 		if (held == 0)
 			check_dead_reader(c, (int)i);
 		else if (held == 1 && st == DH_ENT_ACTIVE)
-			check_live_reader(c, (int)i, now);
+			check_live_reader(c, (int)i, word, now);
 	}
 }
 
@@ -280,6 +283,10 @@ publish_orphan(struct ctx *c, uint64_t s)
 	struct dh_block *b = c->b;
 	struct dh_desc *d = dh__desc(b, s);
 
+	/* We hold lock 0, so no writer runs now; but one may have opened,
+	 * reserved this very slot and died since we looked at it. */
+	if (atomic_load(&b->hdr->committed) != s || atomic_load(&d->stamp) != 2 * s + 2)
+		return 0;
 	if (b->cfg.checksum != DH_CHECKSUM_NONE && (b->cfg.checksum != DH_CHECKSUM_MAC || b->has_key)) {
 		if (d->length > b->cfg.slot_size ||
 		    dh__check_verify(b, s, dh__slot(b, s), d->length, d->check) < 0)
@@ -300,10 +307,10 @@ check_writer(struct ctx *c)
 {
 	struct dh_block *b = c->b;
 	struct dh_pentry *e = &b->table[0];
-	uint32_t st = atomic_load(&e->state);
+	uint32_t word = atomic_load(&e->state), st = dh__ent_state(word);
 	uint64_t s = c->committed, stamp = atomic_load(&dh__desc(b, s)->stamp);
 	struct dh_finding *f;
-	int held = dh__lock_held(b->fd, 0), published = 0;
+	int held = dh__lock_held(c->fd, 0), published = 0;
 
 	c->writer_alive = held == 1;
 	if (st == DH_ENT_FREE || held != 0) {
@@ -337,19 +344,20 @@ check_writer(struct ctx *c)
 	}
 	if (!c->repair)
 		return;
-	if (dh__lock_try(b->fd, 0) < 0) {
+	if (dh__lock_try(c->fd, 0) < 0) {
 		/* a new writer, or another repairer, has the entry now */
 		set_action(c->rep, f, DH_ACT_NONE);
 		if (g)
 			set_action(c->rep, g, DH_ACT_NONE);
 		return;
 	}
-	if (atomic_load(&e->state) == DH_ENT_ACTIVE && atomic_load(&b->hdr->committed) == s) {
+	word = atomic_load(&e->state);
+	if (dh__ent_state(word) == DH_ENT_ACTIVE && atomic_load(&b->hdr->committed) == s) {
 		if (g && g->kind == DH_FIND_WRITER_UNPUBLISHED)
 			published = publish_orphan(c, s);
-		atomic_store(&e->state, DH_ENT_FREE);
+		atomic_store(&e->state, dh__ent_with(word, DH_ENT_FREE));
 	}
-	dh__lock_drop(b->fd, 0);
+	dh__lock_drop(c->fd, 0);
 	set_action(c->rep, f, DH_ACT_REPAIRED);
 	if (g) {
 		if (g->kind == DH_FIND_WRITER_MIDWRITE || published)
@@ -480,17 +488,44 @@ static void
 check_header(struct ctx *c)
 {
 	struct dh_hdr *h = c->b->hdr;
-	uint64_t eos = atomic_load(&h->eos_seq);
+	/* Each mark first, the count after it: the count only grows, so a
+	 * live channel can never look inconsistent here. */
+	uint64_t eos = atomic_load(&h->eos_seq), head = atomic_load(&h->claim_head);
+	uint64_t committed = atomic_load(&h->committed);
+	uint32_t wst = dh__ent_state(atomic_load(&c->b->table[0].state));
 
-	if (eos != DH_SEQ_NONE && eos > c->committed)
+	if (eos != DH_SEQ_NONE && eos > committed)
 		add(c->rep, DH_FIND_STATE, DH_ACT_UNREPAIRABLE, "end-of-stream mark %llu is past the committed count %llu",
-		    (unsigned long long)eos, (unsigned long long)c->committed);
-	if (c->b->cfg.policy == DH_POLICY_QUEUE && atomic_load(&h->claim_head) > c->committed)
+		    (unsigned long long)eos, (unsigned long long)committed);
+	if (c->b->cfg.policy == DH_POLICY_QUEUE && head > committed)
 		add(c->rep, DH_FIND_STATE, DH_ACT_UNREPAIRABLE, "queue head %llu is past the committed count %llu",
-		    (unsigned long long)atomic_load(&h->claim_head), (unsigned long long)c->committed);
-	if (atomic_load(&c->b->table[0].state) > DH_ENT_ACTIVE)
-		add(c->rep, DH_FIND_STATE, DH_ACT_UNREPAIRABLE, "writer entry has unknown state %u",
-		    atomic_load(&c->b->table[0].state));
+		    (unsigned long long)head, (unsigned long long)committed);
+	if (wst > DH_ENT_ACTIVE)
+		add(c->rep, DH_FIND_STATE, DH_ACT_UNREPAIRABLE, "writer entry has unknown state %u", wst);
+}
+
+/*
+ * A file description of our own for the lock probes.  OFD locks held
+ * through b's description (a writer or reader in this very process handed
+ * us its block) look free to a probe through it, and taking one of them
+ * would succeed and then drop the holder's lock: a live writer judged dead.
+ */
+static int
+probe_fd(const struct dh_block *b)
+{
+	char path[64];
+	struct stat a, n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/self/fd/%d", b->fd);
+	fd = open(path, (b->rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	if (fstat(b->fd, &a) < 0 || fstat(fd, &n) < 0 || a.st_dev != n.st_dev || a.st_ino != n.st_ino) {
+		close(fd);
+		return -EIO;
+	}
+	return fd;
 }
 
 int
@@ -501,13 +536,17 @@ dh_check_run(struct dh_block *b, int flags, uint64_t stall_ns, struct dh_report 
 	memset(rep, 0, sizeof *rep);
 	if ((flags & DH_CHECK_REPAIR) && b->rdonly)
 		return -EBADF;
+	if ((c.fd = probe_fd(b)) < 0)
+		return c.fd;
 	c.b = b;
 	c.rep = rep;
 	c.repair = (flags & DH_CHECK_REPAIR) != 0;
 	c.force = (flags & DH_CHECK_FORCE) != 0;
 	c.stall_ns = stall_ns;
-	if (!(c.buf = malloc(b->cfg.slot_size)))
+	if (!(c.buf = malloc(b->cfg.slot_size))) {
+		close(c.fd);
 		return -ENOMEM;
+	}
 	c.committed = atomic_load(&b->hdr->committed);
 	if (b->cfg.checksum == DH_CHECKSUM_MAC && !b->has_key)
 		add(rep, DH_FIND_KEY_UNVERIFIED, DH_ACT_NONE, "keyed channel checked without its key: MACs not verified");
@@ -516,5 +555,6 @@ dh_check_run(struct dh_block *b, int flags, uint64_t stall_ns, struct dh_report 
 	check_readers(&c);
 	check_slots(&c);
 	free(c.buf);
+	close(c.fd);
 	return 0;
 }

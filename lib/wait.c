@@ -1,10 +1,12 @@
-/* wait.c: futex waits on 32-bit words in shared memory. See LICENSE. */
+/* wait.c: futex waits on 32-bit words in shared memory, and cancelling them. See LICENSE. */
 #include <errno.h>
 #include <linux/futex.h>
+#include <stddef.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "dh_cancel.h"
 #include "dh_impl.h"
 
 /* Shared (not FUTEX_PRIVATE) futexes: the waiters live in other processes. */
@@ -36,4 +38,77 @@ void
 dh__futex_wake(_Atomic uint32_t *word)
 {
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+/*
+ * The wait publishes the word it sleeps on before it looks at the flag;
+ * raise sets the flag before it looks for that word and bumps it.  So
+ * either the wait sees the flag, or the bump changes the word under it and
+ * FUTEX_WAIT returns at once: no lost wake-up, whenever the signal lands.
+ */
+int
+dh__futex_wait_cancel(struct dh_cancel *c, _Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns)
+{
+	int rc;
+
+	if (!c)
+		return dh__futex_wait(word, expect, timeout_ns);
+	atomic_store(&c->waiting, word);
+	if (atomic_load(&c->raised)) {
+		atomic_store(&c->waiting, NULL);
+		return -EINTR;
+	}
+	rc = dh__futex_wait(word, expect, timeout_ns);
+	atomic_store(&c->waiting, NULL);
+	if (atomic_load(&c->raised))
+		return -EINTR;
+	return rc == -EINTR ? 0 : rc; /* some other signal: the caller loops */
+}
+
+/* Sleep up to ns on the cancel's own word (a cancellable nanosleep). */
+int
+dh__cancel_sleep(struct dh_cancel *c, int64_t ns)
+{
+	_Atomic uint32_t local = 0;
+	_Atomic uint32_t *word = c ? &c->word : &local;
+	uint32_t v = atomic_load(word);
+	int rc;
+
+	rc = dh__futex_wait_cancel(c, word, v, ns);
+	return rc == -ETIMEDOUT ? 0 : rc;
+}
+
+void
+dh_cancel_init(struct dh_cancel *c)
+{
+	atomic_init(&c->raised, 0);
+	atomic_init(&c->word, 0);
+	atomic_init(&c->waiting, NULL);
+}
+
+void
+dh_cancel_raise(struct dh_cancel *c)
+{
+	_Atomic uint32_t *w;
+
+	atomic_store(&c->raised, 1);
+	atomic_fetch_add(&c->word, 1);
+	dh__futex_wake(&c->word);
+	/* Bumping a segment's futex word only makes its waiters look again. */
+	if ((w = atomic_load(&c->waiting)) != NULL) {
+		atomic_fetch_add(w, 1);
+		dh__futex_wake(w);
+	}
+}
+
+int
+dh_cancel_raised(const struct dh_cancel *c)
+{
+	return atomic_load(&c->raised) != 0;
+}
+
+void
+dh_cancel_reset(struct dh_cancel *c)
+{
+	atomic_store(&c->raised, 0);
 }

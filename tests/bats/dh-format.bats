@@ -27,7 +27,7 @@ def need(cond, what):
         sys.exit("format: " + what)
 
 need(u32(0) == 0x31424844 and seg[0:4] in (b"DHB1", b"1BHD"), "magic")
-need(u32(4) == 1, "version")
+need(u32(4) == 2, "version")
 slots, slot_size, stride, meta_size, max_readers = (u32(o) for o in (16, 20, 24, 28, 32))
 policy, checksum = u32(36), u32(40)
 table_off = 4096
@@ -50,10 +50,12 @@ print("eos_count", u64(496))
 print("writer_sessions", u64(520))
 for i in range(1 + max_readers):
     e = table_off + 128 * i
-    if u32(e) != 0:
+    # state word: bits 0-1 the state, the rest the attach generation;
+    # bit 63 of a position: the message there is held in place
+    if u32(e) & 3 != 0:
         name = seg[e + 8:e + 40].split(b"\0")[0].decode()
-        print("entry", i, "state", u32(e), "pid", u32(e + 4), "name", name or "-",
-              "position", u64(e + 40), "messages", u64(e + 56))
+        print("entry", i, "state", u32(e) & 3, "generation", u32(e) >> 2, "pid", u32(e + 4),
+              "name", name or "-", "position", u64(e + 40) & ~(1 << 63), "messages", u64(e + 56))
 for s in range(max(0, committed - slots), committed):
     d = desc_off + 64 * (s % slots)
     need(u64(d) == 2 * s + 2, "stamp of seq %d: %d" % (s, u64(d)))
@@ -93,7 +95,7 @@ EOF
 	printf 'a\nb\nc\n' >&"$DH_FEED"
 	dh_await eval "format_py '$(dh_shm "$ch")' | grep -qx 'committed 3'"
 	run -0 format_py "$(dh_shm "$ch")"
-	assert_line --regexp "^entry 0 state 1 pid $DH_FEED_PID name prod position 3 messages 3\$"
+	assert_line --regexp "^entry 0 state 1 generation 1 pid $DH_FEED_PID name prod position 3 messages 3\$"
 	assert_line "msg 2 63"
 	# the writer holds a write lock on byte 0 of the file, and only there
 	key=$(stat -c '%Hd %Ld %i' "$(dh_shm "$ch")" | awk '{ printf "%02x:%02x:%s", $1, $2, $3 }')

@@ -18,7 +18,7 @@ setup() {
 	run -0 --separate-stderr dh-diagnose "$ch"
 	assert_equal "$stderr" ''
 	assert_line --index 0 "channel     $ch"
-	assert_line --index 1 --regexp '^format      version 1, 12288 bytes, created [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z by uid [0-9]+ pid [0-9]+$'
+	assert_line --index 1 --regexp '^format      version 2, 12288 bytes, created [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z by uid [0-9]+ pid [0-9]+$'
 	assert_line --index 2 "geometry    4 slots of 64 bytes (stride 64), 16 readers max, metadata zone 0 bytes"
 	assert_line --index 3 "policy      ring, checksum xxh3"
 	assert_line --index 4 "stream      committed 6, oldest held 2, end-of-stream yes"
@@ -37,7 +37,7 @@ setup() {
 	[ "$(jq -c 'keys_unsorted' <<<"$output")" = \
 		'["channel","verdict","exit","error","format_version","created_ns","creator_uid","creator_pid","geometry","layout","policy","checksum","keyed","evict_after_ns","schema","stream","counters","writer","readers","findings","integrity"]' ]
 	[ "$(jq -c '[.channel, .verdict, .exit, .error, .format_version, .policy, .checksum, .keyed, .schema]' <<<"$output")" = \
-		"[\"$ch\",\"healthy\",0,null,1,\"sync\",\"blake2b\",false,null]" ]
+		"[\"$ch\",\"healthy\",0,null,2,\"sync\",\"blake2b\",false,null]" ]
 	[ "$(jq -c '.geometry' <<<"$output")" = '{"slots":4,"slot_size":100,"stride":128,"meta_size":1024,"max_readers":3,"total_size":12288}' ]
 	[ "$(jq -c '.layout | keys_unsorted' <<<"$output")" = '["table_off","desc_off","meta_off","data_off"]' ]
 	[ "$(jq -c '.stream' <<<"$output")" = '{"committed":2,"oldest":0,"end_of_stream":true}' ]

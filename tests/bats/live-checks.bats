@@ -1,0 +1,122 @@
+#!/usr/bin/env bats
+# live-checks.bats: no false alarms on healthy busy channels, and no reader
+# loop that cannot end (issue 11: "False alarms and hangs").
+
+load test_helper
+load rw_helper
+load integrity_helper
+
+setup() {
+	dh_setup
+	ch=$(dh_name)
+}
+
+teardown() {
+	local p
+	for p in "${CRASH_PIDS[@]}"; do
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	dh_teardown
+}
+
+# busy POLICY: a channel with a writer that never stops and a reader that
+# keeps up, both alive until teardown.
+busy() {
+	dh-create --policy "$1" --slots 16 "$ch"
+	dh_bg bash -c 'exec dh-read --lines "$1" >/dev/null' bash "$ch"
+	dh_await readers_at_least "$ch" 1
+	dh_bg bash -c 'exec dh-write --lines "$1" < <(exec yes 0123456789abcdef)' bash "$ch"
+	dh_await dh_writer_alive "$ch"
+	dh_await eval '[ "$(dh-stat --json "$ch" | jq ".channels[0].committed")" -gt 1000 ]'
+}
+
+# checks N: N runs of dh-validate and of dh-diagnose on the busy channel;
+# every one must find it healthy.
+checks() {
+	local i bad=0
+	for i in $(seq "$1"); do
+		if ! out=$(dh-validate "$ch" 2>&1); then
+			echo "dh-validate run $i: $out" >&2
+			bad=$((bad + 1))
+		fi
+		if ! out=$(dh-diagnose "$ch" 2>&1); then
+			echo "dh-diagnose run $i: $(grep -v '^ ' <<<"$out" | head -5)" >&2
+			bad=$((bad + 1))
+		fi
+	done
+	[ "$bad" -eq 0 ]
+}
+
+@test "100 checks of a busy sync channel: never a false alarm" {
+	busy sync
+	checks 100
+}
+
+@test "100 checks of a busy ring channel: never a false alarm" {
+	busy ring
+	checks 100
+}
+
+@test "100 checks of a busy latest channel: never a false alarm" {
+	busy latest
+	checks 100
+}
+
+@test "100 checks of a busy queue channel: never a false alarm" {
+	busy queue
+	checks 100
+}
+
+@test "a latest reader on a 1-slot channel whose writer died mid-message ends (no spin)" {
+	dh-create --policy latest --slots 1 "$ch"
+	cp_bg w crash "$ch" 2 reserve
+	await_stopped "$CPID"
+	kill9 "$CPID"
+	run timeout 10 dh-read --no-wait --lines "$ch"
+	[ "$status" -ne 124 ] || { echo "dh-read --no-wait spun until killed" >&2; return 1; }
+	assert_equal "$status" 1
+	assert_output --partial "writer died"
+	run timeout 10 dh-read --timeout 1s --lines "$ch"
+	assert_equal "$status" 1
+	assert_output --partial "writer died"
+}
+
+@test "a latest reader whose newest slot was aborted under an end-of-stream mark ends at it" {
+	dh-create --policy latest --slots 1 "$ch"
+	cp_bg w crash "$ch" 2 reserve
+	await_stopped "$CPID"
+	# the writer leaves; its successor ends the stream without writing
+	kill9 "$CPID"
+	dh-write "$ch" </dev/null
+	run timeout 10 dh-read --lines "$ch"
+	assert_equal "$status" 0
+}
+
+@test "a latest reader meeting a corrupt stamp reports it and exits 1" {
+	dh-create --policy latest --slots 4 "$ch"
+	printf 'a\nb\nc\n' | dh-write --lines "$ch"
+	local d
+	d=$(dh-diagnose --json "$ch" | jq .layout.desc_off)
+	hostile set "$(dh_shm "$ch")" $((d + 2 * 64 + $(hostile offset desc.stamp))) u64 999
+	run timeout 10 dh-read --no-wait --lines "$ch"
+	assert_equal "$status" 1
+	assert_output --partial "corrupt"
+}
+
+@test "random descriptors on a sync channel: dh-read reports a corrupt segment, never exit 0 with nothing" {
+	local d i
+	for i in 1 2 3 4 5; do
+		dh-create --slots 8 "$ch"
+		printf 'a\nb\nc\nd\n' | dh-write --lines "$ch"
+		d=$(dh-diagnose --json "$ch" | jq .layout.desc_off)
+		for s in 0 1 2 3; do
+			hostile set "$(dh_shm "$ch")" $((d + s * 64 + $(hostile offset desc.stamp))) u64 \
+				$(( (RANDOM << 30 | RANDOM << 15 | RANDOM) + 3 ))
+		done
+		run timeout 10 dh-read --no-wait --lines "$ch"
+		assert_equal "$status" 1
+		assert_output --partial "corrupt"
+		dh-create --remove "$ch"
+	done
+}
