@@ -406,6 +406,17 @@ pump(const struct opts *o, struct dh_reader *r)
 
 	if ((out.buf = malloc(out.cap)) == NULL)
 		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
+	/* On a channel that evicts stalled readers, a message used in place
+	 * stays held until we let go of it: copy it out and let go before
+	 * writing, so a stalled consumer downstream holds nothing. */
+	unsigned char *own = NULL;
+	struct dh_snapshot *snap = calloc(1, sizeof *snap);
+	if (snap == NULL || dh_block_snapshot(dh_reader_block(r), snap) < 0)
+		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
+	if (snap->cfg.policy == DH_POLICY_SYNC && snap->cfg.evict_after_ns &&
+	    (own = malloc(snap->cfg.slot_size ? snap->cfg.slot_size : 1)) == NULL)
+		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
+	free(snap);
 	if (o->csv)
 		emit_header(&out, o->sc);
 	while (out.err == 0 && (o->count == 0 || got < o->count)) {
@@ -417,6 +428,11 @@ pump(const struct opts *o, struct dh_reader *r)
 			if (flush(&out) < 0 || cli_signal)
 				break;
 			rc = dh_reader_next(r, &m, o->timeout_ns);
+		}
+		if (rc == 0 && own != NULL) {
+			memcpy(own, m.data, m.len);
+			m.data = own;
+			dh_reader_release(r);
 		}
 		if (rc == 0) {
 			if (m.lost > 0 && !o->quiet)
@@ -457,6 +473,7 @@ pump(const struct opts *o, struct dh_reader *r)
 	lost_report(o, &lost, 0, 0, 1);
 	flush(&out);
 	free(out.buf);
+	free(own);
 	if (out.err != 0 && out.err != -EPIPE) {
 		cli_warnc(out.err, "write error");
 		ret = EXIT_FAIL;

@@ -120,3 +120,21 @@ checks() {
 		dh-create --remove "$ch"
 	done
 }
+
+@test "--evict-after: a dh-read stalled on its output holds nothing; the writer cuts it loose and finishes" {
+	dh-create --slots 4 --evict-after 300ms "$ch"
+	mkfifo "$BATS_TEST_TMPDIR/out"
+	exec {keep}<>"$BATS_TEST_TMPDIR/out"   # open, never read: dh-read blocks once it is full
+	dh_bg sh -c 'exec dh-read --lines "$1" >"$2" 2>"$3"' sh "$ch" "$BATS_TEST_TMPDIR/out" "$BATS_TEST_TMPDIR/r.err"
+	local rpid=$DH_BG_PID
+	dh_await readers_at_least "$ch" 1
+	run timeout 60 sh -c 'seq 1 300000 | dh-write --lines "$1"' sh "$ch"
+	assert_equal "$status" 0
+	[ "$(dh-stat --json "$ch" | jq '.channels[0].counters.evictions')" -eq 1 ]
+	# let it go on: its next read says it was evicted
+	timeout 10 cat "$BATS_TEST_TMPDIR/out" >/dev/null &
+	status_of "$rpid"
+	exec {keep}>&-
+	assert_equal "$st" 1
+	grep -q evicted "$BATS_TEST_TMPDIR/r.err"
+}
