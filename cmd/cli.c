@@ -318,18 +318,45 @@ cli_config_init(struct cli_config *c)
 	c->evict_ns = -1;
 }
 
+/* "latest, ring, sync, queue": the choices, from the library's tables. */
+static const char *
+choices(int checksums, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0;; i++) {
+		const char *name;
+		if (checksums) {
+			const struct dh_checksum_info *ci = dh_checksum_info((enum dh_checksum)i);
+			if (!ci)
+				break;
+			if (!ci->parseable)
+				continue;
+			name = ci->name;
+		} else {
+			const struct dh_policy_info *pi = dh_policy_info((enum dh_policy)i);
+			if (!pi)
+				break;
+			name = pi->name;
+		}
+		n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? ", " : "", name);
+	}
+	return buf;
+}
+
 int
 cli_config_option(int opt, const char *arg, struct cli_config *c)
 {
 	struct dh_config *cfg = &c->cfg;
-	char buf[64];
+	char buf[64], list[128];
 	uint64_t v;
 
 	switch (opt) {
 	case CLI_OPT_CHECKSUM:
 		if (dh_checksum_parse(arg, &cfg->checksum) < 0)
-			cli_die(EXIT_USAGE, "--checksum %s: unknown checksum (none, xxh3, blake2b)",
-				cli_safe(arg, buf, sizeof buf));
+			cli_die(EXIT_USAGE, "--checksum %s: unknown checksum (%s)", cli_safe(arg, buf, sizeof buf),
+				choices(1, list, sizeof list));
 		c->checksum = 1;
 		break;
 	case CLI_OPT_EVICT:
@@ -354,8 +381,8 @@ cli_config_option(int opt, const char *arg, struct cli_config *c)
 		break;
 	case CLI_OPT_POLICY:
 		if (dh_policy_parse(arg, &cfg->policy) < 0)
-			cli_die(EXIT_USAGE, "--policy %s: unknown policy (latest, ring, sync, queue)",
-				cli_safe(arg, buf, sizeof buf));
+			cli_die(EXIT_USAGE, "--policy %s: unknown policy (%s)", cli_safe(arg, buf, sizeof buf),
+				choices(0, list, sizeof list));
 		break;
 	case CLI_OPT_SLOT_SIZE:
 		cfg->slot_size = (uint32_t)cli_opt_number("slot-size", arg, 1, 1, DH_SLOT_SIZE_MAX);
@@ -378,7 +405,7 @@ cli_config_finish(struct cli_config *c)
 	uint32_t size;
 
 	if (c->evict) {
-		if (c->cfg.policy != DH_POLICY_SYNC)
+		if (!dh_policy_info(c->cfg.policy)->evictable)
 			cli_die(EXIT_USAGE, "--evict-after: only for --policy sync");
 		c->cfg.evict_after_ns = c->evict_ns < 0 ? 0 : (uint64_t)c->evict_ns;
 	}

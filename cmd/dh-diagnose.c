@@ -12,9 +12,6 @@
 #include <jansson.h>
 
 #include "cli.h"
-/* Slot descriptors, queue claims: libdh has no public accessor for them
- * yet, so this read-only view looks at the validated mapping directly. */
-#include "dh_impl.h"
 
 static const char synopsis[] = "dh-diagnose [--json] [--slot N] [--key FILE] [--stall-after DUR] NAME";
 
@@ -199,7 +196,7 @@ pstate(const struct model *m, const struct dh_participant *p)
 static uint64_t
 lag_of(const struct model *m, const struct dh_participant *p)
 {
-	uint64_t at = m->s->cfg.policy == DH_POLICY_QUEUE ? m->claim_head : p->position;
+	uint64_t at = dh_policy_info(m->s->cfg.policy)->claims ? m->claim_head : p->position;
 
 	return m->s->committed > at ? m->s->committed - at : 0;
 }
@@ -207,9 +204,9 @@ lag_of(const struct model *m, const struct dh_participant *p)
 static uint64_t
 claim_of(const struct model *m, int index)
 {
-	if (m->s->cfg.policy != DH_POLICY_QUEUE || index <= 0)
-		return DH_SEQ_NONE;
-	return atomic_load(&m->b->table[index].claim);
+	if (!dh_policy_info(m->s->cfg.policy)->claims || index <= 0)
+		return UINT64_MAX;
+	return m->s->part[index].claim;
 }
 
 static void
@@ -256,11 +253,11 @@ advise(const struct model *m, struct fview *v)
 		snprintf(v->fix, sizeof v->fix, "kill -CONT %ld", (long)f->pid);
 		break;
 	case DH_FIND_READER_DEAD:
-		if (s->cfg.policy == DH_POLICY_SYNC)
+		if (dh_policy_info(s->cfg.policy)->positions_hold)
 			snprintf(v->blocks, sizeof v->blocks,
 				 "the writer cannot pass seq %llu until the entry is reclaimed (a live writer reaps it)",
 				 pos + s->cfg.slots);
-		else if (s->cfg.policy == DH_POLICY_QUEUE)
+		else if (dh_policy_info(s->cfg.policy)->claims)
 			snprintf(v->blocks, sizeof v->blocks, "reader entry %d and the messages it claimed", f->index);
 		else
 			snprintf(v->blocks, sizeof v->blocks, "reader entry %d", f->index);
@@ -316,43 +313,26 @@ verdict_of(const struct model *m)
 /* ---- one slot ---- */
 
 struct slotview {
-	uint32_t slot;
-	uint64_t stamp, qword, time_ns, expected;
-	uint32_t length, flags;
-	uint8_t check[32];
+	struct dh_slot_info i;
 	const char *state, *integrity;
-	uint64_t seq;            /* DH_SEQ_NONE for an empty slot */
+};
+
+static const char *const slot_state_names[] = {
+	[DH_SLOT_EMPTY] = "empty",
+	[DH_SLOT_WRITING] = "writing",
+	[DH_SLOT_COMMITTED] = "committed",
+	[DH_SLOT_UNPUBLISHED] = "unpublished",
+	[DH_SLOT_INCONSISTENT] = "inconsistent",
 };
 
 static void
 slot_view(const struct model *m, uint32_t i, struct slotview *v)
 {
-	const struct dh_desc *d = &m->b->desc[i];
-	uint64_t c = m->s->committed, n = m->s->cfg.slots;
-
 	memset(v, 0, sizeof *v);
-	v->slot = i;
-	v->stamp = atomic_load(&((struct dh_desc *)d)->stamp);
-	v->qword = atomic_load(&((struct dh_desc *)d)->qword);
-	v->length = d->length;
-	v->flags = d->flags;
-	v->time_ns = d->time_ns;
-	memcpy(v->check, d->check, sizeof v->check);
-	v->expected = c > i ? c - 1 - ((c - 1 - i) % n) : DH_SEQ_NONE;
-	v->seq = DH_SEQ_NONE;
+	dh_block_slot(m->b, m->s->committed, i, &v->i);
+	v->state = slot_state_names[v->i.state];
 	v->integrity = "n/a";
-	if (v->stamp == 0) {
-		v->state = "empty";
-		return;
-	}
-	if (v->stamp & 1) {
-		v->seq = (v->stamp - 1) / 2;
-		v->state = "writing";
-		return;
-	}
-	v->seq = v->stamp / 2 - 1;
-	v->state = v->seq == v->expected ? "committed" : v->seq == c ? "unpublished" : "inconsistent";
-	if (strcmp(v->state, "committed") != 0 || v->length > m->s->cfg.slot_size)
+	if (v->i.state != DH_SLOT_COMMITTED || v->i.length > m->s->cfg.slot_size)
 		return;
 	if (m->s->cfg.checksum == DH_CHECKSUM_NONE) {
 		v->integrity = "unchecked";
@@ -373,20 +353,6 @@ slot_view(const struct model *m, uint32_t i, struct slotview *v)
 	}
 }
 
-static size_t
-check_len(const struct model *m)
-{
-	switch (m->s->cfg.checksum) {
-	case DH_CHECKSUM_XXH3:
-		return 8;
-	case DH_CHECKSUM_BLAKE2B:
-	case DH_CHECKSUM_MAC:
-		return 32;
-	default:
-		return 0;
-	}
-}
-
 static void
 hex(const uint8_t *p, size_t n, char *out)
 {
@@ -400,40 +366,38 @@ hex(const uint8_t *p, size_t n, char *out)
 }
 
 static void
-queue_owner(uint64_t q, char *buf, size_t cap)
+queue_owner(const struct dh_slot_info *v, char *buf, size_t cap)
 {
-	uint64_t tag = q & ((1u << DH_Q_SHIFT) - 1);
-
-	if (tag == DH_Q_AVAIL)
+	if (v->claim == DH_CLAIM_AVAILABLE)
 		snprintf(buf, cap, "available");
-	else if (tag == DH_Q_DONE)
+	else if (v->claim == DH_CLAIM_DONE)
 		snprintf(buf, cap, "done");
 	else
-		snprintf(buf, cap, "reader %llu", (unsigned long long)tag);
+		snprintf(buf, cap, "reader %d", v->claim_reader);
 }
 
 static json_t *
-slot_json(const struct model *m, const struct slotview *v)
+slot_json(const struct slotview *v)
 {
 	char ck[65], owner[32];
 	json_t *o = json_object();
 
-	hex(v->check, check_len(m), ck);
-	json_object_set_new(o, "slot", json_integer(v->slot));
+	hex(v->i.check, v->i.check_len, ck);
+	json_object_set_new(o, "slot", json_integer(v->i.slot));
 	json_object_set_new(o, "state", json_string(v->state));
-	json_object_set_new(o, "seq", v->seq == DH_SEQ_NONE ? json_null() : ju64(v->seq));
-	json_object_set_new(o, "expected_seq", v->expected == DH_SEQ_NONE ? json_null() : ju64(v->expected));
-	json_object_set_new(o, "stamp", ju64(v->stamp));
-	json_object_set_new(o, "length", json_integer(v->length));
-	json_object_set_new(o, "flags", json_integer(v->flags));
-	json_object_set_new(o, "quarantined", json_boolean(v->flags & DH_DESC_QUARANTINED));
-	json_object_set_new(o, "time_ns", ju64(v->time_ns));
+	json_object_set_new(o, "seq", v->i.seq == UINT64_MAX ? json_null() : ju64(v->i.seq));
+	json_object_set_new(o, "expected_seq", v->i.expected == UINT64_MAX ? json_null() : ju64(v->i.expected));
+	json_object_set_new(o, "stamp", ju64(v->i.stamp));
+	json_object_set_new(o, "length", json_integer(v->i.length));
+	json_object_set_new(o, "flags", json_integer(v->i.flags));
+	json_object_set_new(o, "quarantined", json_boolean(v->i.quarantined));
+	json_object_set_new(o, "time_ns", ju64(v->i.time_ns));
 	json_object_set_new(o, "check", json_string(ck));
 	json_object_set_new(o, "integrity", json_string(v->integrity));
-	if (m->s->cfg.policy == DH_POLICY_QUEUE) {
+	if (v->i.claim != DH_CLAIM_NONE) {
 		json_t *q = json_object();
-		queue_owner(v->qword, owner, sizeof owner);
-		json_object_set_new(q, "seq", ju64(v->qword >> DH_Q_SHIFT));
+		queue_owner(&v->i, owner, sizeof owner);
+		json_object_set_new(q, "seq", ju64(v->i.claim_seq));
 		json_object_set_new(q, "owner", json_string(owner));
 		json_object_set_new(o, "queue", q);
 	} else {
@@ -447,23 +411,23 @@ slot_text(const struct model *m, const struct slotview *v)
 {
 	char ck[65], t[32], owner[32], d[700];
 
-	hex(v->check, check_len(m), ck);
-	iso_time(v->time_ns, t, sizeof t);
-	printf("channel     %s\nslot        %" PRIu32 " of %" PRIu32 "\nstate       %s\n", m->name, v->slot,
+	hex(v->i.check, v->i.check_len, ck);
+	iso_time(v->i.time_ns, t, sizeof t);
+	printf("channel     %s\nslot        %" PRIu32 " of %" PRIu32 "\nstate       %s\n", m->name, v->i.slot,
 	       m->s->cfg.slots, v->state);
-	if (v->seq != DH_SEQ_NONE)
-		printf("seq         %" PRIu64 "\n", v->seq);
-	if (v->expected != DH_SEQ_NONE)
-		printf("expected    %" PRIu64 "\n", v->expected);
-	printf("stamp       %" PRIu64 "\nlength      %" PRIu32 "\nflags       %#" PRIx32 "%s\n", v->stamp,
-	       v->length, v->flags, v->flags & DH_DESC_QUARANTINED ? " (quarantined)" : "");
+	if (v->i.seq != UINT64_MAX)
+		printf("seq         %" PRIu64 "\n", v->i.seq);
+	if (v->i.expected != UINT64_MAX)
+		printf("expected    %" PRIu64 "\n", v->i.expected);
+	printf("stamp       %" PRIu64 "\nlength      %" PRIu32 "\nflags       %#" PRIx32 "%s\n", v->i.stamp,
+	       v->i.length, v->i.flags, v->i.quarantined ? " (quarantined)" : "");
 	printf("time        %s\ncheck       %s\nintegrity   %s\n", t, ck[0] ? ck : "-", v->integrity);
-	if (m->s->cfg.policy == DH_POLICY_QUEUE) {
-		queue_owner(v->qword, owner, sizeof owner);
-		printf("queue       seq %llu, %s\n", (unsigned long long)(v->qword >> DH_Q_SHIFT), owner);
+	if (v->i.claim != DH_CLAIM_NONE) {
+		queue_owner(&v->i, owner, sizeof owner);
+		printf("queue       seq %llu, %s\n", (unsigned long long)v->i.claim_seq, owner);
 	}
 	for (size_t k = 0; k < m->rep.n; k++)
-		if (m->rep.f[k].slot == v->slot)
+		if (m->rep.f[k].slot == v->i.slot)
 			printf("finding     %s [%s] %s\n", dh_finding_name(m->rep.f[k].kind),
 			       dh_action_name(m->rep.f[k].action), safe(m->rep.f[k].detail, d, sizeof d));
 }
@@ -484,7 +448,7 @@ participant_json(const struct model *m, const struct dh_participant *p)
 	json_object_set_new(o, "position", ju64(p->position));
 	if (p->index > 0) {
 		json_object_set_new(o, "lag", ju64(lag_of(m, p)));
-		json_object_set_new(o, "claim", claim == DH_SEQ_NONE ? json_null() : ju64(claim));
+		json_object_set_new(o, "claim", claim == UINT64_MAX ? json_null() : ju64(claim));
 	}
 	json_object_set_new(o, "last_active_ns", ju64(p->last_active_ns));
 	json_object_set_new(o, "age_ns", ju64(p->idle_ns));
@@ -531,7 +495,7 @@ channel_json(const struct model *m)
 	json_object_set_new(o, "verdict", json_string(m->rep.problems ? "problems" : "healthy"));
 	json_object_set_new(o, "exit", json_integer(m->rep.problems ? EXIT_FAIL : EXIT_OK));
 	json_object_set_new(o, "error", json_null());
-	json_object_set_new(o, "format_version", json_integer(DH_FORMAT_VERSION));
+	json_object_set_new(o, "format_version", json_integer(dh_format_version()));
 	json_object_set_new(o, "created_ns", ju64(s->created_ns));
 	json_object_set_new(o, "creator_uid", json_integer(s->creator_uid));
 	json_object_set_new(o, "creator_pid", json_integer(s->creator_pid));
@@ -612,7 +576,7 @@ participant_text(const struct model *m, const struct dh_participant *p)
 		return;
 	}
 	snprintf(lag, sizeof lag, ", lag %" PRIu64, lag_of(m, p));
-	if (cl != DH_SEQ_NONE)
+	if (cl != UINT64_MAX)
 		snprintf(claim, sizeof claim, ", holds %" PRIu64, cl);
 	printf("  %-3d %s %s %s, position %" PRIu64 "%s%s, last active %.1fs ago, %" PRIu64 " messages, %" PRIu64
 	       " bytes, %" PRIu64 " lost, %" PRIu64 " checksum failures\n",
@@ -630,7 +594,7 @@ channel_text(const struct model *m)
 	iso_time(s->created_ns, t, sizeof t);
 	printf("channel     %s\n", m->name);
 	printf("format      version %u, %" PRIu64 " bytes, created %s by uid %" PRIu32 " pid %" PRIu32 "\n",
-	       DH_FORMAT_VERSION, s->lay.total, t, s->creator_uid, s->creator_pid);
+	       dh_format_version(), s->lay.total, t, s->creator_uid, s->creator_pid);
 	printf("geometry    %" PRIu32 " slots of %" PRIu32 " bytes (stride %" PRIu64 "), %" PRIu32
 	       " readers max, metadata zone %" PRIu32 " bytes\n",
 	       s->cfg.slots, s->cfg.slot_size, s->lay.stride, s->cfg.max_readers, s->cfg.meta_size);
@@ -740,7 +704,7 @@ main(int argc, char **argv)
 		else if (rc < 0)
 			cli_diec(EXIT_USAGE, rc, "%s", o.name);
 	}
-	m.verifiable = m.b->cfg.checksum != DH_CHECKSUM_NONE && (m.b->cfg.checksum != DH_CHECKSUM_MAC || m.b->has_key);
+	m.verifiable = dh_block_verifiable(m.b);
 	if ((rc = dh_block_snapshot(m.b, &snap)) < 0)
 		cli_diec(EXIT_USAGE, rc, "%s: snapshot", o.name);
 	if ((rc = dh_check_run(m.b, 0, o.stall_ns, &m.rep)) < 0)
@@ -748,7 +712,7 @@ main(int argc, char **argv)
 	if (o.slot >= 0 && (uint64_t)o.slot >= snap.cfg.slots)
 		cli_die(EXIT_USAGE, "--slot %lld: the channel has %" PRIu32 " slots", (long long)o.slot,
 			snap.cfg.slots);
-	m.claim_head = atomic_load(&m.b->hdr->claim_head);
+	m.claim_head = snap.claim_head;
 	m.record_size = dh_block_schema(m.b, m.schema, sizeof m.schema, m.schema_hash);
 	if (m.record_size < 0)
 		m.record_size = 0;
@@ -770,7 +734,7 @@ main(int argc, char **argv)
 			json_object_set_new(j, "channel", json_string(o.name));
 			json_object_set_new(j, "verdict", json_string(ret ? "problems" : "healthy"));
 			json_object_set_new(j, "exit", json_integer(ret));
-			json_object_set_new(j, "slot", slot_json(&m, &v));
+			json_object_set_new(j, "slot", slot_json(&v));
 			emit_json(j);
 		} else {
 			slot_text(&m, &v);

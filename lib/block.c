@@ -20,8 +20,6 @@
 /* Largest segment we agree to create or map: bigger geometries are typos. */
 #define DH_TOTAL_MAX (1ull << 40)
 
-static const char *const policy_names[] = { "latest", "ring", "sync", "queue" };
-static const char *const checksum_names[] = { "none", "xxh3", "blake2b" };
 
 void
 dh_config_init(struct dh_config *cfg)
@@ -52,40 +50,6 @@ dh_name_check(const char *name)
 	return 0;
 }
 
-const char *
-dh_policy_name(enum dh_policy p)
-{
-	return (unsigned)p < 4 ? policy_names[p] : "?";
-}
-
-int
-dh_policy_parse(const char *s, enum dh_policy *out)
-{
-	for (unsigned i = 0; i < 4; i++)
-		if (strcmp(s, policy_names[i]) == 0) {
-			*out = (enum dh_policy)i;
-			return 0;
-		}
-	return -EINVAL;
-}
-
-const char *
-dh_checksum_name(enum dh_checksum c)
-{
-	return (unsigned)c < 3 ? checksum_names[c] : c == DH_CHECKSUM_MAC ? "blake2b-mac" : "?";
-}
-
-int
-dh_checksum_parse(const char *s, enum dh_checksum *out)
-{
-	for (unsigned i = 0; i < 3; i++)
-		if (strcmp(s, checksum_names[i]) == 0) {
-			*out = (enum dh_checksum)i;
-			return 0;
-		}
-	return -EINVAL;
-}
-
 static uint64_t
 round_up(uint64_t v, uint64_t a)
 {
@@ -101,7 +65,7 @@ dh_layout_compute(const struct dh_config *cfg, struct dh_layout *out)
 	if (cfg->slots == 0 || cfg->slots > DH_SLOTS_MAX || cfg->slot_size == 0 ||
 	    cfg->slot_size > DH_SLOT_SIZE_MAX || cfg->max_readers == 0 ||
 	    cfg->max_readers > DH_READERS_MAX || cfg->meta_size > DH_META_MAX ||
-	    (unsigned)cfg->policy > DH_POLICY_QUEUE || (unsigned)cfg->checksum > DH_CHECKSUM_MAC)
+	    !dh_policy_info(cfg->policy) || !dh_checksum_info(cfg->checksum))
 		return -EINVAL;
 	/* All operands are bounded above (2^24 slots, 2^30 bytes), so only
 	 * the data size can exceed 64 bits' worth of sense; check it anyway. */
@@ -216,7 +180,7 @@ cfg_from_hdr(const struct dh_hdr *h, struct dh_config *cfg)
 	cfg->slot_size = h->slot_size;
 	cfg->meta_size = h->meta_size;
 	cfg->max_readers = h->max_readers;
-	if (h->policy > DH_POLICY_QUEUE || h->checksum > DH_CHECKSUM_MAC)
+	if (!dh_policy_info((enum dh_policy)h->policy) || !dh_checksum_info((enum dh_checksum)h->checksum))
 		return -DH_ECORRUPT;
 	cfg->policy = (enum dh_policy)h->policy;
 	cfg->checksum = (enum dh_checksum)h->checksum;
@@ -498,6 +462,8 @@ dh_block_open(const char *name, int flags, struct dh_block **out)
 		rc = -DH_ECORRUPT; /* created but never published: the creator died */
 	if (rc < 0)
 		goto fail;
+	b->pol = dh_policy_info(b->cfg.policy);
+	b->ck = dh_checksum_info(b->cfg.checksum);
 	b->size = b->lay.total;
 	b->base = mmap(NULL, b->size, rdonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, 0);
 	if (b->base == MAP_FAILED) {
@@ -512,7 +478,7 @@ dh_block_open(const char *name, int flags, struct dh_block **out)
 	b->data = (unsigned char *)b->base + b->lay.data_off;
 	b->record_size = h.record_size;
 	memcpy(b->chan_id, h.chan_id, sizeof b->chan_id);
-	if (b->cfg.checksum >= DH_CHECKSUM_BLAKE2B && sodium_init() < 0) {
+	if (b->ck->needs_sodium && sodium_init() < 0) {
 		rc = -ENOSYS;
 		goto fail;
 	}
@@ -551,7 +517,7 @@ dh__reap(struct dh_block *b, int index, int self_index)
 	(void)self_index;
 	if (dh__ent_state(word) == DH_ENT_FREE)
 		return 0;
-	if (b->cfg.policy == DH_POLICY_QUEUE && index > 0) {
+	if (b->pol->claims && index > 0) {
 		for (uint32_t i = 0; i < b->cfg.slots; i++) {
 			uint64_t q = atomic_load(&b->desc[i].qword);
 			if ((q & ((1u << DH_Q_SHIFT) - 1)) == (uint64_t)index) {

@@ -20,7 +20,7 @@
 
 #include "dh_broker.h"
 #include "dh_error.h"
-#include "dh_impl.h"
+#include "dh_block.h"
 
 #ifndef ZMQ_ZAP_ENFORCE_DOMAIN
 #define ZMQ_ZAP_ENFORCE_DOMAIN 93 /* DRAFT in zmq.h, implemented since 4.3.0 */
@@ -1064,8 +1064,7 @@ dh_broker_reg_from_block(struct dh_block *blk, const char *channel, struct dh_br
 		reg->checksum = s->cfg.checksum;
 		if (s->keyed) { /* the key id is immutable once the header is published */
 			uint8_t zero[32] = { 0 };
-			memcpy(reg->key_id, blk->hdr->key_id, 32);
-			reg->keyed = memcmp(reg->key_id, zero, 32) != 0;
+			reg->keyed = dh_block_key_id(blk, reg->key_id) == 0 && memcmp(reg->key_id, zero, 32) != 0;
 		}
 		if (s->record_size > 0) {
 			reg->has_schema = 1;

@@ -54,6 +54,33 @@ int dh_name_check(const char *name);
  * the segment size does not fit. Pure function. */
 int dh_layout_compute(const struct dh_config *cfg, struct dh_layout *out);
 
+/*
+ * What a policy promises.  The library and the tools ask these flags, never
+ * the enum value; iterate with dh_policy_info(0), (1), ... until NULL.
+ */
+struct dh_policy_info {
+	const char *name;          /* "sync" */
+	const char *summary;       /* one line for help texts */
+	unsigned writer_waits : 1; /* lossless: the writer waits for space */
+	unsigned zero_copy : 1;    /* readers get the slot itself, held until release */
+	unsigned positions_hold : 1; /* each reader's position holds the writer back (sync) */
+	unsigned claims : 1;       /* readers compete through per-slot claim words (queue) */
+	unsigned counts_lost : 1;  /* a lapped reader counts what it missed (ring) */
+	unsigned newest_only : 1;  /* readers skip to the newest message (latest) */
+	unsigned evictable : 1;    /* a stalled live reader may be cut loose (evict_after) */
+};
+const struct dh_policy_info *dh_policy_info(enum dh_policy p);
+
+/* A checksum kind; iterate like dh_policy_info. */
+struct dh_checksum_info {
+	const char *name;          /* "xxh3" */
+	size_t digest_len;         /* bytes of the descriptor's check field used */
+	unsigned keyed : 1;        /* a MAC: verifiable only with the channel's key */
+	unsigned parseable : 1;    /* may be named on a command line (a key selects the MAC) */
+	unsigned needs_sodium : 1;
+};
+const struct dh_checksum_info *dh_checksum_info(enum dh_checksum c);
+
 /* Policy and checksum names ("sync", "xxh3", ...): parse returns 0 or -EINVAL.
  * Parsing never yields DH_CHECKSUM_MAC: a key selects it. */
 const char *dh_policy_name(enum dh_policy p);
@@ -154,6 +181,52 @@ int dh_block_snapshot(struct dh_block *b, struct dh_snapshot *s);
 /* Number of participants alive (lock held), writer included; 0 if none.
  * *first_pid gets the pid of one of them. Negative on error. */
 int dh_block_alive(struct dh_block *b, pid_t *first_pid);
+
+/* The on-disk format version this library reads and writes (dh-format(5)). */
+unsigned dh_format_version(void);
+
+/* 1 if b can verify its messages' checks (some check, and the key of a
+ * keyed channel: dh_block_set_key). */
+int dh_block_verifiable(const struct dh_block *b);
+
+/* The key id of a keyed channel (BLAKE2b of the key, not the key):
+ * 0, or -DH_ENOTKEYED. */
+int dh_block_key_id(const struct dh_block *b, uint8_t id[32]);
+
+/* One slot, decoded (for inspectors such as dh-diagnose). */
+enum dh_slot_state {
+	DH_SLOT_EMPTY = 0,        /* never written */
+	DH_SLOT_WRITING,          /* seq is being written (or was, by a writer that died) */
+	DH_SLOT_COMMITTED,        /* holds the message the committed count says it should */
+	DH_SLOT_UNPUBLISHED,      /* complete message at seq == committed, not yet published */
+	DH_SLOT_INCONSISTENT      /* names a message that cannot be there */
+};
+enum dh_claim_state {
+	DH_CLAIM_NONE = 0,        /* not a queue channel */
+	DH_CLAIM_AVAILABLE,       /* committed, unclaimed */
+	DH_CLAIM_HELD,            /* claimed by reader claim_reader */
+	DH_CLAIM_DONE             /* consumed or reclaimed: the writer may reuse the slot */
+};
+struct dh_slot_info {
+	uint32_t slot;
+	enum dh_slot_state state;
+	uint64_t stamp;           /* the raw seqlock word */
+	uint64_t seq;             /* the message the stamp names, UINT64_MAX when empty */
+	uint64_t expected;        /* the message that should be there, UINT64_MAX if none yet */
+	uint32_t length, flags;
+	int quarantined;          /* a repair flagged it as failing its check */
+	uint64_t time_ns;
+	uint8_t check[32];
+	size_t check_len;         /* bytes of check in use for the channel's checksum */
+	uint64_t qword;           /* queue: the raw claim word */
+	enum dh_claim_state claim;
+	uint64_t claim_seq;       /* queue: the seq the claim word names */
+	int claim_reader;         /* DH_CLAIM_HELD: the reader's table index, else -1 */
+};
+
+/* Decode slot (0 .. slots-1) against the committed count given (from a
+ * snapshot).  Never modifies the segment.  0, or -EINVAL for a bad slot. */
+int dh_block_slot(struct dh_block *b, uint64_t committed, uint32_t slot, struct dh_slot_info *out);
 
 /* Metadata zone. read copies a consistent version (seqlock, checksum
  * checked) into buf of cap bytes and returns its length, -ENOBUFS if cap is

@@ -191,6 +191,8 @@ struct dh_block {
 	void *base;
 	size_t size;
 	struct dh_config cfg;     /* validated copy: sizes are taken from here, never re-read */
+	const struct dh_policy_info *pol;   /* cfg.policy's row of the policy table */
+	const struct dh_checksum_info *ck;  /* cfg.checksum's row */
 	struct dh_layout lay;
 	struct dh_hdr *hdr;
 	struct dh_pentry *table;
@@ -202,6 +204,13 @@ struct dh_block {
 	int has_key;
 	uint8_t key[DH_KEY_BYTES];  /* wiped on close */
 };
+
+/* Can this handle verify message checks (a MAC needs the key)? */
+static inline int
+dh__verifiable(const struct dh_block *b)
+{
+	return b->ck->digest_len && (!b->ck->keyed || b->has_key);
+}
 
 /* internal helpers (block.c) */
 int dh__shm_path(const char *name, char *buf, size_t len);

@@ -79,7 +79,7 @@ dh_block_set_key(struct dh_block *b, const uint8_t *key)
 {
 	uint8_t id[32];
 
-	if (b->cfg.checksum != DH_CHECKSUM_MAC)
+	if (!b->ck->keyed)
 		return key ? -DH_ENOTKEYED : 0;
 	if (!key)
 		return -DH_EKEYNEEDED;

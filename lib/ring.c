@@ -294,14 +294,13 @@ queue_space(struct dh_writer *w, uint64_t s, int live)
 static int
 has_space(struct dh_writer *w, uint64_t s, int live)
 {
-	switch (w->b->cfg.policy) {
-	case DH_POLICY_SYNC:
+	const struct dh_policy_info *pol = w->b->pol;
+
+	if (pol->positions_hold)
 		return sync_space(w, s, live);
-	case DH_POLICY_QUEUE:
+	if (pol->claims)
 		return queue_space(w, s, live);
-	default:
-		return 1;
-	}
+	return 1;
 }
 
 static int
@@ -362,7 +361,7 @@ dh_writer_reserve(struct dh_writer *w, void **buf, size_t *cap, int64_t timeout_
 		if ((rc = wait_space(w, s, timeout_ns)) < 0)
 			return rc;
 		struct dh_desc *d = dh__desc(b, s);
-		if (b->cfg.policy == DH_POLICY_SYNC) {
+		if (b->pol->positions_hold) {
 			/* A reader attaching now may have chosen this slot's old
 			 * message as its start.  Either it sees the odd stamp and
 			 * skips it, or we see its attach and wait for it. */
@@ -400,10 +399,10 @@ dh_writer_commit(struct dh_writer *w, size_t len)
 	d->length = (uint32_t)len;
 	d->flags = 0;
 	d->time_ns = now;
-	if (b->cfg.checksum != DH_CHECKSUM_NONE)
+	if (b->ck->digest_len)
 		dh__check_compute(b, s, dh__slot(b, s), (uint32_t)len, d->check);
 	atomic_store_explicit(&d->stamp, 2 * s + 2, memory_order_release);
-	if (b->cfg.policy == DH_POLICY_QUEUE)
+	if (b->pol->claims)
 		atomic_store_explicit(&d->qword, qword(s, DH_Q_AVAIL), memory_order_release);
 	atomic_store_explicit(&h->committed, s + 1, memory_order_release);
 	w->seq = s + 1;
@@ -543,8 +542,7 @@ dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_re
 		return -ENOSPC;
 	}
 	if (!(r = calloc(1, sizeof *r)) ||
-	    (b->cfg.policy != DH_POLICY_SYNC && b->cfg.policy != DH_POLICY_QUEUE &&
-	     !(r->copy = malloc(b->cfg.slot_size)))) {
+	    (!b->pol->zero_copy && !(r->copy = malloc(b->cfg.slot_size)))) {
 		free(r);
 		dh__lock_drop(b->fd, idx);
 		dh_block_close(b);
@@ -580,7 +578,7 @@ dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_re
 		p = opts->start_seq < oldest ? oldest : opts->start_seq > c ? c : opts->start_seq;
 		break;
 	default:
-		p = b->cfg.policy == DH_POLICY_LATEST ? (c ? c - 1 : 0) : oldest;
+		p = b->pol->newest_only ? (c ? c - 1 : 0) : oldest;
 		break;
 	}
 	r->pos = p;
@@ -621,7 +619,7 @@ dh_reader_release(struct dh_reader *r)
 	if (!r->held)
 		return;
 	r->held = 0;
-	if (b->cfg.policy == DH_POLICY_QUEUE) {
+	if (b->pol->claims) {
 		/* From our own claim only: if the word is not ours any more
 		 * (damage), we release nothing rather than clobber a slot the
 		 * writer may have reused.  seq_cst, like the sync position below:
@@ -660,7 +658,7 @@ dh_reader_block(struct dh_reader *r)
 uint64_t
 dh_reader_position(const struct dh_reader *r)
 {
-	return r->b->cfg.policy == DH_POLICY_QUEUE ? atomic_load(&r->b->hdr->claim_head) : r->pos;
+	return r->b->pol->claims ? atomic_load(&r->b->hdr->claim_head) : r->pos;
 }
 
 uint64_t
@@ -682,7 +680,7 @@ static int
 ready(struct dh_reader *r)
 {
 	struct dh_hdr *h = r->b->hdr;
-	uint64_t at = r->b->cfg.policy == DH_POLICY_QUEUE ? atomic_load(&h->claim_head) : r->pos;
+	uint64_t at = r->b->pol->claims ? atomic_load(&h->claim_head) : r->pos;
 	uint64_t e;
 
 	if (atomic_load_explicit(&h->committed, memory_order_acquire) > at)
@@ -699,7 +697,7 @@ static int
 await_data(struct dh_reader *r, int64_t timeout_ns, uint64_t *start)
 {
 	struct dh_hdr *h = r->b->hdr;
-	uint64_t at = r->b->cfg.policy == DH_POLICY_QUEUE ? atomic_load(&h->claim_head) : r->pos;
+	uint64_t at = r->b->pol->claims ? atomic_load(&h->claim_head) : r->pos;
 	uint64_t e = atomic_load(&h->eos_seq);
 	int64_t rem;
 	uint32_t v;
@@ -790,13 +788,13 @@ skip_lapped(struct dh_reader *r)
 		np = r->pos + 1;
 	/* A sync reader is overtaken only while attaching: that just moves
 	 * its start.  A ring reader really missed these. */
-	if (r->b->cfg.policy == DH_POLICY_RING || r->delivered) {
+	if (r->b->pol->counts_lost || r->delivered) {
 		r->pending_lost += np - r->pos;
 		r->lost_total += np - r->pos;
 		bump(&r->e->lost, np - r->pos);
 	}
 	r->pos = np;
-	if (r->b->cfg.policy == DH_POLICY_SYNC) {
+	if (r->b->pol->positions_hold) {
 		/* the writer may be waiting for exactly this step */
 		atomic_store(&r->e->position, np);
 		wake_writer(r->b->hdr);
@@ -863,7 +861,7 @@ static int
 next_ordered(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 {
 	struct dh_block *b = r->b;
-	int copy = b->cfg.policy != DH_POLICY_SYNC;
+	int copy = !b->pol->zero_copy;
 	uint64_t start = 0;
 
 	for (;;) {
@@ -885,7 +883,7 @@ next_ordered(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 				return rc;
 			continue;
 		}
-		if (b->cfg.policy == DH_POLICY_RING && c - pos > b->cfg.slots) {
+		if (b->pol->counts_lost && c - pos > b->cfg.slots) {
 			skip_lapped(r);
 			continue;
 		}
@@ -933,7 +931,7 @@ next_ordered(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 			r->held = 1;
 			r->held_seq = pos;
 		}
-		if (b->cfg.checksum != DH_CHECKSUM_NONE &&
+		if (b->ck->digest_len &&
 		    dh__check_verify(b, pos, data, len, check) < 0) {
 			if (evicted(r)) {
 				dh_reader_release(r);
@@ -992,7 +990,7 @@ next_latest(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 			return -DH_ECORRUPT;
 		r->pos = s + 1;
 		atomic_store_explicit(&r->e->position, s + 1, memory_order_relaxed);
-		if (b->cfg.checksum != DH_CHECKSUM_NONE &&
+		if (b->ck->digest_len &&
 		    dh__check_verify(b, s, r->copy, len, check) < 0) {
 			count_bad(r);
 			m->seq = s;
@@ -1049,7 +1047,7 @@ next_queue(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 		m->seq = s;
 		return fail(r, -DH_ECORRUPT);
 	}
-	if (b->cfg.checksum != DH_CHECKSUM_NONE &&
+	if (b->ck->digest_len &&
 	    dh__check_verify(b, s, dh__slot(b, s), d->length, d->check) < 0) {
 		count_bad(r);
 		m->seq = s;
@@ -1060,18 +1058,21 @@ next_queue(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 	return 0;
 }
 
+/*
+ * The reader side of each policy.  The flags of dh_policy_info say what a
+ * policy promises; this says which loop delivers it.  sync releases inside
+ * next_ordered (hold() releases and holds in one store).
+ */
 int
 dh_reader_next(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 {
-	/* sync releases inside next_ordered: hold() does both in one store */
-	if (r->b->cfg.policy != DH_POLICY_SYNC)
+	const struct dh_policy_info *pol = r->b->pol;
+
+	if (!pol->positions_hold)
 		dh_reader_release(r);
-	switch (r->b->cfg.policy) {
-	case DH_POLICY_LATEST:
+	if (pol->newest_only)
 		return next_latest(r, m, timeout_ns);
-	case DH_POLICY_QUEUE:
+	if (pol->claims)
 		return next_queue(r, m, timeout_ns);
-	default:
-		return next_ordered(r, m, timeout_ns);
-	}
+	return next_ordered(r, m, timeout_ns);
 }

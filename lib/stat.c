@@ -62,7 +62,7 @@ dh_stat_lag(const struct dh_snapshot *s, int index, uint64_t *lag)
 {
 	const struct dh_participant *p;
 
-	if (index < 1 || index >= s->nparticipants || s->cfg.policy == DH_POLICY_QUEUE)
+	if (index < 1 || index >= s->nparticipants || dh_policy_info(s->cfg.policy)->claims)
 		return -ENODATA;
 	p = &s->part[index];
 	if (p->state == DH_P_FREE)
@@ -125,7 +125,7 @@ dh_stat_derive(const struct dh_snapshot *s, uint64_t now_ns, struct dh_stat *out
 		if (lag > 0 && p->state == DH_P_ALIVE && dh_stat_idle(p, now_ns) >= DH_STAT_STALL_NS)
 			st.health |= DH_HEALTH_STALLED;
 	}
-	if (s->cfg.policy == DH_POLICY_QUEUE && s->committed >= s->claim_head) {
+	if (dh_policy_info(s->cfg.policy)->claims && s->committed >= s->claim_head) {
 		/* a queue's lag is its backlog: committed and not yet claimed */
 		st.lag_known = 1;
 		st.lag = s->committed - s->claim_head;
@@ -146,7 +146,7 @@ dh_stat_derive(const struct dh_snapshot *s, uint64_t now_ns, struct dh_stat *out
 		st.health |= DH_HEALTH_MISMATCH;
 	if (st.lost > 0 || s->queue_lost > 0)
 		st.health |= DH_HEALTH_LOST;
-	if (s->cfg.policy == DH_POLICY_SYNC && st.writer == DH_P_ALIVE && st.lag_known &&
+	if (dh_policy_info(s->cfg.policy)->positions_hold && st.writer == DH_P_ALIVE && st.lag_known &&
 	    st.lag >= s->cfg.slots)
 		st.health |= DH_HEALTH_FULL;
 	st.level = st.health & DH_HEALTH_BAD ? DH_LEVEL_BAD : st.health ? DH_LEVEL_WARN : DH_LEVEL_OK;

@@ -150,7 +150,7 @@ check_dead_reader(struct ctx *c, int i)
 		e->name, e->pid, (unsigned long long)(atomic_load(&e->position) & ~DH_POS_HOLD));
 	f->index = i;
 	f->pid = (pid_t)e->pid;
-	if (b->cfg.policy == DH_POLICY_QUEUE) {
+	if (b->pol->claims) {
 		for (uint32_t s = 0; s < b->cfg.slots; s++) {
 			uint64_t q = atomic_load(&b->desc[s].qword);
 			if ((q & ((1u << DH_Q_SHIFT) - 1)) == (uint64_t)i) {
@@ -189,10 +189,10 @@ check_dead_reader(struct ctx *c, int i)
 static int
 blocks_writer(struct ctx *c, struct dh_pentry *e)
 {
-	if (c->b->cfg.policy == DH_POLICY_SYNC)
+	if (c->b->pol->positions_hold)
 		return (atomic_load(&e->position) & ~DH_POS_HOLD) + c->b->cfg.slots <=
 		       atomic_load(&c->b->hdr->committed);
-	if (c->b->cfg.policy == DH_POLICY_QUEUE)
+	if (c->b->pol->claims)
 		return atomic_load(&e->claim) != DH_SEQ_NONE;
 	return 0;
 }
@@ -230,7 +230,7 @@ check_live_reader(struct ctx *c, int i, uint32_t word, uint64_t now)
 	atomic_fetch_add(&b->hdr->space_futex, 1);
 	dh__futex_wake(&b->hdr->space_futex);
 	set_action(c->rep, f, DH_ACT_FORCED);
-	if (b->cfg.policy == DH_POLICY_QUEUE || (atomic_load(&e->position) & DH_POS_HOLD))
+	if (b->pol->claims || (atomic_load(&e->position) & DH_POS_HOLD))
 		strncat(f->detail, "; the message it holds stays its own until it releases it or dies",
 			sizeof f->detail - strlen(f->detail) - 1);
 }
@@ -261,7 +261,7 @@ check_readers(struct ctx *c)
 		/* Read after the position: the count only grows and a live
 		 * reader never passes it, so only damage can be past it now. */
 		committed = atomic_load(&b->hdr->committed);
-		if (b->cfg.policy != DH_POLICY_QUEUE && pos > committed) {
+		if (!b->pol->claims && pos > committed) {
 			struct dh_finding *f = add(c->rep, DH_FIND_STATE, DH_ACT_UNREPAIRABLE,
 						   "reader %u position %llu is past the committed count %llu", i,
 						   (unsigned long long)pos, (unsigned long long)committed);
@@ -287,14 +287,11 @@ publish_orphan(struct ctx *c, uint64_t s)
 	 * reserved this very slot and died since we looked at it. */
 	if (atomic_load(&b->hdr->committed) != s || atomic_load(&d->stamp) != 2 * s + 2)
 		return 0;
-	if (b->cfg.checksum != DH_CHECKSUM_NONE && (b->cfg.checksum != DH_CHECKSUM_MAC || b->has_key)) {
-		if (d->length > b->cfg.slot_size ||
-		    dh__check_verify(b, s, dh__slot(b, s), d->length, d->check) < 0)
-			return 0;
-	} else if (b->cfg.checksum != DH_CHECKSUM_NONE) {
-		return 0; /* cannot prove it whole without the key */
-	}
-	if (b->cfg.policy == DH_POLICY_QUEUE)
+	if (!dh__verifiable(b))
+		return 0; /* cannot prove it whole (no check, or no key) */
+	if (d->length > b->cfg.slot_size || dh__check_verify(b, s, dh__slot(b, s), d->length, d->check) < 0)
+		return 0;
+	if (b->pol->claims)
 		atomic_store(&d->qword, (s << DH_Q_SHIFT) | DH_Q_AVAIL);
 	atomic_store(&b->hdr->committed, s + 1);
 	atomic_fetch_add(&b->hdr->data_futex, 1);
@@ -390,7 +387,7 @@ check_payload(struct ctx *c, uint32_t i, uint64_t t, uint64_t stamp)
 	struct dh_finding *f;
 	int bad;
 
-	if (b->cfg.checksum == DH_CHECKSUM_NONE || (b->cfg.checksum == DH_CHECKSUM_MAC && !b->has_key))
+	if (!dh__verifiable(b))
 		return;
 	memcpy(check, d->check, sizeof check);
 	if (len > b->cfg.slot_size)
@@ -471,7 +468,7 @@ check_slots(struct ctx *c)
 			f->slot = i;
 			continue;
 		}
-		if (b->cfg.policy != DH_POLICY_QUEUE)
+		if (!b->pol->claims)
 			continue;
 		q = atomic_load(&d->qword);
 		uint64_t tag = q & ((1u << DH_Q_SHIFT) - 1);
@@ -497,7 +494,7 @@ check_header(struct ctx *c)
 	if (eos != DH_SEQ_NONE && eos > committed)
 		add(c->rep, DH_FIND_STATE, DH_ACT_UNREPAIRABLE, "end-of-stream mark %llu is past the committed count %llu",
 		    (unsigned long long)eos, (unsigned long long)committed);
-	if (c->b->cfg.policy == DH_POLICY_QUEUE && head > committed)
+	if (c->b->pol->claims && head > committed)
 		add(c->rep, DH_FIND_STATE, DH_ACT_UNREPAIRABLE, "queue head %llu is past the committed count %llu",
 		    (unsigned long long)head, (unsigned long long)committed);
 	if (wst > DH_ENT_ACTIVE)
@@ -548,7 +545,7 @@ dh_check_run(struct dh_block *b, int flags, uint64_t stall_ns, struct dh_report 
 		return -ENOMEM;
 	}
 	c.committed = atomic_load(&b->hdr->committed);
-	if (b->cfg.checksum == DH_CHECKSUM_MAC && !b->has_key)
+	if (b->ck->keyed && !b->has_key)
 		add(rep, DH_FIND_KEY_UNVERIFIED, DH_ACT_NONE, "keyed channel checked without its key: MACs not verified");
 	check_header(&c);
 	check_writer(&c);

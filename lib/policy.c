@@ -1,0 +1,97 @@
+/* policy.c: what each consumer policy and checksum kind is, in one table each. See LICENSE. */
+#include <errno.h>
+#include <string.h>
+
+#include "dh_block.h"
+
+/*
+ * Every place that behaves differently per policy asks this table, never
+ * the enum value: a fifth policy is a row here, its functions in ring.c
+ * (the ops table there), and its name in the docs and completions.
+ * docs/DESIGN.md lists the files such a change touches.
+ */
+static const struct dh_policy_info policies[] = {
+	[DH_POLICY_LATEST] = {
+		.name = "latest",
+		.summary = "each reader takes the newest message it has not seen; the writer never waits",
+		.newest_only = 1,
+	},
+	[DH_POLICY_RING] = {
+		.name = "ring",
+		.summary = "every reader reads in order; the writer never waits; a lapped reader counts its losses",
+		.counts_lost = 1,
+	},
+	[DH_POLICY_SYNC] = {
+		.name = "sync",
+		.summary = "lossless fan-out: the writer waits for the slowest live reader",
+		.writer_waits = 1,
+		.zero_copy = 1,
+		.positions_hold = 1,
+		.evictable = 1,
+	},
+	[DH_POLICY_QUEUE] = {
+		.name = "queue",
+		.summary = "lossless work queue: each message goes to exactly one reader",
+		.writer_waits = 1,
+		.zero_copy = 1,
+		.claims = 1,
+	},
+};
+
+#define NPOLICIES (sizeof policies / sizeof policies[0])
+
+const struct dh_policy_info *
+dh_policy_info(enum dh_policy p)
+{
+	return (unsigned)p < NPOLICIES ? &policies[p] : NULL;
+}
+
+const char *
+dh_policy_name(enum dh_policy p)
+{
+	return (unsigned)p < NPOLICIES ? policies[p].name : "?";
+}
+
+int
+dh_policy_parse(const char *s, enum dh_policy *out)
+{
+	for (unsigned i = 0; i < NPOLICIES; i++)
+		if (strcmp(s, policies[i].name) == 0) {
+			*out = (enum dh_policy)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static const struct dh_checksum_info checksums[] = {
+	[DH_CHECKSUM_NONE] = { .name = "none", .digest_len = 0, .parseable = 1 },
+	[DH_CHECKSUM_XXH3] = { .name = "xxh3", .digest_len = 8, .parseable = 1 },
+	[DH_CHECKSUM_BLAKE2B] = { .name = "blake2b", .digest_len = 32, .parseable = 1, .needs_sodium = 1 },
+	/* chosen by creating with a key, never by name */
+	[DH_CHECKSUM_MAC] = { .name = "blake2b-mac", .digest_len = 32, .keyed = 1, .needs_sodium = 1 },
+};
+
+#define NCHECKSUMS (sizeof checksums / sizeof checksums[0])
+
+const struct dh_checksum_info *
+dh_checksum_info(enum dh_checksum c)
+{
+	return (unsigned)c < NCHECKSUMS ? &checksums[c] : NULL;
+}
+
+const char *
+dh_checksum_name(enum dh_checksum c)
+{
+	return (unsigned)c < NCHECKSUMS ? checksums[c].name : "?";
+}
+
+int
+dh_checksum_parse(const char *s, enum dh_checksum *out)
+{
+	for (unsigned i = 0; i < NCHECKSUMS; i++)
+		if (checksums[i].parseable && strcmp(s, checksums[i].name) == 0) {
+			*out = (enum dh_checksum)i;
+			return 0;
+		}
+	return -EINVAL;
+}
