@@ -390,7 +390,7 @@ public:
 	void close() noexcept
 	{
 		if (tx_)
-			tx_->detach();
+			std::exchange(tx_, nullptr)->detach();
 		dh_writer_close(w_);
 		w_ = nullptr;
 	}

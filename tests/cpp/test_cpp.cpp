@@ -385,6 +385,27 @@ test_tx()
 		ok(!tx && e1 == std::errc::invalid_argument && rest.empty() && r.at_end(),
 		   "closing the writer first empties its transaction: commit throws, nothing published (%s)", cstr(e1));
 	}
+
+	{
+		/* The writer must forget the transaction it emptied: reopening
+		 * it after that transaction is gone must not touch it (make
+		 * asan sees the use after scope). */
+		dh::writer wc(n);
+		bool emptied;
+		{
+			auto tx = wc.reserve();
+			wc.close();
+			emptied = !tx;
+		}
+		wc = dh::writer(n); // the same object, open again
+		auto tx2 = wc.reserve();
+		std::memcpy(tx2.data(), "reopened", 8);
+		tx2.commit(8);
+		wc.eos();
+		auto rest = drain(r);
+		ok(emptied && rest == std::vector<string>{"reopened"},
+		   "a writer closed with a transaction open, then reopened, reserves afresh");
+	}
 }
 
 /* ---- moved-from handles ------------------------------------------------- */
@@ -729,10 +750,10 @@ int
 main()
 {
 	char tmpl[] = "/tmp/dhtest-cpp.XXXXXX";
-	plan(47);
+	plan(48);
 	tap_watch(120, "test_cpp");
 	if (!mkdtemp(tmpl)) {
-		fail_rest(47, "mkdtemp");
+		fail_rest(48, "mkdtemp");
 		return done();
 	}
 	tmpdir = tmpl;
@@ -746,7 +767,7 @@ main()
 	group("latest", 3, test_latest);
 	group("queue", 2, test_queue);
 	group("timeout", 5, test_timeout);
-	group("transaction", 10, test_tx);
+	group("transaction", 11, test_tx);
 	group("moved", 5, test_moved);
 	group("errors", 5, test_errors);
 	group("key", 2, test_key);
