@@ -62,11 +62,22 @@ readme_examples() {
 		inb && out != "" { print > out }' "$DH_TOP/README.md"
 }
 
-@test "dh.hpp compiles on its own, warning-free, as C++17 and as C++20" {
+@test "dh.hpp compiles on its own, warning-free, as C++17 and as C++20; under C++20 it takes std::span" {
 	printf '#include "dh.hpp"\n' >"$T/h.cpp"
 	for std in c++17 c++20; do
 		g++ -std=$std -Wall -Wextra -Wpedantic -Wshadow -Werror -I"$DH_TOP/lib" -fsyntax-only "$T/h.cpp"
 	done
+	cat >"$T/span.cpp" <<-'EOF'
+	#include "dh.hpp"
+	#include <span>
+	void f(dh::writer &w, const dh::message &m)
+	{
+		std::span<const std::byte> s = m.data;
+		w.write(s);
+		w.write(std::span<const int>());
+	}
+	EOF
+	g++ -std=c++20 -Wall -Wextra -Wpedantic -Wshadow -Werror -I"$DH_TOP/lib" -fsyntax-only "$T/span.cpp"
 }
 
 @test "a record type that is not trivially copyable does not compile: write_record, reserve_record, next_record, as" {
