@@ -3,6 +3,7 @@ include config.mk
 
 ifeq ($(WERROR),1)
 WARN += -Werror
+CXXWARN += -Werror
 endif
 ifneq ($(SAN),)
 OPT = -O1 -g -fno-omit-frame-pointer -fsanitize=$(SAN) -fno-sanitize-recover=all
@@ -15,6 +16,7 @@ endif
 
 CPPFLAGS += -D_GNU_SOURCE -DDH_VERSION_STR=\"$(VERSION)\" -Ilib
 ALL_CFLAGS = -std=c11 $(WARN) $(OPT) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
+ALL_CXXFLAGS = -std=c++17 $(CXXWARN) $(OPT) $(PKG_CFLAGS) $(CXXFLAGS) -MMD -MP
 LDLIBS = $(PKG_LIBS) -lpthread
 
 LIB_SRC = $(sort $(wildcard lib/*.c))
@@ -44,6 +46,19 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBDH)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBDH) $(LDLIBS)
 
+# The C++ layer (lib/dh.hpp, header-only) is tested by C++ programs that
+# tests/run.sh runs with the unit tests (same directory, same TAP).
+CXX_TEST_SRC = $(sort $(wildcard tests/cpp/test_*.cpp))
+CXX_TESTS = $(CXX_TEST_SRC:tests/cpp/%.cpp=$(BUILD)/tests/%)
+
+$(BUILD)/tests/cpp/%.o: tests/cpp/%.cpp config.mk
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(ALL_CXXFLAGS) -c -o $@ $<
+
+$(CXX_TESTS): $(BUILD)/tests/%: $(BUILD)/tests/cpp/%.o $(LIBDH)
+	@mkdir -p $(dir $@)
+	$(CXX) $(ALL_CXXFLAGS) $(LDFLAGS) -o $@ $< $(LIBDH) $(LDLIBS)
+
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 REPLAYS = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
@@ -71,7 +86,7 @@ $(BUILD)/fault/inject.so: tests/fault/inject.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -O1 -fPIC -shared -o $@ $< -ldl
 
-units: $(UNITS) $(REPLAYS) $(FAULT)
+units: $(UNITS) $(CXX_TESTS) $(REPLAYS) $(FAULT)
 
 # Helper programs of the bats suites (crash points, hostile segments).
 HELPER_SRC = $(sort $(wildcard tests/helpers/*.c))
@@ -133,9 +148,10 @@ bench: all
 
 # Install (issue 6): commands, man pages, completions (bash: one copy per
 # command name, for lazy loading), and libdh for C programs: the archive,
-# the public headers under $(INCLUDEDIR)/dh and dh.pc.  DESTDIR stages.
+# the public headers (C, and the C++ layer dh.hpp) under $(INCLUDEDIR)/dh
+# and dh.pc.  DESTDIR stages.
 MAN_PAGES = $(sort $(wildcard man/*.[1-8]))
-PUB_HEADERS = $(filter-out lib/dh_impl.h,$(sort $(wildcard lib/dh.h lib/dh_*.h)))
+PUB_HEADERS = $(filter-out lib/dh_impl.h,$(sort $(wildcard lib/dh.h lib/dh_*.h))) lib/dh.hpp
 CMD_NAMES = $(CMDS:$(BUILD)/bin/%=%)
 # dh.pc is written at install time (PREFIX may differ from the last run),
 # with paths relative to ${prefix} where they are under it, so that

@@ -19,5 +19,7 @@ BUILD ?= build
 
 OPT ?= -O2 -g
 WARN = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+# lib/dh.hpp and its tests (C++17; the library itself stays C11)
+CXXWARN = -Wall -Wextra -Wpedantic -Wshadow -Wformat=2
 WERROR ?= 0
 SAN ?=

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages dh builds and tests with, when missing.
 set -eu
-pkgs="gcc make pkg-config libsodium-dev libzmq3-dev libxxhash-dev libjansson-dev
+pkgs="gcc g++ make pkg-config libsodium-dev libzmq3-dev libxxhash-dev libjansson-dev
 bats bats-support bats-assert mandoc shellcheck jq python3-zmq procps stress-ng util-linux spin clang libclang-rt-dev prometheus zsh"
 missing=
 for p in $pkgs; do

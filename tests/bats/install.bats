@@ -30,6 +30,7 @@ expected_files() {
 	for f in "$DH_TOP"/lib/dh.h "$DH_TOP"/lib/dh_*.h; do
 		[ "${f##*/}" = dh_impl.h ] || echo "include/dh/${f##*/}"
 	done
+	echo include/dh/dh.hpp
 	echo lib/libdh.a
 	echo lib/pkgconfig/dh.pc
 	echo share/zsh/site-functions/_dh
@@ -47,7 +48,7 @@ files() {
 	# what matters, named explicitly
 	for f in bin/dh-stat bin/dh-create share/man/man1/dh-stat.1 share/man/man5/dh-format.5 \
 		share/man/man7/dh.7 include/dh/dh.h include/dh/dh_block.h include/dh/dh_ring.h \
-		include/dh/dh_error.h include/dh/dh_frame.h include/dh/dh_stat.h \
+		include/dh/dh_error.h include/dh/dh_frame.h include/dh/dh_stat.h include/dh/dh.hpp \
 		share/bash-completion/completions/dh-stat; do
 		[ -f "$R/usr/local/$f" ] || fail "not installed: $f"
 	done
@@ -168,4 +169,46 @@ files() {
 	assert_line -n 0 "hello 0"
 	[ "$(pkg-config --modversion dh)" = "$(sed -n 's/^VERSION = //p' "$DH_TOP/config.mk")" ]
 	mk uninstall DESTDIR="$R"
+}
+
+@test "a C++ program builds and runs against the installed dh.hpp through pkg-config" {
+	mk install DESTDIR="$R"
+	cat >"$T/app.cpp" <<-'EOF'
+	// one typed record through a channel and back, with the C++ layer
+	#include <dh.hpp>
+	#include <cstdio>
+
+	struct rec { std::uint32_t id; float v; };
+
+	int main(int argc, char **argv)
+	try {
+		if (argc != 2)
+			return 2;
+		dh::create(argv[1], dh::config().slots(4).schema("id:u32;v:f32"));
+		{
+			dh::writer w(argv[1]);
+			w.write_record(rec{7, 1.5f});
+			w.eos();
+		}
+		dh::reader r(argv[1]);
+		for (auto &m : r.messages(std::chrono::seconds(5)))
+			std::printf("%u %.1f %d\n", m.as<rec>().id, m.as<rec>().v, (int)m.seq);
+		bool end = r.at_end();
+		r.close();
+		return !(end && dh::remove(argv[1]));
+	} catch (const dh::error &e) {
+		std::fprintf(stderr, "app: %s\n", e.what());
+		return 1;
+	}
+	EOF
+	export PKG_CONFIG_PATH=$R/usr/local/lib/pkgconfig
+	flags=$(pkg-config --define-variable=prefix="$R/usr/local" --cflags --libs dh)
+	case $DH_BUILD in *asan*) flags="-fsanitize=address,undefined $flags" ;; esac
+	# shellcheck disable=SC2086
+	c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -o "$T/app" "$T/app.cpp" $flags
+	run -0 "$T/app" "$ch"
+	assert_output "7 1.5 0"
+	[ ! -e "$(dh_shm "$ch")" ]
+	mk uninstall DESTDIR="$R"
+	[ ! -e "$R/usr/local/include/dh/dh.hpp" ]
 }
