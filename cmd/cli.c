@@ -328,14 +328,14 @@ choices(int checksums, char *buf, size_t cap)
 	for (unsigned i = 0;; i++) {
 		const char *name;
 		if (checksums) {
-			const struct dh_checksum_info *ci = dh_checksum_info((enum dh_checksum)i);
+			const struct dh_checksum_desc *ci = dh_checksum_info((enum dh_checksum)i);
 			if (!ci)
 				break;
 			if (!ci->parseable)
 				continue;
 			name = ci->name;
 		} else {
-			const struct dh_policy_info *pi = dh_policy_info((enum dh_policy)i);
+			const struct dh_policy_desc *pi = dh_policy_info((enum dh_policy)i);
 			if (!pi)
 				break;
 			name = pi->name;

@@ -58,7 +58,7 @@ int dh_layout_compute(const struct dh_config *cfg, struct dh_layout *out);
  * What a policy promises.  The library and the tools ask these flags, never
  * the enum value; iterate with dh_policy_info(0), (1), ... until NULL.
  */
-struct dh_policy_info {
+struct dh_policy_desc {
 	const char *name;          /* "sync" */
 	const char *summary;       /* one line for help texts */
 	unsigned writer_waits : 1; /* lossless: the writer waits for space */
@@ -69,17 +69,17 @@ struct dh_policy_info {
 	unsigned newest_only : 1;  /* readers skip to the newest message (latest) */
 	unsigned evictable : 1;    /* a stalled live reader may be cut loose (evict_after) */
 };
-const struct dh_policy_info *dh_policy_info(enum dh_policy p);
+const struct dh_policy_desc *dh_policy_info(enum dh_policy p);
 
 /* A checksum kind; iterate like dh_policy_info. */
-struct dh_checksum_info {
+struct dh_checksum_desc {
 	const char *name;          /* "xxh3" */
 	size_t digest_len;         /* bytes of the descriptor's check field used */
 	unsigned keyed : 1;        /* a MAC: verifiable only with the channel's key */
 	unsigned parseable : 1;    /* may be named on a command line (a key selects the MAC) */
 	unsigned needs_sodium : 1;
 };
-const struct dh_checksum_info *dh_checksum_info(enum dh_checksum c);
+const struct dh_checksum_desc *dh_checksum_info(enum dh_checksum c);
 
 /* Policy and checksum names ("sync", "xxh3", ...): parse returns 0 or -EINVAL.
  * Parsing never yields DH_CHECKSUM_MAC: a key selects it. */

@@ -2,7 +2,6 @@
 #ifndef DH_CANCEL_H
 #define DH_CANCEL_H
 
-#include <stdatomic.h>
 #include <stdint.h>
 
 /*
@@ -18,9 +17,9 @@
  * handles that use it.  Fields are private.
  */
 struct dh_cancel {
-	_Atomic uint32_t raised;
-	_Atomic uint32_t word;                 /* polling waits sleep on this */
-	_Atomic(_Atomic uint32_t *) waiting;   /* the futex word a wait sleeps on, or NULL */
+	/* private: atomics inside (lib/wait.c); plain storage here so that
+	 * C++ can include this header */
+	uint64_t opaque[3];
 };
 
 void dh_cancel_init(struct dh_cancel *c);

@@ -191,8 +191,8 @@ struct dh_block {
 	void *base;
 	size_t size;
 	struct dh_config cfg;     /* validated copy: sizes are taken from here, never re-read */
-	const struct dh_policy_info *pol;   /* cfg.policy's row of the policy table */
-	const struct dh_checksum_info *ck;  /* cfg.checksum's row */
+	const struct dh_policy_desc *pol;   /* cfg.policy's row of the policy table */
+	const struct dh_checksum_desc *ck;  /* cfg.checksum's row */
 	struct dh_layout lay;
 	struct dh_hdr *hdr;
 	struct dh_pentry *table;

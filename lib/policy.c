@@ -10,7 +10,7 @@
  * (the ops table there), and its name in the docs and completions.
  * docs/DESIGN.md lists the files such a change touches.
  */
-static const struct dh_policy_info policies[] = {
+static const struct dh_policy_desc policies[] = {
 	[DH_POLICY_LATEST] = {
 		.name = "latest",
 		.summary = "each reader takes the newest message it has not seen; the writer never waits",
@@ -40,7 +40,7 @@ static const struct dh_policy_info policies[] = {
 
 #define NPOLICIES (sizeof policies / sizeof policies[0])
 
-const struct dh_policy_info *
+const struct dh_policy_desc *
 dh_policy_info(enum dh_policy p)
 {
 	return (unsigned)p < NPOLICIES ? &policies[p] : NULL;
@@ -63,7 +63,7 @@ dh_policy_parse(const char *s, enum dh_policy *out)
 	return -EINVAL;
 }
 
-static const struct dh_checksum_info checksums[] = {
+static const struct dh_checksum_desc checksums[] = {
 	[DH_CHECKSUM_NONE] = { .name = "none", .digest_len = 0, .parseable = 1 },
 	[DH_CHECKSUM_XXH3] = { .name = "xxh3", .digest_len = 8, .parseable = 1 },
 	[DH_CHECKSUM_BLAKE2B] = { .name = "blake2b", .digest_len = 32, .parseable = 1, .needs_sodium = 1 },
@@ -73,7 +73,7 @@ static const struct dh_checksum_info checksums[] = {
 
 #define NCHECKSUMS (sizeof checksums / sizeof checksums[0])
 
-const struct dh_checksum_info *
+const struct dh_checksum_desc *
 dh_checksum_info(enum dh_checksum c)
 {
 	return (unsigned)c < NCHECKSUMS ? &checksums[c] : NULL;

@@ -294,7 +294,7 @@ queue_space(struct dh_writer *w, uint64_t s, int live)
 static int
 has_space(struct dh_writer *w, uint64_t s, int live)
 {
-	const struct dh_policy_info *pol = w->b->pol;
+	const struct dh_policy_desc *pol = w->b->pol;
 
 	if (pol->positions_hold)
 		return sync_space(w, s, live);
@@ -1066,7 +1066,7 @@ next_queue(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 int
 dh_reader_next(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 {
-	const struct dh_policy_info *pol = r->b->pol;
+	const struct dh_policy_desc *pol = r->b->pol;
 
 	if (!pol->positions_hold)
 		dh_reader_release(r);

@@ -40,6 +40,20 @@ dh__futex_wake(_Atomic uint32_t *word)
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 }
 
+struct cancel {
+	_Atomic uint32_t raised;
+	_Atomic uint32_t word;                 /* polling waits sleep on this */
+	_Atomic(_Atomic uint32_t *) waiting;   /* the futex word a wait sleeps on, or NULL */
+};
+_Static_assert(sizeof(struct cancel) <= sizeof(struct dh_cancel), "dh_cancel holds a cancel");
+_Static_assert(_Alignof(struct cancel) <= _Alignof(uint64_t), "dh_cancel is aligned for a cancel");
+
+static struct cancel *
+impl(struct dh_cancel *pub)
+{
+	return (struct cancel *)(void *)pub->opaque;
+}
+
 /*
  * The wait publishes the word it sleeps on before it looks at the flag;
  * raise sets the flag before it looks for that word and bumps it.  So
@@ -47,8 +61,9 @@ dh__futex_wake(_Atomic uint32_t *word)
  * FUTEX_WAIT returns at once: no lost wake-up, whenever the signal lands.
  */
 int
-dh__futex_wait_cancel(struct dh_cancel *c, _Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns)
+dh__futex_wait_cancel(struct dh_cancel *pub, _Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns)
 {
+	struct cancel *c = pub ? impl(pub) : NULL;
 	int rc;
 
 	if (!c)
@@ -67,28 +82,31 @@ dh__futex_wait_cancel(struct dh_cancel *c, _Atomic uint32_t *word, uint32_t expe
 
 /* Sleep up to ns on the cancel's own word (a cancellable nanosleep). */
 int
-dh__cancel_sleep(struct dh_cancel *c, int64_t ns)
+dh__cancel_sleep(struct dh_cancel *pub, int64_t ns)
 {
 	_Atomic uint32_t local = 0;
-	_Atomic uint32_t *word = c ? &c->word : &local;
+	_Atomic uint32_t *word = pub ? &impl(pub)->word : &local;
 	uint32_t v = atomic_load(word);
 	int rc;
 
-	rc = dh__futex_wait_cancel(c, word, v, ns);
+	rc = dh__futex_wait_cancel(pub, word, v, ns);
 	return rc == -ETIMEDOUT ? 0 : rc;
 }
 
 void
-dh_cancel_init(struct dh_cancel *c)
+dh_cancel_init(struct dh_cancel *pub)
 {
+	struct cancel *c = impl(pub);
+
 	atomic_init(&c->raised, 0);
 	atomic_init(&c->word, 0);
 	atomic_init(&c->waiting, NULL);
 }
 
 void
-dh_cancel_raise(struct dh_cancel *c)
+dh_cancel_raise(struct dh_cancel *pub)
 {
+	struct cancel *c = impl(pub);
 	_Atomic uint32_t *w;
 
 	atomic_store(&c->raised, 1);
@@ -102,13 +120,13 @@ dh_cancel_raise(struct dh_cancel *c)
 }
 
 int
-dh_cancel_raised(const struct dh_cancel *c)
+dh_cancel_raised(const struct dh_cancel *pub)
 {
-	return atomic_load(&c->raised) != 0;
+	return atomic_load(&impl((struct dh_cancel *)pub)->raised) != 0;
 }
 
 void
-dh_cancel_reset(struct dh_cancel *c)
+dh_cancel_reset(struct dh_cancel *pub)
 {
-	atomic_store(&c->raised, 0);
+	atomic_store(&impl(pub)->raised, 0);
 }
