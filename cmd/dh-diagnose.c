@@ -528,6 +528,8 @@ channel_json(const struct model *m)
 	json_object_set_new(st, "committed", ju64(s->committed));
 	json_object_set_new(st, "oldest", ju64(s->committed > s->cfg.slots ? s->committed - s->cfg.slots : 0));
 	json_object_set_new(st, "end_of_stream", json_boolean(s->eos));
+	json_object_set_new(st, "number", ju64(s->stream));
+	json_object_set_new(st, "start", ju64(s->stream_start));
 	json_object_set_new(o, "stream", st);
 	json_object_set_new(c, "messages_written", ju64(s->messages_written));
 	json_object_set_new(c, "bytes_written", ju64(s->bytes_written));
@@ -604,8 +606,10 @@ channel_text(const struct model *m)
 	}
 	printf("policy      %s, checksum %s%s\n", dh_policy_name(s->cfg.policy), dh_checksum_name(s->cfg.checksum),
 	       s->keyed ? ", keyed" : "");
-	printf("stream      committed %" PRIu64 ", oldest held %" PRIu64 ", end-of-stream %s\n", s->committed,
-	       s->committed > s->cfg.slots ? s->committed - s->cfg.slots : 0, s->eos ? "yes" : "no");
+	printf("stream      %" PRIu64 " from seq %" PRIu64 ", committed %" PRIu64 ", oldest held %" PRIu64
+	       ", end-of-stream %s\n",
+	       s->stream, s->stream_start, s->committed, s->committed > s->cfg.slots ? s->committed - s->cfg.slots : 0,
+	       s->eos ? "yes" : "no");
 	printf("counters    %" PRIu64 " readers reaped, %" PRIu64 " evictions, %" PRIu64 " queue lost, %" PRIu64
 	       " checksum failures, %" PRIu64 " key mismatches, %" PRIu64 " schema mismatches\n",
 	       s->readers_reaped, s->evictions, s->queue_lost, s->checksum_failures, s->key_mismatches,

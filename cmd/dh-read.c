@@ -201,6 +201,10 @@ parse(int argc, char **argv, struct opts *o)
 			cli_safe(o->name, buf, sizeof buf), DH_NAME_MAX);
 	if (o->no_wait)
 		o->timeout_ns = 0;
+	/* Not waiting: what the channel holds, even of a stream that ended,
+	 * rather than nothing until a next stream. */
+	if (o->no_wait && o->ro.start == DH_START_DEFAULT)
+		o->ro.start = DH_START_HELD;
 	o->broker.quiet = o->quiet;
 	cli_broker_setup(&o->broker, synopsis);
 }

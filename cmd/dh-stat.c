@@ -563,6 +563,7 @@ print_channel(const struct chan *c, uint64_t now)
 	else
 		kv("evict after", "never");
 	kv("committed", "%llu", (unsigned long long)s->committed);
+	kv("stream", "%llu, from seq %llu", (unsigned long long)s->stream, (unsigned long long)s->stream_start);
 	kv("end of stream", "%s", s->eos ? "yes" : "no");
 	if (st.lag_known) {
 		kv("fill", "%llu/%u", (unsigned long long)st.fill, s->cfg.slots);

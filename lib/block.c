@@ -570,6 +570,8 @@ dh_block_snapshot(struct dh_block *b, struct dh_snapshot *s)
 	s->creator_pid = h->creator_pid;
 	s->committed = atomic_load(&h->committed);
 	s->eos = atomic_load(&h->eos_seq) == s->committed;
+	s->stream = atomic_load(&h->stream);
+	s->stream_start = atomic_load(&h->stream_start);
 	s->messages_written = atomic_load(&h->messages_written);
 	s->bytes_written = atomic_load(&h->bytes_written);
 	s->writer_waits = atomic_load(&h->writer_waits);

@@ -157,6 +157,8 @@ struct dh_snapshot {
 	uint32_t creator_uid, creator_pid;
 	uint64_t committed;          /* messages ever committed = next seq */
 	int eos;                     /* end-of-stream marked at committed */
+	uint64_t stream;             /* current stream number (1 for the first writer), 0: none yet */
+	uint64_t stream_start;       /* seq of the current stream's first message */
 	uint64_t messages_written, bytes_written;
 	uint64_t writer_waits, writer_wait_ns;
 	uint64_t readers_reaped, evictions, eos_count, queue_lost;

@@ -103,6 +103,11 @@ struct dh_hdr {
 
 	/* canonical schema text (NUL-terminated), at a fixed place in the page */
 	DH_ALIGNED(64) char schema[1024];
+
+	/* Streams: a writer session that finds the last stream ended (or
+	 * none yet) starts the next one.  Written at writer open only. */
+	DH_ALIGNED(64) _Atomic uint64_t stream;      /* current stream number, 0: none yet */
+	_Atomic uint64_t stream_start;               /* seq of its first message */
 };
 
 /*

@@ -78,12 +78,21 @@ struct dh_block *dh_writer_block(struct dh_writer *w);
 size_t dh_writer_slot_size(const struct dh_writer *w);
 uint64_t dh_writer_seq(const struct dh_writer *w);    /* seq the next commit gets */
 
+/*
+ * A channel carries a sequence of streams: each writer session that finds
+ * the last one ended (end-of-stream) starts the next.  DEFAULT and NOW
+ * behave like opening a FIFO: attached after a stream ended, the reader
+ * waits for the next stream and reads it from its first message.
+ */
 enum dh_start {
-	DH_START_DEFAULT = 0,  /* queue: next unclaimed; latest: newest; ring/sync: oldest held */
-	DH_START_OLDEST,       /* oldest message still held */
+	DH_START_DEFAULT = 0,  /* queue: next unclaimed; latest: newest; ring/sync: oldest held of
+				* the running stream; between streams: the next stream's first */
+	DH_START_OLDEST,       /* oldest message still held, whatever its stream */
 	DH_START_LATEST,       /* the newest committed message */
-	DH_START_NOW,          /* only messages committed after attaching */
-	DH_START_SEQ           /* seq given in dh_reader_opts.start_seq (clamped to what is held) */
+	DH_START_NOW,          /* only messages committed after attaching (between streams: the next) */
+	DH_START_SEQ,          /* seq given in dh_reader_opts.start_seq (clamped to what is held) */
+	DH_START_HELD          /* what the channel holds now, never waiting for a next stream:
+				* latest: the newest; ring/sync: the oldest held (replay) */
 };
 
 struct dh_reader_opts {

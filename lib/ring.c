@@ -137,8 +137,18 @@ dh_writer_open_opts(const char *name, const struct dh_writer_opts *opts, struct 
 	atomic_store(&w->e->position, w->seq);
 	dh__touch(w->e, dh__now_real());
 	atomic_store(&w->e->state, dh__ent_attach(atomic_load(&w->e->state)));
-	if (atomic_load(&b->hdr->eos_seq) != DH_SEQ_NONE)
+	/* A new stream after an end-of-stream (or the first): its start
+	 * first, then the mark cleared, then its number, so a reader that
+	 * attaches meanwhile sees either the ended stream with its end
+	 * (and waits for the next) or the new start (dh_reader_open). */
+	if (atomic_load(&b->hdr->stream) == 0 || atomic_load(&b->hdr->eos_seq) != DH_SEQ_NONE) {
+		atomic_store(&b->hdr->stream_start, w->seq);
 		atomic_store(&b->hdr->eos_seq, DH_SEQ_NONE);
+		atomic_fetch_add(&b->hdr->stream, 1);
+		/* readers waiting between streams */
+		atomic_fetch_add(&b->hdr->data_futex, 1);
+		dh__futex_wake(&b->hdr->data_futex);
+	}
 	atomic_fetch_add(&b->hdr->writer_sessions, 1);
 	*out = w;
 	return 0;
@@ -504,6 +514,8 @@ struct dh_reader {
 	uint64_t delivered;
 	uint64_t lost_total;
 	uint64_t pending_lost;
+	int between;            /* joined between streams: the end mark of stream `joined` is not ours */
+	uint64_t joined;
 	unsigned char *copy;
 	uint64_t dead_checked;  /* mono ns of the last writer liveness check */
 	struct dh_cancel *cancel;
@@ -562,8 +574,27 @@ dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_re
 	dh__touch(r->e, dh__now_real());
 
 	n = b->cfg.slots;
-	c = atomic_load(&h->committed);
+	/* A consistent look at the stream: see dh_writer_open for the order. */
+	uint64_t stream, eos, sstart;
+	do {
+		stream = atomic_load(&h->stream);
+		eos = atomic_load(&h->eos_seq);
+		sstart = atomic_load(&h->stream_start);
+		c = atomic_load(&h->committed);
+	} while (atomic_load(&h->stream) != stream);
 	oldest = c > n ? c - n : 0;
+	/* Like opening a FIFO: a reader that arrives after the stream ended
+	 * waits for the next one and reads it from its first message.  The
+	 * held tail of the ended stream stays reachable with an explicit
+	 * start (oldest, a seq), and without waiting (dh-read --no-wait). */
+	if (eos != DH_SEQ_NONE && eos <= c &&
+	    (opts->start == DH_START_DEFAULT || opts->start == DH_START_NOW)) {
+		r->between = 1;
+		r->joined = stream;
+		c = eos;
+	} else if (opts->start == DH_START_DEFAULT && sstart > oldest && sstart <= c) {
+		oldest = sstart; /* the running stream's first message, not the last one's tail */
+	}
 	switch (opts->start) {
 	case DH_START_OLDEST:
 		p = oldest;
@@ -577,8 +608,16 @@ dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_re
 	case DH_START_SEQ:
 		p = opts->start_seq < oldest ? oldest : opts->start_seq > c ? c : opts->start_seq;
 		break;
-	default:
+	case DH_START_HELD:
 		p = b->pol->newest_only ? (c ? c - 1 : 0) : oldest;
+		break;
+	default:
+		if (r->between)
+			p = c;
+		else if (b->pol->newest_only)
+			p = c > sstart ? c - 1 : c; /* nothing of an earlier stream */
+		else
+			p = oldest;
 		break;
 	}
 	r->pos = p;
@@ -675,6 +714,19 @@ writer_dead(struct dh_block *b)
 	return dh__lock_held(b->fd, 0) == 0;
 }
 
+/* Still between streams: the end mark in place is the stream we arrived
+ * after, not one we read.  Once a new stream starts, marks are ours. */
+static int
+waiting_next(struct dh_reader *r)
+{
+	if (!r->between)
+		return 0;
+	if (atomic_load(&r->b->hdr->stream) == r->joined)
+		return 1;
+	r->between = 0;
+	return 0;
+}
+
 /* Is there something for this reader (data, or an end to report)? */
 static int
 ready(struct dh_reader *r)
@@ -686,7 +738,7 @@ ready(struct dh_reader *r)
 	if (atomic_load_explicit(&h->committed, memory_order_acquire) > at)
 		return 1;
 	e = atomic_load(&h->eos_seq);
-	return !r->follow && e != DH_SEQ_NONE && at >= e;
+	return !r->follow && e != DH_SEQ_NONE && at >= e && !waiting_next(r);
 }
 
 /*
@@ -703,7 +755,7 @@ await_data(struct dh_reader *r, int64_t timeout_ns, uint64_t *start)
 	uint32_t v;
 	int rc = 0;
 
-	if (!r->follow && e != DH_SEQ_NONE && at >= e)
+	if (!r->follow && e != DH_SEQ_NONE && at >= e && !waiting_next(r))
 		return DH_END;
 	if (!r->follow) {
 		/* A lock probe is a syscall: not on every catch-up of a busy stream. */

@@ -333,6 +333,8 @@ json_channel(const struct dh_stat_channel *c, uint64_t now_ns, unsigned flags)
 	bad |= jset(o, "creator_pid", ju64(s->creator_pid));
 	bad |= jset(o, "committed", ju64(s->committed));
 	bad |= jset(o, "end_of_stream", json_boolean(s->eos));
+	bad |= jset(o, "stream", ju64(s->stream));
+	bad |= jset(o, "stream_start", ju64(s->stream_start));
 	bad |= jset(o, "fill", st.lag_known ? ju64(st.fill) : json_null());
 	bad |= jset(o, "lag", st.lag_known ? ju64(st.lag) : json_null());
 	bad |= jset(o, "slowest_reader", st.slowest >= 0 ? json_integer(st.slowest) : json_null());

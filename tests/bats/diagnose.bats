@@ -21,7 +21,7 @@ setup() {
 	assert_line --index 1 --regexp '^format      version 2, 12288 bytes, created [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z by uid [0-9]+ pid [0-9]+$'
 	assert_line --index 2 "geometry    4 slots of 64 bytes (stride 64), 16 readers max, metadata zone 0 bytes"
 	assert_line --index 3 "policy      ring, checksum xxh3"
-	assert_line --index 4 "stream      committed 6, oldest held 2, end-of-stream yes"
+	assert_line --index 4 "stream      1 from seq 0, committed 6, oldest held 2, end-of-stream yes"
 	assert_line "writer      none"
 	assert_line "readers     0"
 	assert_line "findings    0, 0 problems"

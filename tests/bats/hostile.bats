@@ -89,7 +89,7 @@ survive() {
 	assert_equal "$stderr" "dh-diagnose: $ch: not a dh channel"
 	survive "bad magic"
 	restore
-	hostile set "$shm" "$(hostile offset hdr.version)" u32 2
+	hostile set "$shm" "$(hostile offset hdr.version)" u32 3
 	run -1 --separate-stderr dh-validate "$ch"
 	assert_output "$ch: corrupt header: unsupported channel format version; no repair is provably safe"
 	run -1 dh-diagnose "$ch"
@@ -153,7 +153,8 @@ damage() {
 	damage $((d + 64 + $(hostile offset desc.stamp))) u64 3 descriptor
 	damage $((d + 192 + $(hostile offset desc.stamp))) u64 200 descriptor
 	# the dead reader's entry (index 1): unknown state, position past the end
-	damage $((t + 128 + $(hostile offset pentry.state))) u32 9 state
+	# state bits 3 are no state at all (bits 2-31 are the occupant generation)
+	damage $((t + 128 + $(hostile offset pentry.state))) u32 11 state
 	damage $((t + 128 + $(hostile offset pentry.position))) u64 0xfffffffffffffff0 state
 	damage $((t + $(hostile offset pentry.state))) u32 7 state
 	damage "$(hostile offset hdr.eos_seq)" u64 1000 state

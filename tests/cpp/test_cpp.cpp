@@ -671,7 +671,7 @@ test_typed()
 		ok(w.record_size() == 40 && !tx, "write_record and reserve_record on a schema channel of 40-byte records");
 	}
 	int st = -1;
-	string csv = sh("dh-read --csv --timeout 5 " + n, &st);
+	string csv = sh("dh-read --csv --no-wait " + n, &st);
 	const string want = "ts,temp,flags,name,v[0],v[1],v[2]\n"
 			    "1700000000,21.5,3,probe,1,-2,3\n"
 			    "1700000001,-0.25,255,\"a,b\",-32768,0,32767\n"
@@ -742,7 +742,7 @@ test_interop()
 			w.write("x" + std::to_string(i));
 		w.eos();
 	}
-	string out = sh("dh-read --lines --timeout 5 " + n2, &st);
+	string out = sh("dh-read --lines --no-wait " + n2, &st);
 	ok(st == 0 && out == "x0\nx1\nx2\nx3\nx4\n", "dh::writer -> dh-read --lines: the five messages, then exit 0");
 }
 

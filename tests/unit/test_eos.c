@@ -106,14 +106,33 @@ test_drain(enum dh_policy pol)
 		free(s);
 	}
 	{
-		struct dh_reader *r2 = ropen(name, DH_START_DEFAULT, 0, 0);
+		/* what the channel holds of the ended stream: on request */
+		struct dh_reader *r2 = ropen(name, DH_START_HELD, 0, 0);
 		int got = 0;
 		rc = -9999;
 		while (r2 && (rc = dh_reader_next(r2, &m, 0)) == 0)
 			got++;
-		ok(rc == DH_END, "%s: a reader attaching after eos drains (%d) then gets DH_END (%s)", pn, got,
+		ok(rc == DH_END && got == (pol == DH_POLICY_LATEST ? 1 : pol == DH_POLICY_QUEUE ? 0 : 3),
+		   "%s: a reader attaching after eos from what is held drains (%d) then gets DH_END (%s)", pn, got,
 		   rc == DH_END ? "END" : estr(rc));
 		dh_reader_close(r2);
+	}
+	{
+		/* by default, like a FIFO: nothing of the ended stream; the next
+		 * stream from its first message, then its end */
+		struct dh_reader *r3 = ropen(name, DH_START_DEFAULT, 0, 0);
+		int e0, e3, e4;
+		dh_writer_close(w);
+		e0 = r3 ? dh_reader_next(r3, &m, 0) : -9999;
+		w = wopen(name);
+		pl_write(w, 3, SZ, 0);
+		dh_writer_eos(w);
+		e3 = r3 ? dh_reader_next(r3, &m, 0) : -9999;
+		e4 = r3 ? dh_reader_next(r3, &m, 0) : -9999;
+		ok(e0 == -EAGAIN && e3 == 0 && m.seq == 3 && e4 == DH_END,
+		   "%s: a reader attaching after eos waits for the next stream and reads only it (%s, %s, %s)", pn,
+		   estr(e0), estr(e3), e4 == DH_END ? "END" : estr(e4));
+		dh_reader_close(r3);
 	}
 	dh_reader_close(r);
 	dh_writer_close(w);
@@ -470,7 +489,7 @@ test_eintr(void)
 int
 main(void)
 {
-	plan(4 * 3 + 2 + 3 + 8 + 4 + 2);
+	plan(4 * 4 + 2 + 3 + 8 + 4 + 2);
 	tap_watch(60, "test_eos");
 	test_drain(DH_POLICY_LATEST);
 	test_drain(DH_POLICY_RING);

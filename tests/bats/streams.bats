@@ -1,0 +1,105 @@
+#!/usr/bin/env bats
+# streams.bats: a channel carries a sequence of streams, and every use of it
+# behaves like a FIFO, not only the first (issue 12, part 1).
+
+load test_helper
+load rw_helper
+
+setup() {
+	dh_setup
+	ch=$(dh_name)
+}
+
+# run_pipeline I: one reader, one writer, one line: the reader gets exactly
+# that line and exits 0 at the end of the stream.
+run_pipeline() {
+	reader_bg "r$1" "$ch"
+	dh_await readers_at_least "$ch" 1
+	printf 'run-%s\n' "$1" | dh-write --wait-readers 1 "$ch"
+	status_of "$RPID"
+	assert_equal "$st" 0
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/r$1.out")" "run-$1"
+}
+
+@test "the same pipeline three times on one channel, every policy: each run gets its own data" {
+	local p i
+	for p in sync ring latest queue; do
+		ch=$(dh_name "$p")
+		dh-create --policy "$p" "$ch"
+		for i in 1 2 3; do
+			run_pipeline "$p-$i"
+		done
+	done
+}
+
+@test "a reader arriving after the stream ended waits for the next one and reads only it" {
+	dh-create "$ch"
+	printf 'old\n' | dh-write "$ch"
+	reader_bg late "$ch"
+	dh_await readers_at_least "$ch" 1
+	dh_await eval '[ "$(proc_state '"$RPID"')" = S ]'
+	# it is waiting, not done: nothing out, still attached
+	kill -0 "$RPID"
+	assert_equal "$(lines_in "$BATS_TEST_TMPDIR/late.out")" 0
+	printf 'new\n' | dh-write --wait-readers 1 "$ch"
+	status_of "$RPID"
+	assert_equal "$st" 0
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/late.out")" new
+}
+
+@test "--from now between streams waits for the next stream too" {
+	dh-create "$ch"
+	printf 'old\n' | dh-write "$ch"
+	reader_bg now --from now "$ch"
+	dh_await readers_at_least "$ch" 1
+	printf 'new\n' | dh-write --wait-readers 1 "$ch"
+	status_of "$RPID"
+	assert_equal "$st" 0
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/now.out")" new
+}
+
+@test "--no-wait and --from oldest still give what the channel holds of the ended stream" {
+	dh-create "$ch"
+	printf 'a\nb\n' | dh-write --lines "$ch"
+	run -0 dh-read --no-wait --lines "$ch"
+	assert_output $'a\nb'
+	run -0 timeout 10 dh-read --from oldest --lines "$ch"
+	assert_output $'a\nb'
+	run -0 timeout 10 dh-read --from 1 --lines "$ch"
+	assert_output b
+}
+
+@test "--follow reads stream after stream" {
+	dh-create "$ch"
+	reader_bg f --follow "$ch"
+	dh_await readers_at_least "$ch" 1
+	printf 'one\n' | dh-write "$ch"
+	printf 'two\n' | dh-write "$ch"
+	dh_await has_lines "$BATS_TEST_TMPDIR/f.out" 2
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/f.out")" $'one\ntwo'
+}
+
+@test "a reader attached while a stream runs starts at that stream's first message, not the last one's tail" {
+	dh-create --slots 8 "$ch"
+	printf 'old1\nold2\n' | dh-write --lines "$ch"
+	dh_feed "$ch" --lines
+	echo new1 >&"$DH_FEED"
+	dh_await eval '[ "$(dh-stat --json "$ch" | jq ".channels[0].committed")" -eq 3 ]'
+	reader_bg mid --lines "$ch"
+	dh_await readers_at_least "$ch" 1
+	echo new2 >&"$DH_FEED"
+	dh_feed_end
+	status_of "$RPID"
+	assert_equal "$st" 0
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/mid.out")" $'new1\nnew2'
+}
+
+@test "the stream number is in dh-stat and dh-diagnose, and grows with each stream" {
+	dh-create "$ch"
+	[ "$(dh-stat --json "$ch" | jq '.channels[0].stream')" -eq 0 ]
+	printf 'a\n' | dh-write "$ch"
+	printf 'b\n' | dh-write "$ch"
+	[ "$(dh-stat --json "$ch" | jq '.channels[0].stream')" -eq 2 ]
+	[ "$(dh-stat --json "$ch" | jq '.channels[0].stream_start')" -eq 1 ]
+	[ "$(dh-diagnose --json "$ch" | jq -c '[.stream.number, .stream.start]')" = '[2,1]' ]
+}
