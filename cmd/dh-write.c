@@ -461,11 +461,16 @@ pump_framed(const struct opts *o, struct dh_writer *w)
 	}
 	r = dh_frame_dec_new(o->mode, o->csv ? o->row_max : dh_writer_slot_size(w), (size_t)o->record_size,
 			     &d);
-	if (r == -DH_ETOOBIG)
-		cli_die(EXIT_FAIL, "%s: record size %llu is more than the slot payload (%zu bytes)",
-			o->name, (unsigned long long)o->record_size, dh_writer_slot_size(w));
-	if (r < 0)
+	if (r < 0) {
+		/* refused before writing anything: leave the channel as we found
+		 * it (entry free, the last stream's end mark in place) */
+		size_t cap = dh_writer_slot_size(w);
+		dh_writer_close(w);
+		if (r == -DH_ETOOBIG)
+			cli_die(EXIT_FAIL, "%s: record size %llu is more than the slot payload (%zu bytes)",
+				o->name, (unsigned long long)o->record_size, cap);
 		cli_diec(EXIT_FAIL, r, "%s", o->name);
+	}
 	for (;;) {
 		void *p;
 		size_t len;

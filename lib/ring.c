@@ -84,7 +84,26 @@ struct dh_writer {
 	uint64_t stall_since[DH_READERS_MAX + 1];
 	uint32_t stall_word[DH_READERS_MAX + 1];
 	struct dh_cancel *cancel;
+	int started;                   /* this session's stream has begun */
 };
+
+/* Begin the next stream: its start first, then the old end mark cleared,
+ * then its number, so a reader that attaches meanwhile sees either the
+ * ended stream with its end (and waits for the next) or the new start
+ * (dh_reader_open). */
+static void
+start_stream(struct dh_writer *w)
+{
+	struct dh_hdr *h = w->b->hdr;
+
+	w->started = 1;
+	atomic_store(&h->stream_start, w->seq);
+	atomic_store(&h->eos_seq, DH_SEQ_NONE);
+	atomic_fetch_add(&h->stream, 1);
+	/* readers waiting between streams */
+	atomic_fetch_add(&h->data_futex, 1);
+	dh__futex_wake(&h->data_futex);
+}
 
 int
 dh_writer_open(const char *name, const char *label, struct dh_writer **out, pid_t *holder)
@@ -137,18 +156,10 @@ dh_writer_open_opts(const char *name, const struct dh_writer_opts *opts, struct 
 	atomic_store(&w->e->position, w->seq);
 	dh__touch(w->e, dh__now_real());
 	atomic_store(&w->e->state, dh__ent_attach(atomic_load(&w->e->state)));
-	/* A new stream after an end-of-stream (or the first): its start
-	 * first, then the mark cleared, then its number, so a reader that
-	 * attaches meanwhile sees either the ended stream with its end
-	 * (and waits for the next) or the new start (dh_reader_open). */
-	if (atomic_load(&b->hdr->stream) == 0 || atomic_load(&b->hdr->eos_seq) != DH_SEQ_NONE) {
-		atomic_store(&b->hdr->stream_start, w->seq);
-		atomic_store(&b->hdr->eos_seq, DH_SEQ_NONE);
-		atomic_fetch_add(&b->hdr->stream, 1);
-		/* readers waiting between streams */
-		atomic_fetch_add(&b->hdr->data_futex, 1);
-		dh__futex_wake(&b->hdr->data_futex);
-	}
+	/* After an end-of-stream (or on a new channel) the next stream starts
+	 * with our first message or our own end, not here: a writer that
+	 * refuses its input and leaves must leave the channel as it found it. */
+	w->started = atomic_load(&b->hdr->stream) != 0 && atomic_load(&b->hdr->eos_seq) == DH_SEQ_NONE;
 	atomic_fetch_add(&b->hdr->writer_sessions, 1);
 	*out = w;
 	return 0;
@@ -368,6 +379,8 @@ dh_writer_reserve(struct dh_writer *w, void **buf, size_t *cap, int64_t timeout_
 	int rc;
 
 	if (!w->reserved) {
+		if (!w->started)
+			start_stream(w);
 		if ((rc = wait_space(w, s, timeout_ns)) < 0)
 			return rc;
 		struct dh_desc *d = dh__desc(b, s);
@@ -461,6 +474,8 @@ dh_writer_eos(struct dh_writer *w)
 {
 	struct dh_hdr *h = w->b->hdr;
 
+	if (!w->started)
+		start_stream(w); /* an empty stream: its readers see its end */
 	atomic_store(&h->eos_seq, w->seq);
 	atomic_fetch_add(&h->eos_count, 1);
 	atomic_fetch_add(&h->data_futex, 1);

@@ -103,3 +103,21 @@ run_pipeline() {
 	[ "$(dh-stat --json "$ch" | jq '.channels[0].stream_start')" -eq 1 ]
 	[ "$(dh-diagnose --json "$ch" | jq -c '[.stream.number, .stream.start]')" = '[2,1]' ]
 }
+
+@test "a dh-write that refuses its input leaves the ended stream as it found it" {
+	dh-create --slot-size 16 "$ch"
+	printf 'a\n' | dh-write --lines "$ch"
+	reader_bg waiting --lines "$ch"    # between streams: waits for the next
+	dh_await readers_at_least "$ch" 1
+	run -1 dh-write --csv "$ch" <<<"x,y"
+	run -1 dh-write --record-size 32 "$ch" <<<"abc"
+	[ "$(dh-stat --json "$ch" | jq -c '.channels[0] | [.end_of_stream, .stream, .writer]')" = '[true,1,null]' ]
+	run -0 dh-validate "$ch"
+	run -0 dh-read --no-wait --lines "$ch"
+	assert_output a
+	# the waiting reader got nothing of those attempts and reads the next stream
+	printf 'b\n' | dh-write --lines "$ch"
+	status_of "$RPID"
+	assert_equal "$st" 0
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/waiting.out")" b
+}

@@ -301,9 +301,11 @@ test_reopen_follow(void)
 		pid_t holder = 0;
 		rc = dh_writer_open(name, "second", &w, &holder);
 		int src = snap(name, s);
-		ok(rc == 0 && w && dh_writer_seq(w) == 3 && src == 0 && s->eos == 0,
-		   "new writer reopens the stream: resumes at seq 3, eos cleared (%s, seq %llu, eos %d)", estr(rc),
-		   w ? (unsigned long long)dh_writer_seq(w) : 0ull, s->eos);
+		/* the next stream starts with its first message: a writer that
+		 * leaves without writing leaves the ended stream as it was */
+		ok(rc == 0 && w && dh_writer_seq(w) == 3 && src == 0 && s->eos == 1 && s->stream == 1,
+		   "new writer opens: resumes at seq 3, the end mark stays until it writes (%s, seq %llu, eos %d)",
+		   estr(rc), w ? (unsigned long long)dh_writer_seq(w) : 0ull, s->eos);
 		ok(!atomic_load(&t.done), "follow reader still waiting across the writer change");
 		free(s);
 	}
@@ -313,6 +315,14 @@ test_reopen_follow(void)
 	if (atomic_load(&t.done)) {
 		pthread_join(tid, NULL);
 		started = 0;
+	}
+	{
+		struct dh_snapshot *s = snap_alloc();
+		int src = snap(name, s);
+		ok(src == 0 && s->eos == 0 && s->stream == 2 && s->stream_start == 3,
+		   "its first message starts stream 2 at seq 3 and clears the end mark (eos %d, stream %llu)", s->eos,
+		   (unsigned long long)s->stream);
+		free(s);
 	}
 	rc = dh_reader_next(plain, &m, 0);
 	ok(rc == 0 && m.seq == 3, "plain reader that saw DH_END continues with seq 3 after the reopen (%s)",
@@ -489,7 +499,7 @@ test_eintr(void)
 int
 main(void)
 {
-	plan(4 * 4 + 2 + 3 + 8 + 4 + 2);
+	plan(4 * 4 + 2 + 3 + 9 + 4 + 2);
 	tap_watch(60, "test_eos");
 	test_drain(DH_POLICY_LATEST);
 	test_drain(DH_POLICY_RING);
