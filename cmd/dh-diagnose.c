@@ -539,6 +539,7 @@ channel_json(const struct model *m)
 	json_object_set_new(c, "evictions", ju64(s->evictions));
 	json_object_set_new(c, "eos_count", ju64(s->eos_count));
 	json_object_set_new(c, "queue_lost", ju64(s->queue_lost));
+	json_object_set_new(c, "readers_lost", ju64(s->readers_lost));
 	json_object_set_new(c, "checksum_failures", ju64(s->checksum_failures));
 	json_object_set_new(c, "schema_mismatches", ju64(s->schema_mismatches));
 	json_object_set_new(c, "key_mismatches", ju64(s->key_mismatches));

@@ -580,6 +580,7 @@ dh_block_snapshot(struct dh_block *b, struct dh_snapshot *s)
 	s->evictions = atomic_load(&h->evictions);
 	s->eos_count = atomic_load(&h->eos_count);
 	s->queue_lost = atomic_load(&h->queue_lost);
+	s->readers_lost = atomic_load(&h->readers_lost);
 	s->checksum_failures = atomic_load(&h->checksum_failures);
 	s->schema_mismatches = atomic_load(&h->schema_mismatches);
 	s->key_mismatches = atomic_load(&h->key_mismatches);

@@ -162,6 +162,7 @@ struct dh_snapshot {
 	uint64_t messages_written, bytes_written;
 	uint64_t writer_waits, writer_wait_ns;
 	uint64_t readers_reaped, evictions, eos_count, queue_lost;
+	uint64_t readers_lost;       /* messages readers lost to laps (ring) or asked for unheld, ever */
 	uint64_t checksum_failures;
 	uint64_t schema_mismatches, key_mismatches;
 	uint64_t claim_head;         /* queue: next seq to claim (backlog = committed - claim_head) */

@@ -108,6 +108,7 @@ struct dh_hdr {
 	 * none yet) starts the next one.  Written at writer open only. */
 	DH_ALIGNED(64) _Atomic uint64_t stream;      /* current stream number, 0: none yet */
 	_Atomic uint64_t stream_start;               /* seq of its first message */
+	_Atomic uint64_t readers_lost;               /* messages readers lost to laps, ever */
 };
 
 /*

@@ -622,6 +622,13 @@ dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_re
 		break;
 	case DH_START_SEQ:
 		p = opts->start_seq < oldest ? oldest : opts->start_seq > c ? c : opts->start_seq;
+		/* asked for messages no longer held: lost, and said so with
+		 * the first message delivered */
+		if (opts->start_seq < oldest && !b->pol->claims) {
+			r->pending_lost = r->lost_total = oldest - opts->start_seq;
+			atomic_store(&r->e->lost, r->lost_total);
+			atomic_fetch_add(&h->readers_lost, r->lost_total);
+		}
 		break;
 	case DH_START_HELD:
 		p = b->pol->newest_only ? (c ? c - 1 : 0) : oldest;
@@ -859,6 +866,8 @@ skip_lapped(struct dh_reader *r)
 		r->pending_lost += np - r->pos;
 		r->lost_total += np - r->pos;
 		bump(&r->e->lost, np - r->pos);
+		/* the channel keeps the total after the reader is gone */
+		atomic_fetch_add(&r->b->hdr->readers_lost, np - r->pos);
 	}
 	r->pos = np;
 	if (r->b->pol->positions_hold) {

@@ -350,11 +350,12 @@ json_channel(const struct dh_stat_channel *c, uint64_t now_ns, unsigned flags)
 	bad |= jset(o, "msg_rate", c->has_rate ? json_real(c->msgs_per_s) : json_null());
 	bad |= jset(o, "byte_rate", c->has_rate ? json_real(c->bytes_per_s) : json_null());
 	bad |= jset(o, "counters",
-		    json_pack("{so so so so so so so so so so so}", "messages_written", ju64(s->messages_written),
+		    json_pack("{so so so so so so so so so so so so}", "messages_written", ju64(s->messages_written),
 			      "bytes_written", ju64(s->bytes_written), "writer_waits", ju64(s->writer_waits),
 			      "writer_wait_ns", ju64(s->writer_wait_ns), "readers_reaped",
 			      ju64(s->readers_reaped), "evictions", ju64(s->evictions), "eos_count",
-			      ju64(s->eos_count), "queue_lost", ju64(s->queue_lost), "checksum_failures",
+			      ju64(s->eos_count), "queue_lost", ju64(s->queue_lost), "readers_lost",
+			      ju64(s->readers_lost), "checksum_failures",
 			      ju64(s->checksum_failures), "schema_mismatches", ju64(s->schema_mismatches),
 			      "key_mismatches", ju64(s->key_mismatches)));
 	if (s->nparticipants > 0 && (s->part[0].state != DH_P_FREE || flags & DH_STAT_ALL))
@@ -536,6 +537,7 @@ CHAN(v_reaped, s->readers_reaped)
 CHAN(v_evictions, s->evictions)
 CHAN(v_eos_count, s->eos_count)
 CHAN(v_queue_lost, s->queue_lost)
+CHAN(v_readers_lost, s->readers_lost)
 CHAN(v_cksum, s->checksum_failures)
 CHAN(v_schema_mm, s->schema_mismatches)
 CHAN(v_key_mm, s->key_mismatches)
@@ -633,6 +635,8 @@ static const struct family chan_families[] = {
 	{ "dh_channel_end_of_stream_marks_total", COUNTER, 0, "Times end-of-stream was marked.", v_eos_count },
 	{ "dh_channel_queue_lost_messages_total", COUNTER, 0,
 	  "Queue messages lost because the reader that claimed them died.", v_queue_lost },
+	{ "dh_channel_reader_lost_messages_total", COUNTER, 0,
+	  "Messages readers lost to laps or asked for when no longer held, kept after they detach.", v_readers_lost },
 	{ "dh_channel_checksum_failures_total", COUNTER, 0, "Messages that failed their checksum.", v_cksum },
 	{ "dh_channel_schema_mismatches_total", COUNTER, 0, "Participants refused for a different schema.",
 	  v_schema_mm },
