@@ -182,7 +182,10 @@ ipc_free(const char *ep)
 static void *
 open_sock(struct srv *s, int type, const char *ep, const char *secret, int slot)
 {
-	int zero = 0, hwm = type == ZMQ_ROUTER ? 100 : 1000, hs = 5000, r;
+	/* Replies queued for one connection are bounded in count here and in
+	 * size by the handler's pages: together they bound its bytes. */
+	int zero = 0, sndhwm = type == ZMQ_ROUTER ? DH_BROKER_REPLY_QUEUE : 1000;
+	int rcvhwm = type == ZMQ_ROUTER ? 100 : 1000, hs = 5000, r;
 	int64_t max = type == ZMQ_ROUTER ? DH_BROKER_MSG_MAX : 1024;
 	void *sock = zmq_socket(s->ctx, type);
 	struct stat st;
@@ -194,8 +197,8 @@ open_sock(struct srv *s, int type, const char *ep, const char *secret, int slot)
 	}
 	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
 	zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max, sizeof max);
-	zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-	zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+	zmq_setsockopt(sock, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
+	zmq_setsockopt(sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
 	zmq_setsockopt(sock, ZMQ_HANDSHAKE_IVL, &hs, sizeof hs);
 	if (type == ZMQ_XPUB) {
 		char w[128];
@@ -222,6 +225,26 @@ open_sock(struct srv *s, int type, const char *ep, const char *secret, int slot)
 fail:
 	zmq_close(sock);
 	return NULL;
+}
+
+/*
+ * The endpoint sock is bound to, as ping reports it: what was asked,
+ * except that an ephemeral tcp port (0 or "*") becomes the port libzmq
+ * chose, which is the only way a client can learn it.  A named host stays
+ * as written (clients elsewhere may resolve it differently).
+ */
+static const char *
+bound_endpoint(void *sock, const char *ep, char *buf, size_t cap)
+{
+	const char *port = strncmp(ep, "tcp://", 6) == 0 ? strrchr(ep, ':') : NULL;
+	size_t len = cap;
+
+	if (port == NULL || (strcmp(port, ":0") != 0 && strcmp(port, ":*") != 0))
+		return ep;
+	if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, buf, &len) < 0 || len == 0)
+		return ep;
+	buf[cap - 1] = '\0';
+	return buf;
 }
 
 /* Log handshakes that fail on the request socket (a wrong broker key, no
@@ -408,7 +431,7 @@ main(int argc, char **argv)
 	struct dh_broker_config cfg;
 	static struct srv s;
 	const char *bind = NULL, *events = NULL, *curve = NULL, *keygen = NULL;
-	char epbuf[256], secret[DH_BROKER_Z85_LEN + 1], path[4096], buf[64];
+	char epbuf[256], secret[DH_BROKER_Z85_LEN + 1], path[4096], buf[64], bound[2][512];
 	int64_t hb = 1000000000;
 	int c, r;
 
@@ -464,6 +487,12 @@ main(int argc, char **argv)
 		cli_die(EXIT_FAIL, "default endpoint: path too long");
 	if (events && strcmp(events, bind) == 0)
 		cli_usage(synopsis, "--events must differ from --bind");
+	if (dh_broker_endpoint_check(bind) < 0)
+		cli_usage(synopsis, "--bind %s: invalid endpoint (ipc://PATH or tcp://HOST:PORT, PORT 0..65535)",
+			  cli_safe(bind, buf, sizeof buf));
+	if (events && dh_broker_endpoint_check(events) < 0)
+		cli_usage(synopsis, "--events %s: invalid endpoint (ipc://PATH or tcp://HOST:PORT, PORT 0..65535)",
+			  cli_safe(events, buf, sizeof buf));
 
 	if (curve) {
 		snprintf(path, sizeof path, "%s/broker.key", curve);
@@ -477,14 +506,6 @@ main(int argc, char **argv)
 	cli_catch_signals(0);
 	if ((s.ctx = zmq_ctx_new()) == NULL)
 		cli_die(EXIT_FAIL, "zmq context: %s", zmq_strerror(errno));
-	dh_broker_config_init(&cfg);
-	cfg.heartbeat_ns = hb;
-	cfg.events = events;
-	cfg.emit = emit;
-	cfg.log = logline;
-	cfg.arg = &s;
-	if ((r = dh_broker_new(&cfg, &s.b)) < 0)
-		cli_diec(EXIT_FAIL, r, "broker");
 	if (curve && (r = dh_broker_zap_start(s.ctx, curve, logline, &s, &s.zap)) < 0)
 		cli_diec(EXIT_FAIL, r, "%s/clients: allow-list", curve); /* fail closed: never bind without it */
 	s.router = open_sock(&s, ZMQ_ROUTER, bind, curve ? secret : NULL, 0);
@@ -494,6 +515,20 @@ main(int argc, char **argv)
 	if (s.router == NULL || (events && s.pub == NULL)) {
 		shutdown_srv(&s);
 		return EXIT_FAIL;
+	}
+	/* bound first: ping must report the port an ephemeral bind chose */
+	bind = bound_endpoint(s.router, bind, bound[0], sizeof bound[0]);
+	if (events)
+		events = bound_endpoint(s.pub, events, bound[1], sizeof bound[1]);
+	dh_broker_config_init(&cfg);
+	cfg.heartbeat_ns = hb;
+	cfg.events = events;
+	cfg.emit = emit;
+	cfg.log = logline;
+	cfg.arg = &s;
+	if ((r = dh_broker_new(&cfg, &s.b)) < 0) {
+		shutdown_srv(&s);
+		cli_diec(EXIT_FAIL, r, "broker");
 	}
 	watch_handshakes(&s);
 	if (s.verbose) {

@@ -519,6 +519,29 @@ dh_broker_default_endpoint(char *buf, size_t cap)
 }
 
 int
+dh_broker_endpoint_check(const char *ep)
+{
+	const char *port, *p;
+	unsigned long v = 0;
+
+	if (ep == NULL)
+		return -EINVAL;
+	if (strncmp(ep, "ipc://", 6) == 0)
+		return ep[6] ? 0 : -EINVAL;
+	if (strncmp(ep, "inproc://", 9) == 0)
+		return ep[9] ? 0 : -EINVAL;
+	if (strncmp(ep, "tcp://", 6) != 0 || (port = strrchr(ep + 6, ':')) == NULL || port == ep + 6)
+		return -EINVAL;
+	port++;
+	if (strcmp(port, "*") == 0)
+		return 0;
+	for (p = port; *p >= '0' && *p <= '9'; p++)
+		if ((v = v * 10 + (unsigned long)(*p - '0')) > 65535)
+			return -EINVAL;
+	return p > port && *p == '\0' ? 0 : -EINVAL;
+}
+
+int
 dh_broker_opts_env(struct dh_broker_opts *o, char *buf, size_t cap)
 {
 	const char *ep = getenv("DH_BROKER"), *dir = getenv("DH_CURVE_DIR");
@@ -597,7 +620,7 @@ open_socket(const struct dh_broker_opts *o, int type, void **ctxp, void **sockp,
 	} else if ((size_t)snprintf(ep, cap, "%s", o->endpoint) >= cap) {
 		return -ENAMETOOLONG;
 	}
-	if ((o->server_key == NULL) != (o->client_key == NULL))
+	if ((o->server_key == NULL) != (o->client_key == NULL) || dh_broker_endpoint_check(ep) < 0)
 		return -EINVAL;
 	if ((ctx = zmq_ctx_new()) == NULL)
 		return -errno;
@@ -1246,49 +1269,70 @@ int
 dh_broker_list(struct dh_broker_client *c, const char *channel, struct dh_broker_info **out, size_t *n,
 	       char **json)
 {
-	json_t *req = json_pack("{s:s}", "type", "list"), *rep, *arr;
-	int r;
+	json_t *all = json_array(), *rep = NULL, *arr, *next;
+	json_int_t after = -1;
+	struct dh_broker_info *v = NULL;
+	size_t k;
+	int r = 0;
 
 	*out = NULL;
 	*n = 0;
 	if (json)
 		*json = NULL;
-	if (req == NULL)
+	if (all == NULL)
 		return -ENOMEM;
-	if (channel)
-		json_object_set_new(req, "channel", json_string(channel));
-	r = transact(c, req, &rep, NULL);
-	json_decref(req);
-	if (r < 0)
-		return r;
-	arr = json_object_get(rep, "channels");
-	if (!json_is_array(arr)) {
+	do { /* a page at a time: "next" is the cursor of the following one */
+		json_t *req = json_pack("{s:s}", "type", "list");
+		if (req == NULL || (channel && json_object_set_new(req, "channel", json_string(channel)) < 0) ||
+		    (after >= 0 && json_object_set_new(req, "after", json_integer(after)) < 0)) {
+			json_decref(req);
+			r = -ENOMEM;
+			goto out;
+		}
+		r = transact(c, req, &rep, NULL);
+		json_decref(req);
+		if (r < 0)
+			goto out;
+		arr = json_object_get(rep, "channels");
+		next = json_object_get(rep, "next");
+		if (!json_is_array(arr) || (next && !json_is_null(next) &&
+					    (!json_is_integer(next) || json_integer_value(next) <= after ||
+					     json_array_size(arr) == 0))) {
+			seterr(c, "malformed list reply");
+			r = -EPROTO;
+			goto out;
+		}
+		if (json_array_extend(all, arr) < 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+		after = json_is_integer(next) ? json_integer_value(next) : -1;
 		json_decref(rep);
-		seterr(c, "malformed list reply");
-		return -EPROTO;
-	}
-	size_t k = json_array_size(arr);
-	struct dh_broker_info *v = calloc(k ? k : 1, sizeof *v);
-	if (v == NULL) {
-		json_decref(rep);
-		return -ENOMEM;
+		rep = NULL;
+	} while (after >= 0);
+	k = json_array_size(all);
+	if ((v = calloc(k ? k : 1, sizeof *v)) == NULL) {
+		r = -ENOMEM;
+		goto out;
 	}
 	for (size_t i = 0; i < k; i++)
-		if (info_from_json(json_array_get(arr, i), &v[i]) < 0) {
-			free(v);
-			json_decref(rep);
+		if (info_from_json(json_array_get(all, i), &v[i]) < 0) {
 			seterr(c, "malformed list reply");
-			return -EPROTO;
+			r = -EPROTO;
+			goto out;
 		}
-	if (json && (*json = json_dumps(arr, JSON_COMPACT)) == NULL) {
-		free(v);
-		json_decref(rep);
-		return -ENOMEM;
+	if (json && (*json = json_dumps(all, JSON_COMPACT)) == NULL) {
+		r = -ENOMEM;
+		goto out;
 	}
 	*out = v;
 	*n = k;
+	v = NULL;
+out:
+	free(v);
 	json_decref(rep);
-	return 0;
+	json_decref(all);
+	return r;
 }
 
 int

@@ -31,7 +31,7 @@
  * -EACCES (when libzmq reports it; otherwise it is a timeout).
  */
 
-#define DH_BROKER_PROTOCOL 1
+#define DH_BROKER_PROTOCOL 2        /* 2: list and discover replies are paged */
 #define DH_BROKER_MSG_MAX 16384u          /* largest request, bytes (ZMQ_MAXMSGSIZE) */
 #define DH_BROKER_REPLY_MAX (64u << 20)   /* largest reply or event a client accepts */
 #define DH_BROKER_DEPTH_MAX 3             /* JSON nesting of a request */
@@ -44,6 +44,8 @@
 #define DH_BROKER_METRIC_NAME_MAX 63      /* bytes of a metric name */
 #define DH_BROKER_PEER_MAX 80             /* peer identity passed to the handler */
 #define DH_BROKER_SCHEMA_MAX 1023         /* canonical schema, bytes (DH_SCHEMA_MAX - 1) */
+#define DH_BROKER_PAGE_BYTES 65536u       /* list/discover reply budget: more only for one channel */
+#define DH_BROKER_REPLY_QUEUE 100         /* replies queued per connection (ZMQ_SNDHWM) */
 
 /* ==== 1. Request handler ================================================ */
 
@@ -57,6 +59,10 @@ struct dh_broker_config {
 	unsigned max_per_peer;     /* registrations per peer (256) */
 	unsigned max_readers;      /* reader registrations per channel (DH_READERS_MAX) */
 	const char *events;        /* events endpoint reported by ping, or NULL (copied) */
+	/* Bytes of channel descriptions in one list or discover reply: a page
+	 * stops before the channel that would pass it (a page holds at least
+	 * one channel). Default DH_BROKER_PAGE_BYTES. */
+	size_t page_bytes;
 	/* Each event as one JSON object (len bytes, NUL-terminated), in order.
 	 * Called from dh_broker_handle and dh_broker_tick. May be NULL. */
 	void (*emit)(void *arg, const char *json, size_t len);
@@ -159,6 +165,13 @@ int dh_broker_curve_server(void *sock, const char *secret_z85);
  * that variable is set to an absolute path, else ipc:///tmp/dh-broker.sock.
  * Returns buf, or NULL if cap is too small. */
 const char *dh_broker_default_endpoint(char *buf, size_t cap);
+
+/* Is ep an endpoint the broker and its clients accept?  ipc://PATH,
+ * inproc://NAME, or tcp://HOST:PORT with PORT a decimal 0..65535 or "*"
+ * (0 and "*": any free port, for a bind).  libzmq itself takes a larger
+ * number modulo 65536, which would bind or connect somewhere else.
+ * 0 or -EINVAL. */
+int dh_broker_endpoint_check(const char *ep);
 
 struct dh_broker_opts {
 	const char *endpoint;      /* NULL: dh_broker_default_endpoint */
@@ -294,8 +307,9 @@ int dh_broker_wait_channel(struct dh_broker_client *c, const char *channel, cons
 
 /* All registrations (only channel's when channel != NULL): *out is a
  * malloc'd array of *n entries (free it); *json (may be NULL) gets the
- * reply's "channels" array as JSON text (malloc'd), readers and metrics
- * included. */
+ * "channels" array as JSON text (malloc'd), readers and metrics
+ * included.  The broker replies a page at a time; this asks for every
+ * page (channels registered meanwhile may or may not appear, none twice). */
 int dh_broker_list(struct dh_broker_client *c, const char *channel, struct dh_broker_info **out,
 		   size_t *n, char **json);
 
