@@ -326,7 +326,7 @@ t_pages(void)
 	json_decref(j);
 	diag("300 fat channels: %d pages, largest reply %zu bytes", pages, maxlen);
 	ok(total == 300 && order && pages > 1, "list: every channel once, in order, over %d pages", pages);
-	ok(!bigpage, "list: no reply over %u bytes (largest %zu)", DH_BROKER_PAGE_BYTES + 256, maxlen);
+	ok(pages > 1 && !bigpage, "list: no reply over %u bytes (largest %zu)", DH_BROKER_PAGE_BYTES + 256, maxlen);
 
 	/* a cursor survives removals between pages */
 	dh_broker_free(b);
