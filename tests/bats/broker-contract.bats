@@ -160,3 +160,32 @@ signal_trials() {
 		rm -f "$D/req.sock" "$D/ev.sock"
 	done
 }
+
+# discovers_over N NAME: the broker's log shows more than N discover
+# requests for NAME (dh-read --wait-channel asking for it).
+discovers_over() {
+	[ "$(grep -c "discover: not_found: channel $2 " "$D/broker.log")" -gt "$1" ]
+}
+
+@test "dh-read --wait-channel with a busy broker: SIGINT ends it promptly, 5 trials out of 5" {
+	need_py
+	local trial pid st n
+	n=$(dh_name)
+	broker_bg --verbose
+	STOP=$D/stop
+	dh_bg "$PY" "$CLIENT" --endpoint "$EP" churn 120 "$STOP"
+	for trial in 1 2 3 4 5; do
+		dh_bg dh-read --broker "$EP" --wait-channel 60s "$n"
+		pid=$DH_BG_PID
+		dh_await discovers_over $((trial * 4)) "$n"     # vary where the signal lands
+		kill -INT "$pid"
+		if ! dh_await -t 3 gone "$pid"; then
+			echo "trial $trial: dh-read --wait-channel ignored SIGINT" >&2
+			return 1
+		fi
+		st=0
+		wait "$pid" || st=$?
+		[ "$st" -eq 130 ] || { echo "trial $trial: exit $st, expected 130" >&2; return 1; }
+	done
+	touch "$STOP"
+}
