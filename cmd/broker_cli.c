@@ -14,6 +14,7 @@
 
 #define MS 1000000LL
 #define WAIT_SLICE (250 * MS)      /* --wait-channel: ask the broker this long, then look here */
+#define EVENTS_SLICE (100 * MS)    /* --events: longest wait before the signal flag is looked at */
 
 static int64_t
 mono(void)
@@ -74,7 +75,7 @@ cli_broker_setup(struct cli_broker *b, const char *synopsis)
 	}
 	/* (not by connecting: a connection dropped at once is logged by the broker) */
 	if ((strncmp(b->opts.endpoint, "ipc://", 6) != 0 && strncmp(b->opts.endpoint, "tcp://", 6) != 0) ||
-	    b->opts.endpoint[6] == '\0')
+	    dh_broker_endpoint_check(b->opts.endpoint) < 0)
 		cli_die(EXIT_USAGE, "broker %s: invalid endpoint (ipc://PATH or tcp://HOST:PORT)",
 			cli_safe(b->opts.endpoint, buf, sizeof buf));
 	return 1;
@@ -217,6 +218,9 @@ cli_broker_wait_channel(struct cli_broker *b, const char *name, const char *sche
 			cli_diec(EXIT_FAIL, r, "broker %s", cli_safe(b->opts.endpoint, buf, sizeof buf));
 		dh_broker_local_host(host, sizeof host);
 	}
+	/* Every wait below lasts at most WAIT_SLICE (or 50 ms) and the flag is
+	 * checked before each: a signal that lands outside a wait, where its
+	 * EINTR is lost, still ends the loop within a slice. */
 	for (;;) {
 		struct dh_block *blk;
 		struct timespec ts;
@@ -437,8 +441,11 @@ cli_broker_events(struct cli_broker *b)
 	cli_catch_signals(0);   /* SIGPIPE keeps its default: a pure producer */
 	if ((r = dh_broker_connect(&b->opts, &c)) < 0)
 		broker_die(b, NULL, r);
-	if ((r = dh_broker_events_endpoint(c, ep, sizeof ep)) == -EINTR && cli_signal)
+	r = dh_broker_events_endpoint(c, ep, sizeof ep);
+	if (cli_signal) {       /* landed during the ping, EINTR or not */
+		dh_broker_disconnect(c);
 		cli_reraise();
+	}
 	if (r == -ENOENT)
 		cli_die(EXIT_FAIL, "broker %s publishes no events (dh-broker --events)", b->opts.endpoint);
 	if (r < 0)
@@ -447,15 +454,22 @@ cli_broker_events(struct cli_broker *b)
 	eo.endpoint = ep;
 	if ((r = dh_broker_events_open(&eo, &e)) < 0)
 		cli_diec(EXIT_FAIL, r, "events %s", ep);
-	for (;;) {
+	/*
+	 * A signal may land in zmq_poll (EINTR), while a line is printed, or
+	 * between the check of the flag and the next zmq_poll; in the last two
+	 * cases no EINTR is left to wake a wait, so an unbounded wait would
+	 * block until the next event, perhaps for ever.  Hence no wait is
+	 * longer than EVENTS_SLICE and the flag is checked before each (and
+	 * between events, which may arrive without pause): a signal ends the
+	 * loop within EVENTS_SLICE wherever it lands, with no self-pipe for the
+	 * library to poll and no signal mask to juggle.
+	 */
+	while (!cli_signal) {
 		char *text;
-		ssize_t len = dh_broker_events_next(e, &text, -1);
+		ssize_t len = dh_broker_events_next(e, &text, EVENTS_SLICE);
 
-		if (len == -EINTR) {
-			if (cli_signal)
-				break;
+		if (len == -EINTR || len == -ETIMEDOUT)
 			continue;
-		}
 		if (len < 0) {
 			cli_warnc((int)len, "events %s", ep);
 			ret = EXIT_FAIL;
@@ -464,9 +478,11 @@ cli_broker_events(struct cli_broker *b)
 		r = printf("%s\n", text) < 0 || fflush(stdout) != 0;
 		free(text);
 		if (r)
-			break;  /* cli_close_stdout reports it */
+			break;  /* cli_close_stdout reports it, unless a signal cut the write */
 	}
 	dh_broker_events_close(e);
+	if (cli_signal)
+		cli_reraise();
 	if (cli_close_stdout() != 0)
 		return EXIT_FAIL;
 	cli_reraise();

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "cli.h"
+#include "dh_broker_client.h"
 
 /* getopt_long values of --broker, --broker-key and --client-key: put them
  * in the command's option table and hand them to cli_broker_option. */

@@ -49,6 +49,7 @@ struct chan {
 	uint8_t key_id[32];
 	int stale;
 	int64_t last_ns, since_ms;
+	uint64_t serial;           /* registration order: the list cursor */
 	json_t *metrics;
 	struct reader *readers;
 	unsigned nreaders, capreaders;
@@ -61,6 +62,7 @@ struct dh_broker {
 	unsigned nchans, capchans;
 	unsigned nreaders;
 	uint64_t event_seq;
+	uint64_t serial;           /* last chan->serial handed out */
 };
 
 /* One request being served. */
@@ -87,6 +89,7 @@ dh_broker_config_init(struct dh_broker_config *cfg)
 	cfg->max_regs = 4096;
 	cfg->max_per_peer = 256;
 	cfg->max_readers = DH_READERS_MAX;
+	cfg->page_bytes = DH_BROKER_PAGE_BYTES;
 }
 
 int
@@ -97,7 +100,7 @@ dh_broker_new(const struct dh_broker_config *cfg, struct dh_broker **out)
 	*out = NULL;
 	if (cfg->heartbeat_ns <= 0 || cfg->heartbeat_ns > 3600 * 1000 * MS || cfg->stale_misses == 0 ||
 	    cfg->expire_misses <= cfg->stale_misses || cfg->expire_misses > 1000 || cfg->max_regs == 0 ||
-	    cfg->max_per_peer == 0 || cfg->max_readers == 0)
+	    cfg->max_per_peer == 0 || cfg->max_readers == 0 || cfg->page_bytes == 0)
 		return -EINVAL;
 	if (sodium_init() < 0)
 		return -ENOSYS;
@@ -578,9 +581,14 @@ get_str(struct req *q, const char *key, int required, size_t min, size_t max, in
 	if (len < min || len > max)
 		return fail(q, "invalid_request", "\"%s\": length %zu not in %zu..%zu bytes", key, len,
 			    min, max);
-	for (size_t i = 0; i < len; i++)
-		if (!char_ok((unsigned char)s[i], class))
+	for (size_t i = 0; i < len; i++) {
+		/* jansson checked the UTF-8: U+0080..U+009F (C1 controls) are
+		 * exactly the pairs C2 80..C2 9F */
+		if (!char_ok((unsigned char)s[i], class) ||
+		    (class == CH_TEXT && (unsigned char)s[i] == 0xc2 && i + 1 < len &&
+		     (unsigned char)s[i + 1] <= 0x9f))
 			return fail(q, "invalid_request", "\"%s\": invalid character at byte %zu", key, i);
+	}
 	*out = s;
 	return 1;
 }
@@ -800,6 +808,7 @@ do_register(struct req *q)
 		}
 		if ((c = calloc(1, sizeof *c)) == NULL)
 			return fail(q, "internal", "out of memory");
+		c->serial = ++b->serial;
 	} else {
 		c = old;
 		if (old->pid != (pid_t)pid) {
@@ -1013,6 +1022,32 @@ do_deregister(struct req *q)
 	return ok_reply(q) ? 0 : -1;
 }
 
+/*
+ * Append c's description to a page of at most the configured bytes (a
+ * page always takes its first channel, whatever its size).  0 if added,
+ * 1 if the page is full, -1 on memory.  Pages bound what one reply costs
+ * the broker and what a connection that sends requests without reading
+ * the replies can make it queue (docs/PROTOCOL.md, 1.2).
+ */
+static int
+page_add(struct req *q, json_t *arr, size_t *used, const struct chan *c)
+{
+	json_t *cj = chan_json(c, q->now);
+	size_t sz;
+
+	if (cj == NULL)
+		return -1;
+	sz = json_dumpb(cj, NULL, 0, JSON_COMPACT) + 1;
+	if (json_array_size(arr) > 0 && *used + sz > q->b->cfg.page_bytes) {
+		json_decref(cj);
+		return 1;
+	}
+	if (json_array_append_new(arr, cj) < 0)
+		return -1;
+	*used += sz;
+	return 0;
+}
+
 static int
 do_discover(struct req *q)
 {
@@ -1020,21 +1055,25 @@ do_discover(struct req *q)
 	struct dh_broker *b = q->b;
 	const char *name, *host;
 	json_t *arr;
-	int live = 0;
+	int live = 0, full = 0;
+	size_t used = 0;
 
 	if (only(q, fields) < 0 || get_channel(q, REQ, &name) < 0 ||
 	    get_str(q, "host", OPT, 1, DH_BROKER_HOST_MAX, CH_HOST, &host) < 0)
 		return -1;
 	if ((arr = json_array()) == NULL)
 		return fail(q, "internal", "out of memory");
-	for (int pass = 0; pass < 2; pass++) /* live ones first */
-		for (unsigned i = 0; i < b->nchans; i++) {
+	for (int pass = 0; pass < 2 && !full; pass++) /* live ones first */
+		for (unsigned i = 0; i < b->nchans && !full; i++) {
 			struct chan *c = b->chans[i];
 			if (strcmp(c->name, name) != 0 || (host && strcmp(c->host, host) != 0) ||
 			    c->stale != pass)
 				continue;
-			live |= !c->stale;
-			json_array_append_new(arr, chan_json(c, q->now));
+			if ((full = page_add(q, arr, &used, c)) < 0) {
+				json_decref(arr);
+				return fail(q, "internal", "out of memory");
+			}
+			live |= !c->stale && !full;
 		}
 	if (json_array_size(arr) == 0) {
 		json_decref(arr);
@@ -1048,33 +1087,49 @@ do_discover(struct req *q)
 	}
 	json_object_set_new(q->rep, "state", json_string(live ? "live" : "stale"));
 	json_object_set_new(q->rep, "channels", arr);
+	json_object_set_new(q->rep, "more", json_boolean(full));
 	return 0;
 }
 
 static int
 do_list(struct req *q)
 {
-	static const char *const fields[] = { "channel", "host", NULL };
+	static const char *const fields[] = { "channel", "host", "after", NULL };
 	struct dh_broker *b = q->b;
 	const char *name, *host;
+	json_int_t after = 0;
+	uint64_t last = 0;
+	size_t used = 0;
 	json_t *arr;
+	int full = 0;
 
 	if (only(q, fields) < 0 || get_channel(q, OPT, &name) < 0 ||
-	    get_str(q, "host", OPT, 1, DH_BROKER_HOST_MAX, CH_HOST, &host) < 0)
+	    get_str(q, "host", OPT, 1, DH_BROKER_HOST_MAX, CH_HOST, &host) < 0 ||
+	    get_int(q, "after", OPT, 0, INT64_MAX, &after) < 0)
 		return -1;
 	if ((arr = json_array()) == NULL)
 		return fail(q, "internal", "out of memory");
+	/* chans stays in registration order (appended, removed with memmove),
+	 * so serials ascend and a cursor survives removals between pages */
 	for (unsigned i = 0; i < b->nchans; i++) {
 		struct chan *c = b->chans[i];
-		if ((name && strcmp(c->name, name) != 0) || (host && strcmp(c->host, host) != 0))
+		if ((name && strcmp(c->name, name) != 0) || (host && strcmp(c->host, host) != 0) ||
+		    c->serial <= (uint64_t)after)
 			continue;
-		json_array_append_new(arr, chan_json(c, q->now));
+		if ((full = page_add(q, arr, &used, c)) < 0) {
+			json_decref(arr);
+			return fail(q, "internal", "out of memory");
+		}
+		if (full)
+			break;
+		last = c->serial;
 	}
 	if (ok_reply(q) == NULL) {
 		json_decref(arr);
 		return -1;
 	}
 	json_object_set_new(q->rep, "channels", arr);
+	json_object_set_new(q->rep, "next", full ? json_integer((json_int_t)last) : json_null());
 	return 0;
 }
 
@@ -1176,6 +1231,172 @@ serve(struct req *q, const void *buf, size_t len)
 		fail(q, "internal", "out of memory");
 }
 
+/* ---- the id of a request refused as a whole ------------------------------ */
+
+/*
+ * A request jansson refused (a duplicated key, an integer over 64 bits,
+ * bad UTF-8 or U+0000 in some string) or nested too deep is still an
+ * object whose "id" a client waits for.  This walks the text lexically:
+ * strings (escapes decoded only for keys and the id), balanced brackets
+ * and bare tokens, without judging what it skips.  It yields the id only
+ * when the text is one object whose top level has exactly one "id" that is
+ * a valid id; anything else (not an object, trailing bytes, an "id"
+ * twice) leaves none, and the reply carries null.
+ */
+
+struct lex {
+	const unsigned char *p;
+	size_t n, i;
+};
+
+static void
+lex_ws(struct lex *l)
+{
+	while (l->i < l->n && (l->p[l->i] == ' ' || l->p[l->i] == '\t' || l->p[l->i] == '\n' ||
+			       l->p[l->i] == '\r'))
+		l->i++;
+}
+
+static int
+hexval(unsigned char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* A string at l->i (its opening quote): decoded into out (cap bytes; a
+ * character that is not ASCII becomes 0x80, so it fails every check that
+ * follows; *len counts past cap) unless out is NULL. 0, or -1 if unclosed. */
+static int
+lex_string(struct lex *l, char *out, size_t cap, size_t *len)
+{
+	size_t o = 0;
+
+	l->i++;
+	while (l->i < l->n) {
+		unsigned c = l->p[l->i++];
+		if (c == '"') {
+			if (len)
+				*len = o;
+			return 0;
+		}
+		if (c == '\\') {
+			if (l->i >= l->n)
+				return -1;
+			c = l->p[l->i++];
+			switch (c) {
+			case 'b': c = '\b'; break;
+			case 'f': c = '\f'; break;
+			case 'n': c = '\n'; break;
+			case 'r': c = '\r'; break;
+			case 't': c = '\t'; break;
+			case 'u': {
+				unsigned v = 0;
+				for (int k = 0; k < 4; k++) {
+					int h = l->i < l->n ? hexval(l->p[l->i]) : -1;
+					if (h < 0)
+						return -1;
+					v = v << 4 | (unsigned)h;
+					l->i++;
+				}
+				c = v < 0x80 ? v : 0x80;
+				break;
+			}
+			default: /* '"', '\\', '/'; anything else is no JSON */
+				if (c != '"' && c != '\\' && c != '/')
+					return -1;
+			}
+		}
+		if (out && o < cap)
+			out[o] = (char)c;
+		o++;
+	}
+	return -1;
+}
+
+/* Skip one value at l->i. 0, or -1 if the text ends inside it. */
+static int
+lex_skip(struct lex *l)
+{
+	size_t depth = 0, start = l->i;
+
+	if (l->i >= l->n)
+		return -1;
+	if (l->p[l->i] == '"')
+		return lex_string(l, NULL, 0, NULL);
+	if (l->p[l->i] != '{' && l->p[l->i] != '[') {
+		while (l->i < l->n && !strchr(",}] \t\r\n", l->p[l->i]) && l->p[l->i] != '\0')
+			l->i++;
+		return l->i > start ? 0 : -1;
+	}
+	while (l->i < l->n) {
+		unsigned char c = l->p[l->i];
+		if (c == '"') {
+			if (lex_string(l, NULL, 0, NULL) < 0)
+				return -1;
+			continue;
+		}
+		l->i++;
+		if (c == '{' || c == '[')
+			depth++;
+		else if ((c == '}' || c == ']') && --depth == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* The request's id as a new JSON string, or NULL. */
+static json_t *
+salvage_id(const void *buf, size_t len)
+{
+	struct lex l = { buf, len, 0 };
+	char key[4], id[DH_BROKER_ID_MAX];
+	size_t klen, idlen = 0;
+	int ids = 0, good = 0;
+
+	lex_ws(&l);
+	if (l.i >= l.n || l.p[l.i++] != '{')
+		return NULL;
+	lex_ws(&l);
+	if (l.i < l.n && l.p[l.i] == '}')
+		return NULL;
+	for (;;) {
+		lex_ws(&l);
+		if (l.i >= l.n || l.p[l.i] != '"' || lex_string(&l, key, sizeof key, &klen) < 0)
+			return NULL;
+		lex_ws(&l);
+		if (l.i >= l.n || l.p[l.i++] != ':')
+			return NULL;
+		lex_ws(&l);
+		if (klen == 2 && memcmp(key, "id", 2) == 0) {
+			ids++;
+			good = 0;
+			if (l.i < l.n && l.p[l.i] == '"') {
+				if (lex_string(&l, id, sizeof id, &idlen) < 0)
+					return NULL;
+				good = idlen >= 1 && idlen <= DH_BROKER_ID_MAX;
+				for (size_t k = 0; good && k < idlen; k++)
+					good = char_ok((unsigned char)id[k], CH_PRINT);
+			} else if (lex_skip(&l) < 0) {
+				return NULL;
+			}
+		} else if (lex_skip(&l) < 0) {
+			return NULL;
+		}
+		lex_ws(&l);
+		if (l.i >= l.n)
+			return NULL;
+		if (l.p[l.i] == '}')
+			break;
+		if (l.p[l.i++] != ',')
+			return NULL;
+	}
+	l.i++;
+	lex_ws(&l);
+	if (l.i != l.n || ids != 1 || !good)
+		return NULL;
+	return json_stringn(id, idlen);
+}
+
 int
 dh_broker_handle(struct dh_broker *b, const void *buf, size_t len, const char *peer, int64_t now_ns,
 		 char **reply, size_t *reply_len)
@@ -1193,8 +1414,9 @@ dh_broker_handle(struct dh_broker *b, const void *buf, size_t len, const char *p
 	q.peer = safe(peer ? peer : "?", peer ? strlen(peer) : 1, pbuf, sizeof pbuf, DH_BROKER_PEER_MAX);
 	serve(&q, buf ? buf : "", buf ? len : 0);
 	if (q.code) {
+		json_t *id = q.id ? json_incref(q.id) : buf ? salvage_id(buf, len) : NULL;
 		json_decref(q.rep);
-		q.rep = json_pack("{s:O?,s:s,s:s,s:s}", "id", q.id, "status", "error", "error", q.code,
+		q.rep = json_pack("{s:o?,s:s,s:s,s:s}", "id", id, "status", "error", "error", q.code,
 				  "message", q.msg);
 		if (q.rep == NULL) /* "id" was fine: this is memory */
 			goto nomem;

@@ -136,7 +136,7 @@ def is_ev(name, channel=None, **kv):
 def cmd_ping(ctx, args, rest):
     b = Broker(ctx, args)
     rep = b.ok("ping")
-    check(rep["protocol"] == 1, "protocol 1")
+    check(rep["protocol"] == 2, "protocol 2")
     print(json.dumps(rep))
 
 
@@ -354,10 +354,112 @@ def cmd_hostile(ctx, args, rest):
     check(growth < 8 * 1024, "VmRSS kept growing after the caps were hit: %s kB" % rss)
 
 
+# Requests refused as a whole (before a parser could read "id") whose id is
+# usable, and the id each reply must carry: PROTOCOL.md 2.1.
+KEEP_ID = [
+    (b'{"id":"k1","type":"ping","x":1,"x":2}', "k1"),
+    (b'{"id":"k2","type":"register","pid":18446744073709551616}', "k2"),
+    (b'{"id":"k3","type":"ping","s":"\xc3\x28"}', "k3"),
+    (b'{"id":"k4","type":"ping","s":"\\u0000"}', "k4"),
+    (b'{"id":"k5","type":"ping","p":[[[[[]]]]]}', "k5"),
+    (b'{"id":"k6","type":"ping","id":"k6"}', None),
+    (b'{"id":"k7","type":"ping"} trailing', None),
+]
+
+
+def cmd_ids(ctx, args, rest):
+    """Each reply carries the request's id whenever it was usable."""
+    b = Broker(ctx, args)
+    for raw, want in KEEP_ID:
+        b.sock.send(raw)
+        if not b.sock.poll(args.timeout * 1000):
+            raise Timeout("reply to %r" % raw)
+        rep = json.loads(b.sock.recv())
+        print(json.dumps(rep))
+        check(rep["status"] == "error" and rep.get("id", "missing") == want,
+              "%r: id %r, expected %r" % (raw, rep.get("id", "missing"), want))
+
+
+def vmhwm_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise Fail("no VmHWM for pid %d" % pid)
+
+
+def count_in(path, text):
+    with open(path, "rb") as f:
+        return f.read().count(text)
+
+
+def fat_channels(b, n, base=5000):
+    """n channels with 32 metrics with long names each: about 3 kB of
+    description apiece, so that a list of them spans several pages."""
+    metrics = {"m%02d%s" % (k, "0" * 60): -1.2345678901234567e-300 for k in range(32)}
+    for i in range(n):
+        w = b.ok("register", **writer_fields("dhtest-flood-%d" % i, base + i))
+        b.ok("heartbeat", token=w["token"], metrics=metrics)
+
+
+def cmd_fill(ctx, args, rest):
+    """N: register N fat channels (fat_channels) and leave them."""
+    fat_channels(Broker(ctx, args), int(rest[0]))
+
+
+def cmd_list_flood(ctx, args, rest):
+    """PID LOG: 250 channels with 32 long metrics each (a list of them is
+    about 800 kB), then `list` 300 times on a connection that never reads:
+    the broker's peak memory must stay far below 300 (or 100 queued)
+    copies.  LOG is the broker's --verbose log, which says when all 300
+    were served."""
+    pid, log = int(rest[0]), rest[1]
+    b = Broker(ctx, args)
+    fat_channels(b, 250)
+    base = vmhwm_kb(pid)
+    served = count_in(log, b": list: ok")
+    s = ctx.socket(zmq.DEALER)
+    s.linger = 0
+    s.rcvhwm = 1             # our own queue stays empty: the broker holds the replies
+    s.setsockopt(zmq.RCVBUF, 4096)
+    curve(s, args)
+    s.connect(args.endpoint)
+    for k in range(300):
+        s.send(json.dumps({"id": "f%d" % k, "type": "list"}).encode())
+    deadline = time.monotonic() + 120
+    while count_in(log, b": list: ok") < served + 300:
+        check(time.monotonic() < deadline, "the broker did not serve 300 lists in 120 s")
+        time.sleep(0.05)
+    peak = vmhwm_kb(pid)
+    print(json.dumps({"vmhwm_kb_before": base, "vmhwm_kb_after": peak, "growth_kb": peak - base}))
+    check(peak - base < 24 * 1024, "the broker grew by %d kB for unread list replies" % (peak - base))
+    got = 0
+    while s.poll(1000):      # now read what was kept: some replies, each a page
+        rep = json.loads(s.recv())
+        check(rep["status"] == "ok" and "next" in rep, "a paged list reply")
+        got += 1
+    s.close()
+    check(got > 0, "the replies kept are delivered once read")
+
+
+def cmd_churn(ctx, args, rest):
+    """SECONDS STOPFILE: register and deregister as fast as the broker
+    answers (two events each) until STOPFILE exists or SECONDS pass."""
+    end = time.monotonic() + float(rest[0])
+    b = Broker(ctx, args)
+    n = 0
+    while time.monotonic() < end and not os.path.exists(rest[1]):
+        w = b.ok("register", **writer_fields("dhtest-churn", 6000 + n % 1000))
+        b.ok("deregister", token=w["token"])
+        n += 1
+    print(json.dumps({"cycles": n}))
+
+
 COMMANDS = {
     "ping": cmd_ping, "request": cmd_request, "demo": cmd_demo, "expiry": cmd_expiry,
     "conflict": cmd_conflict, "schema": cmd_schema, "reader-died": cmd_reader_died,
-    "hostile": cmd_hostile,
+    "hostile": cmd_hostile, "ids": cmd_ids, "list-flood": cmd_list_flood, "churn": cmd_churn,
+    "fill": cmd_fill,
 }
 
 

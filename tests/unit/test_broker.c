@@ -264,7 +264,7 @@ t_basic(void)
 	int i;
 
 	j = send_str(b, "p1", "{\"id\":\"1\",\"type\":\"ping\"}");
-	ok(is_ok(j) && strcmp(sget(j, "id"), "1") == 0 && iget(j, "protocol") == 1 &&
+	ok(is_ok(j) && strcmp(sget(j, "id"), "1") == 0 && iget(j, "protocol") == DH_BROKER_PROTOCOL &&
 		   iget(j, "heartbeat_ms") == 100 && iget(j, "stale_ms") == 300 &&
 		   iget(j, "expire_ms") == 1000 && strcmp(sget(j, "events"), "ipc:///tmp/ev") == 0,
 	   "ping: protocol, lifetimes and events endpoint");

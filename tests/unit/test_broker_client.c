@@ -284,9 +284,9 @@ t_requests(const struct dh_broker_opts *o)
 	int64_t hb = 0;
 	size_t n;
 
-	ok(dh_broker_connect(o, &c) == 0 && dh_broker_ping(c, &p) == 0 && p.protocol == 1 &&
+	ok(dh_broker_connect(o, &c) == 0 && dh_broker_ping(c, &p) == 0 && p.protocol == DH_BROKER_PROTOCOL &&
 		   p.heartbeat_ns == 100 * MS && strcmp(p.events, evep) == 0,
-	   "ping: protocol 1, heartbeat and events endpoint");
+	   "ping: protocol, heartbeat and events endpoint");
 	ok(dh_broker_register(c, &r, tok, &hb) == 0 && strlen(tok) == 32 && hb == 100 * MS,
 	   "register: token and heartbeat interval");
 	ok(dh_broker_discover(c, "dhtest-bc-a", NULL, &in) == 0 && !in.stale && in.pid == 4242 &&
