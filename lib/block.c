@@ -535,9 +535,11 @@ dh_block_unlink(const char *name, int force, pid_t *holder)
 	} else if ((rc = dh_block_dir_check()) < 0) {
 		return rc;
 	}
-	/* unlink never follows a symlink nor opens a FIFO: --force removes
-	 * whatever was planted under the name */
-	return unlink(path) == 0 ? 0 : -errno;
+	/* unlink never follows a symlink nor opens a FIFO: force removes
+	 * whatever file was planted under the name (a directory stays) */
+	if (unlink(path) == 0)
+		return 0;
+	return errno == EISDIR ? -DH_ENOTREG : -errno;
 }
 
 int
@@ -559,10 +561,7 @@ dh_block_open(const char *name, int flags, struct dh_block **out)
 		rc = b->fd;
 		goto fail;
 	}
-	/* A participant refuses a channel that users without write access can
-	 * lock (see dh_mode_check); inspecting one is harmless. */
-	if (!rdonly && (rc = dh_mode_check(st.st_mode & 0777)) < 0)
-		goto fail;
+
 	/* A creator publishes the magic last; give a racing creator a moment. */
 	for (int tries = 0;; tries++) {
 		if (fstat(b->fd, &st) < 0) {
@@ -589,6 +588,10 @@ dh_block_open(const char *name, int flags, struct dh_block **out)
 	    st.st_size >= (off_t)sizeof h)
 		rc = -DH_ECORRUPT; /* created but never published: the creator died */
 	if (rc < 0)
+		goto fail;
+	/* A participant refuses a channel that users without write access can
+	 * lock (see dh_mode_check); inspecting one is harmless. */
+	if (!rdonly && (rc = dh_mode_check(st.st_mode & 0777)) < 0)
 		goto fail;
 	b->size = b->lay.total;
 	b->base = mmap(NULL, b->size, rdonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, 0);
