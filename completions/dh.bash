@@ -16,7 +16,7 @@ _dh_words() {
 _dh_channels() {
 	local f dir=${DH_SHM_DIR:-/dev/shm} names=()
 	for f in "$dir"/dh.*; do
-		[ -f "$f" ] && [ ! -L "$f" ] || continue
+		if [ ! -f "$f" ] || [ -L "$f" ]; then continue; fi
 		names+=("${f#"$dir"/dh.}")
 	done
 	_dh_words "${names[*]}"
