@@ -415,15 +415,15 @@ plant() {
 	# a directory others may write without the sticky bit: they could swap our channel
 	chmod 0777 "$DH_TEST_DIR"
 	run -1 --separate-stderr dh-create "$name"
-	assert_equal "$stderr" "dh-create: $name: channel directory is unsafe (must be owned by you or root, sticky if others may write)"
+	assert_equal "$stderr" "dh-create: $name: channel directory unsafe: it must be an absolute path owned by you or root, sticky if others may write"
 	chmod 1777 "$DH_TEST_DIR"
 	# a directory owned by another user: they could too
 	chown "$DH_HOSTILE_USER" "$DH_TEST_DIR"
 	run -1 --separate-stderr dh-read --no-wait "$name"
-	assert_equal "$stderr" "dh-read: $name: channel directory is unsafe (must be owned by you or root, sticky if others may write)"
+	assert_equal "$stderr" "dh-read: $name: channel directory unsafe: it must be an absolute path owned by you or root, sticky if others may write"
 	chown root "$DH_TEST_DIR"
 	# a relative path is refused, never resolved against the current directory
 	run -1 --separate-stderr env DH_SHM_DIR=shm dh-create "$name"
-	assert_equal "$stderr" "dh-create: $name: channel directory is unsafe (must be owned by you or root, sticky if others may write)"
+	assert_equal "$stderr" "dh-create: $name: channel directory unsafe: it must be an absolute path owned by you or root, sticky if others may write"
 	[ ! -e "shm/dh.$name" ]
 }
