@@ -273,6 +273,10 @@ write_meta(const struct opts *o)
 	if (r == -EMSGSIZE)
 		cli_die(EXIT_FAIL, "%s: %s is %zu bytes, the metadata zone holds %zu", o->name, o->meta,
 			len, cap);
+	if (r == -EBUSY)
+		cli_die(EXIT_FAIL, "%s: metadata: another update is still in progress", o->name);
+	if (r == -ESTALE)
+		cli_die(EXIT_FAIL, "%s: metadata: another update took over; ours was discarded", o->name);
 	if (r < 0)
 		cli_diec(EXIT_FAIL, r, "%s: metadata", o->name);
 }

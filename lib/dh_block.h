@@ -186,10 +186,16 @@ int dh_block_snapshot(struct dh_block *b, struct dh_snapshot *s);
  * *first_pid gets the pid of one of them. Negative on error. */
 int dh_block_alive(struct dh_block *b, pid_t *first_pid);
 
-/* Metadata zone. read copies a consistent version (seqlock, checksum
- * checked) into buf of cap bytes and returns its length, -ENOBUFS if cap is
- * too small, -DH_ECHECKSUM if torn beyond retry, -ENODEV if the channel has
- * no metadata zone. write replaces it atomically: -EMSGSIZE if too large. */
+/* Metadata zone (two copies, see dh-format(5)). read copies the current
+ * version into buf of cap bytes and returns its length without waiting for
+ * updaters: -ENOBUFS if cap is too small, -DH_ECHECKSUM or -DH_ECORRUPT if
+ * the current copy was damaged from outside the protocol, -EBUSY if updates
+ * overtook it 10000 times, -ENODEV if the channel has no metadata zone.
+ * write replaces it atomically, even if the caller is killed meanwhile:
+ * -EMSGSIZE if too large, -EBUSY if another live updater (stopped or not)
+ * kept the zone for 5 s, -ESTALE if the zone was taken from us (never while
+ * we live: a dead updater's zone is taken over at once, a live one's never),
+ * -EBADF through a read-only handle. */
 ssize_t dh_meta_read(struct dh_block *b, void *buf, size_t cap);
 int dh_meta_write(struct dh_block *b, const void *data, size_t len);
 size_t dh_meta_capacity(const struct dh_block *b);

@@ -16,6 +16,7 @@ teardown_file() {
 
 teardown() {
 	dh_teardown
+	rmdir "$(dh_shm "$(dh_name)")" 2>/dev/null || true   # a planted directory
 	if [ -n "${DH_TEST_DIR:-}" ]; then
 		rm -rf "$DH_TEST_DIR"
 	fi
