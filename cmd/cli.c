@@ -607,20 +607,29 @@ cli_dirent_regular(DIR *d, const struct dirent *e)
 	return fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
-void
-cli_owner_set(struct cli_owner *o, const char *user, const char *synopsis)
+static int
+parse_user(const char *user, uid_t *uid)
 {
 	struct passwd *pw;
 	uint64_t v;
-	char buf[64];
 
 	if (user[0] == '\0')
-		cli_usage(synopsis, "--owner: empty user name");
+		return -1;
 	if ((pw = getpwnam(user)) != NULL)
-		o->uid = pw->pw_uid;
+		*uid = pw->pw_uid;
 	else if (cli_parse_u64(user, 0, UINT32_MAX - 1, &v) == 0)
-		o->uid = (uid_t)v;
+		*uid = (uid_t)v;
 	else
+		return -1;
+	return 0;
+}
+
+void
+cli_owner_set(struct cli_owner *o, const char *user, const char *synopsis)
+{
+	char buf[64];
+
+	if (parse_user(user, &o->uid) < 0)
 		cli_usage(synopsis, "--owner %s: no such user", cli_safe(user, buf, sizeof buf));
 	o->set = 1;
 }
@@ -629,9 +638,13 @@ void
 cli_owner_env(struct cli_owner *o, const char *synopsis)
 {
 	const char *e = getenv("DH_OWNER");
+	char buf[64];
 
-	if (!o->set && e != NULL && e[0] != '\0')
-		cli_owner_set(o, e, synopsis);
+	if (o->set || e == NULL || e[0] == '\0')
+		return;
+	if (parse_user(e, &o->uid) < 0)
+		cli_usage(synopsis, "DH_OWNER=%s: no such user", cli_safe(e, buf, sizeof buf));
+	o->set = 1;
 }
 
 static int

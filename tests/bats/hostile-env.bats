@@ -364,6 +364,8 @@ plant() {
 	assert_equal "$stderr" "dh-read: $name-own: channel owned by root, not by the required owner (uid $(id -u "$DH_HOSTILE_USER"))"
 	run -2 --separate-stderr dh-read --owner no-such-user-dh "$name"
 	assert_equal "${stderr_lines[0]}" "dh-read: --owner no-such-user-dh: no such user"
+	run -2 --separate-stderr env DH_OWNER=no-such-user-dh dh-write "$name"
+	assert_equal "${stderr_lines[0]}" "dh-write: DH_OWNER=no-such-user-dh: no such user"
 	run -0 stat -c %U "$f"
 	assert_output "$DH_HOSTILE_USER"
 	# the other way round: root is trusted by default (root can read any
