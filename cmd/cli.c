@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -377,6 +379,10 @@ cli_config_option(int opt, const char *arg, struct cli_config *c)
 		if (cli_parse_octal(arg, 0777, &v) < 0 || (v & 0600) != 0600)
 			cli_die(EXIT_USAGE, "--mode %s: invalid mode (octal, 0600 to 0777, owner rw)",
 				cli_safe(arg, buf, sizeof buf));
+		if (dh_mode_check((unsigned)v) < 0)
+			cli_die(EXIT_USAGE, "--mode %s: read-only or write-only access would let that user block "
+				"the channel (group and others: rw or nothing, e.g. 0600, 0660, 0666)",
+				cli_safe(arg, buf, sizeof buf));
 		cfg->mode = (unsigned)v;
 		break;
 	case CLI_OPT_POLICY:
@@ -637,4 +643,104 @@ cli_guard_mapping(const char *channel)
 	sa.sa_handler = on_sigbus;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
+}
+
+int
+cli_dirent_regular(DIR *d, const struct dirent *e)
+{
+	struct stat st;
+
+	if (e->d_type != DT_UNKNOWN)
+		return e->d_type == DT_REG;
+	return fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+static int
+parse_user(const char *user, uid_t *uid)
+{
+	struct passwd *pw;
+	uint64_t v;
+
+	if (user[0] == '\0')
+		return -1;
+	if ((pw = getpwnam(user)) != NULL)
+		*uid = pw->pw_uid;
+	else if (cli_parse_u64(user, 0, UINT32_MAX - 1, &v) == 0)
+		*uid = (uid_t)v;
+	else
+		return -1;
+	return 0;
+}
+
+void
+cli_owner_set(struct cli_owner *o, const char *user, const char *synopsis)
+{
+	char buf[64];
+
+	if (parse_user(user, &o->uid) < 0)
+		cli_usage(synopsis, "--owner %s: no such user", cli_safe(user, buf, sizeof buf));
+	o->set = 1;
+}
+
+void
+cli_owner_env(struct cli_owner *o, const char *synopsis)
+{
+	const char *e = getenv("DH_OWNER");
+	char buf[64];
+
+	if (o->set || e == NULL || e[0] == '\0')
+		return;
+	if (parse_user(e, &o->uid) < 0)
+		cli_usage(synopsis, "DH_OWNER=%s: no such user", cli_safe(e, buf, sizeof buf));
+	o->set = 1;
+}
+
+static int
+owner_trusted(const struct cli_owner *o, uid_t uid)
+{
+	return o->set ? uid == o->uid : uid == geteuid() || uid == 0;
+}
+
+static _Noreturn void
+owner_refuse(const struct cli_owner *o, const char *name, uid_t uid)
+{
+	struct passwd *pw = getpwuid(uid);
+	char who[80];
+
+	if (pw != NULL)
+		snprintf(who, sizeof who, "%s", pw->pw_name);
+	else
+		snprintf(who, sizeof who, "%lu", (unsigned long)uid);
+	if (o->set)
+		cli_die(EXIT_FAIL, "%s: channel owned by %s, not by the required owner (uid %lu)", name, who,
+			(unsigned long)o->uid);
+	cli_die(EXIT_FAIL, "%s: channel owned by %s, not by you or root (--owner %s to trust it)", name, who,
+		who);
+}
+
+void
+cli_owner_precheck(const struct cli_owner *o, const char *name)
+{
+	struct dh_block *b;
+	uid_t uid;
+
+	if (dh_block_open(name, DH_OPEN_RDONLY | DH_OPEN_NOWAIT, &b) < 0)
+		return;
+	uid = dh_block_owner(b);
+	dh_block_close(b);
+	if (!owner_trusted(o, uid))
+		owner_refuse(o, name, uid);
+}
+
+void
+cli_owner_enforce(const struct cli_owner *o, const char *name, struct dh_block *b, void (*undo)(void *),
+		  void *arg)
+{
+	uid_t uid = dh_block_owner(b);
+
+	if (owner_trusted(o, uid))
+		return;
+	if (undo != NULL)
+		undo(arg);
+	owner_refuse(o, name, uid);
 }

@@ -2,6 +2,7 @@
 #ifndef DH_CLI_H
 #define DH_CLI_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <signal.h>
@@ -114,6 +115,33 @@ extern struct dh_cancel cli_cancel;
  * beside any descriptor a command blocks on. */
 int cli_signal_fd(void);
 void cli_reraise(void);
+
+/*
+ * Trust (dh(7) SECURITY): dh-read and dh-write use a channel only when its
+ * segment file belongs to the caller's effective uid or root, unless
+ * --owner USER (default $DH_OWNER) names the one owner to require instead.
+ * cli_owner_set parses USER (name or number; unknown is a usage error with
+ * synopsis). cli_owner_env applies $DH_OWNER when no --owner was given.
+ * cli_owner_precheck opens name read-only, without attaching, and dies
+ * (exit 1) if its owner is not trusted; a channel it cannot open passes (the
+ * real open reports why). cli_owner_enforce checks an open channel and, if
+ * untrusted, calls undo (may be NULL) with arg, then dies (exit 1).
+ */
+struct cli_owner {
+	int set;                   /* --owner or $DH_OWNER given */
+	uid_t uid;
+};
+
+void cli_owner_set(struct cli_owner *o, const char *user, const char *synopsis);
+void cli_owner_env(struct cli_owner *o, const char *synopsis);
+void cli_owner_precheck(const struct cli_owner *o, const char *name);
+void cli_owner_enforce(const struct cli_owner *o, const char *name, struct dh_block *b,
+		       void (*undo)(void *), void *arg);
+
+/* 1 if entry e of the open directory d is a regular file (lstat: a symlink
+ * is not), the only kind of entry a channel listing looks into: opening a
+ * FIFO or device planted there could block or have side effects. */
+int cli_dirent_regular(DIR *d, const struct dirent *e);
 
 /* Turn SIGBUS from a mapping of channel (a segment truncated underneath)
  * into "prog: channel: segment truncated underneath (bus error)" and exit 1. */

@@ -15,12 +15,12 @@
 static const char synopsis[] =
 	"dh-read [-q] [--follow] [--count N] [--from oldest|latest|now|SEQ] [--no-wait] "
 	"[--lines | --null | --framed | --json | --csv] [--timeout DUR] [--key FILE] [--schema SPEC] [--strict] "
-	"[--name LABEL] [--meta] [--wait-channel DUR] "
+	"[--name LABEL] [--owner USER] [--meta] [--wait-channel DUR] "
 	"[--broker ENDPOINT [--broker-key FILE --client-key FILE]] NAME";
 
 enum {
 	OPT_COUNT = 256, OPT_CSV, OPT_FOLLOW, OPT_FRAMED, OPT_FROM, OPT_JSON, OPT_KEY, OPT_LINES, OPT_META,
-	OPT_NAME, OPT_NO_WAIT, OPT_NULL, OPT_SCHEMA, OPT_STRICT, OPT_TIMEOUT, OPT_WAIT_CHANNEL
+	OPT_NAME, OPT_NO_WAIT, OPT_NULL, OPT_OWNER, OPT_SCHEMA, OPT_STRICT, OPT_TIMEOUT, OPT_WAIT_CHANNEL
 };
 
 static const struct option longopts[] = {
@@ -40,6 +40,7 @@ static const struct option longopts[] = {
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
 	{ "null", no_argument, NULL, OPT_NULL },
+	{ "owner", required_argument, NULL, OPT_OWNER },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "schema", required_argument, NULL, OPT_SCHEMA },
 	{ "strict", no_argument, NULL, OPT_STRICT },
@@ -61,6 +62,7 @@ struct opts {
 	int wait;                  /* --wait-channel */
 	uint8_t key[DH_KEY_BYTES];
 	struct cli_broker broker;
+	struct cli_owner owner;    /* --owner, $DH_OWNER */
 };
 
 /* Output buffer: small messages are gathered, large ones written from the slot. */
@@ -72,6 +74,19 @@ struct out {
 	size_t len, cap;
 	int err;                   /* first write error (-errno) */
 };
+
+/* Undo an open before refusing an untrusted owner (cli_owner_enforce). */
+static void
+close_block(void *b)
+{
+	dh_block_close(b);
+}
+
+static void
+close_reader(void *p)
+{
+	dh_reader_close(p);
+}
 
 static _Noreturn void
 help(void)
@@ -95,6 +110,8 @@ help(void)
 	       "  --schema SPEC     refuse a channel whose record schema differs from SPEC\n"
 	       "  --strict          stop at the first message that fails its checksum\n"
 	       "  --name LABEL      label shown by dh-stat for this reader\n"
+	       "  --owner USER      use NAME only if USER owns it (default: $DH_OWNER, else\n"
+	       "                    only channels of yours or root's)\n"
 	       "  --meta            print the metadata zone and exit\n"
 	       "  --wait-channel DUR\n"
 	       "                    wait up to DUR for NAME to exist here or to be registered\n"
@@ -166,6 +183,7 @@ parse(int argc, char **argv, struct opts *o)
 		case OPT_NAME: o->ro.label = optarg; break;
 		case OPT_NO_WAIT: o->no_wait = 1; break;
 		case OPT_NULL: set_mode(o, DH_FRAME_NULL, 0); break;
+		case OPT_OWNER: cli_owner_set(&o->owner, optarg, synopsis); break;
 		case 'q': o->quiet = 1; break;
 		case OPT_SCHEMA:
 			free(o->want);
@@ -199,6 +217,7 @@ parse(int argc, char **argv, struct opts *o)
 	if (dh_name_check(o->name) < 0)
 		cli_die(EXIT_USAGE, "%s: invalid channel name (A-Z a-z 0-9 . _ -, 1..%d, no leading dot)",
 			cli_safe(o->name, buf, sizeof buf), DH_NAME_MAX);
+	cli_owner_env(&o->owner, synopsis);
 	if (o->no_wait)
 		o->timeout_ns = 0;
 	/* Not waiting: what the channel holds, even of a stream that ended,
@@ -358,6 +377,7 @@ print_meta(const struct opts *o)
 		cli_die(EXIT_FAIL, "%s: no such channel", o->name);
 	if (r < 0)
 		cli_diec(EXIT_FAIL, r, "%s", o->name);
+	cli_owner_enforce(&o->owner, o->name, b, close_block, b);
 	if ((buf = malloc(dh_meta_capacity(b) + 1)) == NULL)
 		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
 	n = dh_meta_read(b, buf, dh_meta_capacity(b) + 1);
@@ -501,6 +521,7 @@ main(int argc, char **argv)
 	if (o.wait && cli_broker_wait_channel(&o.broker, o.name, o.ro.schema, o.wait_ns) == -EINTR)
 		cli_reraise();
 	cli_guard_mapping(o.name);
+	cli_owner_precheck(&o.owner, o.name);
 	rc = dh_reader_open(o.name, &o.ro, &r);
 	if (rc == -EINTR)
 		cli_reraise();
@@ -515,6 +536,8 @@ main(int argc, char **argv)
 		dh_reader_set_cancel(r, &cli_cancel);
 	if (rc < 0)
 		cli_diec(EXIT_FAIL, rc, "%s", o.name);
+	/* again on what we attached to: the name may have changed hands since */
+	cli_owner_enforce(&o.owner, o.name, dh_reader_block(r), close_reader, r);
 	if (o.mode == DH_FRAME_JSON && (o.sc = cli_channel_schema(dh_reader_block(r), o.name)) == NULL &&
 	    o.csv) {
 		dh_reader_close(r);

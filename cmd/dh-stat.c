@@ -172,25 +172,25 @@ add(struct pass *p, const char *name)
 		cli_die(EXIT_FAIL, "out of memory");
 }
 
-/* Every dh.* entry of /dev/shm, sorted by name. */
+/* Every dh.* regular file of the channel directory, sorted by name. */
 static int
 list(struct pass *p)
 {
 	struct dirent *d;
 	DIR *dir;
 
-	if (!(dir = opendir("/dev/shm"))) {
-		cli_warn("/dev/shm: %s", strerror(errno));
+	if (!(dir = opendir(dh_block_dir()))) {
+		cli_warn("%s: %s", dh_block_dir(), strerror(errno));
 		return -1;
 	}
 	errno = 0;
 	while ((d = readdir(dir)) != NULL) {
-		if (strncmp(d->d_name, "dh.", 3) == 0)
+		if (strncmp(d->d_name, "dh.", 3) == 0 && cli_dirent_regular(dir, d))
 			add(p, d->d_name + 3);
 		errno = 0;
 	}
 	if (errno != 0) {
-		cli_warn("/dev/shm: %s", strerror(errno));
+		cli_warn("%s: %s", dh_block_dir(), strerror(errno));
 		closedir(dir);
 		return -1;
 	}
@@ -540,7 +540,7 @@ print_channel(const struct chan *c, uint64_t now)
 	dh_stat_derive(s, now, &st);
 	dh_stat_safe(c->name, name, sizeof name);
 	kv("channel", "%s", name);
-	kv("path", "/dev/shm/dh.%s", name);
+	kv("path", "%s/dh.%s", dh_block_dir(), name);
 	kv("created", "%s by uid %lu, pid %lu", time_text(s->created_ns, b1, sizeof b1),
 	   (unsigned long)s->creator_uid, (unsigned long)s->creator_pid);
 	kv("policy", "%s", dh_policy_name(s->cfg.policy));

@@ -261,31 +261,34 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Every dh.* entry of /dev/shm, sorted; NULL-terminated, owned by the caller. */
+/* Every dh.* regular file of the channel directory, sorted; NULL-terminated,
+ * owned by the caller. Anything else planted there is no channel and is
+ * never opened. */
 static char **
 list_all(void)
 {
-	DIR *d = opendir("/dev/shm");
+	const char *dir = dh_block_dir();
+	DIR *d = opendir(dir);
 	struct dirent *e;
 	char **v = NULL;
 	size_t n = 0, cap = 0;
 
 	if (!d)
-		cli_diec(EXIT_USAGE, -errno, "/dev/shm");
+		cli_diec(EXIT_USAGE, -errno, "%s", dir);
 	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, "dh.", 3) != 0 || e->d_name[3] == '\0')
+		if (strncmp(e->d_name, "dh.", 3) != 0 || e->d_name[3] == '\0' || !cli_dirent_regular(d, e))
 			continue;
 		if (n + 1 >= cap) {
 			cap = cap ? cap * 2 : 32;
 			if (!(v = realloc(v, cap * sizeof *v)))
-				cli_diec(EXIT_USAGE, -ENOMEM, "/dev/shm");
+				cli_diec(EXIT_USAGE, -ENOMEM, "%s", dir);
 		}
 		if (!(v[n++] = strdup(e->d_name + 3)))
-			cli_diec(EXIT_USAGE, -ENOMEM, "/dev/shm");
+			cli_diec(EXIT_USAGE, -ENOMEM, "%s", dir);
 	}
 	closedir(d);
 	if (!v && !(v = calloc(1, sizeof *v)))
-		cli_diec(EXIT_USAGE, -ENOMEM, "/dev/shm");
+		cli_diec(EXIT_USAGE, -ENOMEM, "%s", dir);
 	qsort(v, n, sizeof *v, cmp_str);
 	v[n] = NULL;
 	return v;

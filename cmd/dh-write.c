@@ -18,12 +18,12 @@ static const char synopsis[] =
 	"dh-write [--create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] "
 	"[--checksum none|xxh3|blake2b] [--meta-size SIZE] [--max-readers N] [--mode OCTAL] "
 	"[--evict-after DUR]] [--key FILE] [--schema SPEC] [--lines | --null | --framed | --record-size N | --csv] "
-	"[--timeout DUR] [--wait-readers N] [--no-eos] [--progress] [--meta FILE] [--name LABEL] "
+	"[--timeout DUR] [--wait-readers N] [--no-eos] [--progress] [--meta FILE] [--name LABEL] [--owner USER] "
 	"[--broker ENDPOINT [--broker-key FILE --client-key FILE]] NAME";
 
 enum {
 	OPT_CREATE = 256, OPT_CSV, OPT_FRAMED, OPT_KEY, OPT_LINES, OPT_META, OPT_NAME, OPT_NO_EOS, OPT_NULL,
-	OPT_PROGRESS, OPT_RECORD_SIZE, OPT_SCHEMA, OPT_TIMEOUT, OPT_WAIT_READERS
+	OPT_OWNER, OPT_PROGRESS, OPT_RECORD_SIZE, OPT_SCHEMA, OPT_TIMEOUT, OPT_WAIT_READERS
 };
 
 static const struct option longopts[] = {
@@ -45,6 +45,7 @@ static const struct option longopts[] = {
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "no-eos", no_argument, NULL, OPT_NO_EOS },
 	{ "null", no_argument, NULL, OPT_NULL },
+	{ "owner", required_argument, NULL, OPT_OWNER },
 	{ "policy", required_argument, NULL, CLI_OPT_POLICY },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "record-size", required_argument, NULL, OPT_RECORD_SIZE },
@@ -69,6 +70,7 @@ struct opts {
 	int64_t timeout_ns;
 	uint8_t key[DH_KEY_BYTES];
 	struct cli_broker broker;
+	struct cli_owner owner;    /* --owner, $DH_OWNER */
 };
 
 /* Live status on a terminal (--progress). */
@@ -80,6 +82,19 @@ struct status {
 };
 
 static struct status st;
+
+/* Undo an open before refusing an untrusted owner (cli_owner_enforce). */
+static void
+close_block(void *b)
+{
+	dh_block_close(b);
+}
+
+static void
+close_writer(void *p)
+{
+	dh_writer_close(p);
+}
 
 static _Noreturn void
 help(void)
@@ -107,6 +122,8 @@ help(void)
 	       "  --meta FILE          replace the metadata zone with FILE (alone: read no input\n"
 	       "                       when standard input is a terminal)\n"
 	       "  --name LABEL         label shown by dh-stat for this writer\n"
+	       "  --owner USER         use NAME only if USER owns it (default: $DH_OWNER, else\n"
+	       "                       only channels of yours or root's; --create too)\n"
 	       "  --broker ENDPOINT    register NAME with dh-broker(1) there while writing\n"
 	       "                       (default: $DH_BROKER; none: no broker)\n"
 	       "  --broker-key FILE, --client-key FILE   CURVE: the broker's public key and\n"
@@ -155,6 +172,7 @@ parse(int argc, char **argv, struct opts *o)
 		case OPT_NAME: o->label = optarg; break;
 		case OPT_NO_EOS: o->no_eos = 1; break;
 		case OPT_NULL: set_mode(o, DH_FRAME_NULL, 0); break;
+		case OPT_OWNER: cli_owner_set(&o->owner, optarg, synopsis); break;
 		case OPT_PROGRESS: o->progress = 1; break;
 		case OPT_RECORD_SIZE:
 			o->record_size = cli_opt_number("record-size", optarg, 1, 1, DH_SLOT_SIZE_MAX);
@@ -181,6 +199,7 @@ parse(int argc, char **argv, struct opts *o)
 	if (argc - optind != 1)
 		cli_usage(synopsis, argc == optind ? "missing channel name" : "one channel name expected");
 	o->name = argv[optind];
+	cli_owner_env(&o->owner, synopsis);
 	if (cc.any && !o->create)
 		cli_usage(synopsis, "geometry options need --create");
 	if (cc.cfg.key && cc.checksum)
@@ -241,6 +260,7 @@ write_meta(const struct opts *o)
 	close(fd);
 	r = dh_block_open(o->name, 0, &b);
 	if (r == 0) {
+		cli_owner_enforce(&o->owner, o->name, b, close_block, b);
 		r = dh_meta_write(b, data, len);
 		cap = dh_meta_capacity(b);
 		dh_block_close(b);
@@ -253,6 +273,10 @@ write_meta(const struct opts *o)
 	if (r == -EMSGSIZE)
 		cli_die(EXIT_FAIL, "%s: %s is %zu bytes, the metadata zone holds %zu", o->name, o->meta,
 			len, cap);
+	if (r == -EBUSY)
+		cli_die(EXIT_FAIL, "%s: metadata: another update is still in progress", o->name);
+	if (r == -ESTALE)
+		cli_die(EXIT_FAIL, "%s: metadata: another update took over; ours was discarded", o->name);
 	if (r < 0)
 		cli_diec(EXIT_FAIL, r, "%s: metadata", o->name);
 }
@@ -535,6 +559,7 @@ open_writer(const struct opts *o)
 	int r;
 
 	cli_guard_mapping(o->name);
+	cli_owner_precheck(&o->owner, o->name);
 	r = dh_writer_open_opts(o->name, &wo, &w, &pid);
 
 	if (r == -EINTR)
@@ -547,6 +572,8 @@ open_writer(const struct opts *o)
 		cli_schema_mismatch(o->name, o->want);
 	if (r < 0)
 		cli_diec(EXIT_FAIL, r, "%s", o->name);
+	/* again on what we attached to: the name may have changed hands since */
+	cli_owner_enforce(&o->owner, o->name, dh_writer_block(w), close_writer, w);
 	dh_writer_set_cancel(w, &cli_cancel);
 	return w;
 }

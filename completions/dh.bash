@@ -11,12 +11,13 @@ _dh_words() {
 	mapfile -t COMPREPLY < <(compgen -W "$1" -- "$cur")
 }
 
-# _dh_channels: complete $cur from the channels in /dev/shm.
+# _dh_channels: complete $cur from the channels in /dev/shm ($DH_SHM_DIR
+# when set): regular files only, like the commands' own listings.
 _dh_channels() {
-	local f names=()
-	for f in /dev/shm/dh.*; do
-		[ -e "$f" ] || continue
-		names+=("${f#/dev/shm/dh.}")
+	local f dir=${DH_SHM_DIR:-/dev/shm} names=()
+	for f in "$dir"/dh.*; do
+		if [ ! -f "$f" ] || [ -L "$f" ]; then continue; fi
+		names+=("${f#"$dir"/dh.}")
 	done
 	_dh_words "${names[*]}"
 }
@@ -37,11 +38,12 @@ _dh_value() {
 	*:--policy) _dh_words "latest ring sync queue" ;;
 	*:--checksum) _dh_words "none xxh3 blake2b" ;;
 	*:--from) _dh_words "oldest latest now" ;;
-	*:--mode) _dh_words "0600 0640 0660 0644 0664 0666" ;;
+	*:--mode) _dh_words "0600 0660 0666" ;;
 	*:--evict-after | *:--timeout | *:--wait-channel) _dh_words "inf" ;;
 	*:--bind | *:-b | *:--events | *:-e | *:--broker) _dh_words "ipc:// tcp://" ;;
 	dh-broker:--keygen | *:--curve | *:-c) _dh_dirs ;;
 	*:--key | *:--meta | *:--keygen | *:--broker-key | *:--client-key) _dh_files ;;
+	*:--owner) mapfile -t COMPREPLY < <(compgen -u -- "$cur") ;;
 	*) COMPREPLY=() ;; # numbers, sizes, durations, labels, specs
 	esac
 }
@@ -72,10 +74,10 @@ _dh() {
 		;;
 	dh-read)
 		opts="--follow --count --from --no-wait --lines --null --framed --json --csv --timeout --key
-			--schema --strict --name --meta --wait-channel --broker --broker-key --client-key
+			--schema --strict --name --owner --meta --wait-channel --broker --broker-key --client-key
 			--quiet --help --version -q -h -V"
-		argopts="--count --from --timeout --key --schema --name --wait-channel --broker --broker-key
-			--client-key"
+		argopts="--count --from --timeout --key --schema --name --owner --wait-channel --broker
+			--broker-key --client-key"
 		;;
 	dh-stat)
 		opts="--json --prometheus --watch --all-fields --broker --events --broker-key --client-key
@@ -89,11 +91,11 @@ _dh() {
 	dh-write)
 		opts="--create --slots --slot-size --policy --checksum --meta-size --max-readers --mode
 			--evict-after --key --schema --lines --null --framed --record-size --csv --timeout
-			--wait-readers --no-eos --progress --meta --name --broker --broker-key --client-key
-			--help --version -h -V"
+			--wait-readers --no-eos --progress --meta --name --owner --broker --broker-key
+			--client-key --help --version -h -V"
 		argopts="--slots --slot-size --policy --checksum --meta-size --max-readers --mode
 			--evict-after --key --schema --record-size --timeout --wait-readers --meta --name
-			--broker --broker-key --client-key"
+			--owner --broker --broker-key --client-key"
 		;;
 	*)
 		# a command this file does not know yet: its --help lists the options

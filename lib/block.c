@@ -74,7 +74,7 @@ dh_layout_compute(const struct dh_config *cfg, struct dh_layout *out)
 	l.desc_off = l.table_off + l.table_size;
 	l.desc_size = (uint64_t)cfg->slots * sizeof(struct dh_desc);
 	l.meta_off = l.desc_off + l.desc_size;
-	l.meta_size = cfg->meta_size ? sizeof(struct dh_meta) + round_up(cfg->meta_size, DH_CACHELINE) : 0;
+	l.meta_size = cfg->meta_size ? sizeof(struct dh_meta) + 2 * round_up(cfg->meta_size, DH_CACHELINE) : 0;
 	l.data_off = round_up(l.meta_off + l.meta_size, DH_PAGE);
 	l.stride = round_up(cfg->slot_size, DH_CACHELINE);
 	if (__builtin_mul_overflow(l.stride, (uint64_t)cfg->slots, &l.data_size) ||
@@ -86,15 +86,97 @@ dh_layout_compute(const struct dh_config *cfg, struct dh_layout *out)
 	return 0;
 }
 
-int
-dh__shm_path(const char *name, char *buf, size_t len)
+const char *
+dh_block_dir(void)
 {
+	const char *d = getenv("DH_SHM_DIR");
+
+	return d && *d ? d : "/dev/shm";
+}
+
+int
+dh_block_path(const char *name, char *buf, size_t len)
+{
+	const char *dir = dh_block_dir();
 	int rc = dh_name_check(name);
 
 	if (rc < 0)
 		return rc;
-	if ((size_t)snprintf(buf, len, "/dh.%s", name) >= len)
+	if (dir[0] != '/')
+		return -DH_EDIR;
+	if ((size_t)snprintf(buf, len, "%s/dh.%s", dir, name) >= len)
 		return -ENAMETOOLONG;
+	return 0;
+}
+
+int
+dh_block_dir_check(void)
+{
+	const char *dir = dh_block_dir();
+	struct stat st;
+
+	if (dir[0] != '/')
+		return -DH_EDIR;
+	if (stat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	/* Whoever may remove or rename entries here can swap a channel for
+	 * one of their own between two opens: only we, root, or nobody else
+	 * (the sticky bit) may. */
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		return -DH_EDIR;
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+		return -DH_EDIR;
+	return 0;
+}
+
+/*
+ * Open the segment file of name. O_NONBLOCK because anyone who may write
+ * the directory can plant a FIFO there, and a plain open of a FIFO waits for
+ * a peer for ever; O_NOFOLLOW because a symlink could point anywhere. Only
+ * a regular file is a segment. On success *st holds its fstat and the fd is
+ * returned.
+ */
+static int
+seg_open(const char *name, int oflags, mode_t mode, struct stat *st)
+{
+	char path[PATH_MAX];
+	int fd, rc;
+
+	if ((rc = dh_block_path(name, path, sizeof path)) < 0)
+		return rc;
+	if ((rc = dh_block_dir_check()) < 0)
+		return rc;
+	fd = open(path, oflags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return errno == ENXIO || errno == EISDIR ? -DH_ENOTREG : -errno;
+	if (fstat(fd, st) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		return -DH_ENOTREG;
+	}
+	return fd;
+}
+
+/* A class (group, others) with read but not write access, or the reverse,
+ * holds an open file that can take locks on the liveness bytes (read locks
+ * with read access, write locks with write access) without being a
+ * participant: such a user could block or fake participants. */
+int
+dh_mode_check(unsigned mode)
+{
+	if (mode & ~0777u)
+		return -EINVAL;
+	for (int shift = 0; shift <= 3; shift += 3) {
+		unsigned rw = (mode >> shift) & 06;
+		if (rw == 04 || rw == 02)
+			return -DH_EMODE;
+	}
 	return 0;
 }
 
@@ -169,7 +251,9 @@ dh__lock_held(int fd, int index)
 
 	if (rc < 0)
 		return rc;
-	return fl.l_type != F_UNLCK;
+	/* Participants hold write locks. A read lock is someone with read
+	 * access playing games: it must not pass for a live participant. */
+	return fl.l_type == F_WRLCK;
 }
 
 static int
@@ -288,7 +372,7 @@ init_segment(void *base, const struct dh_config *cfg, const struct dh_layout *l,
 		atomic_init(&d[i].qword, DH_Q_DONE);
 	if (cfg->meta_size) {
 		struct dh_meta *m = (struct dh_meta *)((char *)base + l->meta_off);
-		m->check = XXH3_64bits_withSeed(NULL, 0, 0);
+		m->check[0] = m->check[1] = XXH3_64bits_withSeed(NULL, 0, 0);
 	}
 	atomic_store_explicit(&h->magic, DH_MAGIC, memory_order_release);
 }
@@ -296,14 +380,15 @@ init_segment(void *base, const struct dh_config *cfg, const struct dh_layout *l,
 int
 dh_block_create(const char *name, const struct dh_config *cfg)
 {
-	char path[DH_NAME_MAX + 8];
+	char path[PATH_MAX];
 	struct dh_config c = *cfg;
+	struct stat st;
 	struct dh_schema *sc = NULL;
 	struct dh_layout l;
 	void *base;
 	int fd, rc;
 
-	if ((rc = dh__shm_path(name, path, sizeof path)) < 0)
+	if ((rc = dh_block_path(name, path, sizeof path)) < 0)
 		return rc;
 	if (c.key)
 		c.checksum = DH_CHECKSUM_MAC;
@@ -311,8 +396,8 @@ dh_block_create(const char *name, const struct dh_config *cfg)
 		return -DH_EKEYNEEDED;
 	if ((rc = dh_layout_compute(&c, &l)) < 0)
 		return rc;
-	if (c.mode & ~0777u)
-		return -EINVAL;
+	if ((rc = dh_mode_check(c.mode)) < 0)
+		return rc;
 	if (sodium_init() < 0)
 		return -ENOSYS;
 	if (c.schema) {
@@ -326,10 +411,10 @@ dh_block_create(const char *name, const struct dh_config *cfg)
 			return rc;
 		}
 	}
-	fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = seg_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, &st);
 	if (fd < 0) {
 		free(sc);
-		return -errno;
+		return fd;
 	}
 	if (fchmod(fd, c.mode) < 0 || ftruncate(fd, (off_t)l.total) < 0) {
 		rc = -errno;
@@ -352,7 +437,7 @@ dh_block_create(const char *name, const struct dh_config *cfg)
 	free(sc);
 	return 0;
 fail:
-	shm_unlink(path);
+	unlink(path);
 	close(fd);
 	free(sc);
 	return rc;
@@ -396,45 +481,51 @@ any_alive(int fd, pid_t *holder)
 int
 dh_block_unlink(const char *name, int force, pid_t *holder)
 {
-	char path[DH_NAME_MAX + 8];
+	char path[PATH_MAX];
+	struct stat st;
 	int fd, rc;
 
-	if ((rc = dh__shm_path(name, path, sizeof path)) < 0)
+	if ((rc = dh_block_path(name, path, sizeof path)) < 0)
 		return rc;
 	if (!force) {
-		fd = shm_open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
+		if ((fd = seg_open(name, O_RDONLY, 0, &st)) < 0)
+			return fd;
 		rc = any_alive(fd, holder);
 		close(fd);
 		if (rc < 0)
 			return rc;
 		if (rc > 0)
 			return -EBUSY;
+	} else if ((rc = dh_block_dir_check()) < 0) {
+		return rc;
 	}
-	return shm_unlink(path) == 0 ? 0 : -errno;
+	/* unlink never follows a symlink nor opens a FIFO: force removes
+	 * whatever file was planted under the name (a directory stays) */
+	if (unlink(path) == 0)
+		return 0;
+	return errno == EISDIR ? -DH_ENOTREG : -errno;
 }
 
 int
 dh_block_open(const char *name, int flags, struct dh_block **out)
 {
-	char path[DH_NAME_MAX + 8];
 	struct dh_block *b;
 	struct dh_hdr h;
 	struct stat st;
 	int rc, rdonly = (flags & DH_OPEN_RDONLY) != 0;
 
-	if ((rc = dh__shm_path(name, path, sizeof path)) < 0)
+	if ((rc = dh_name_check(name)) < 0)
 		return rc;
 	if (!(b = calloc(1, sizeof *b)))
 		return -ENOMEM;
 	b->rdonly = rdonly;
 	snprintf(b->name, sizeof b->name, "%s", name);
-	b->fd = shm_open(path, (rdonly ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_CLOEXEC, 0);
+	b->fd = seg_open(name, rdonly ? O_RDONLY : O_RDWR, 0, &st);
 	if (b->fd < 0) {
-		rc = -errno;
+		rc = b->fd;
 		goto fail;
 	}
+
 	/* A creator publishes the magic last; give a racing creator a moment. */
 	for (int tries = 0;; tries++) {
 		if (fstat(b->fd, &st) < 0) {
@@ -442,7 +533,7 @@ dh_block_open(const char *name, int flags, struct dh_block **out)
 			goto fail;
 		}
 		if (!S_ISREG(st.st_mode)) {
-			rc = -DH_EFOREIGN;
+			rc = -DH_ENOTREG;
 			goto fail;
 		}
 		memset(&h, 0, sizeof h);
@@ -464,6 +555,10 @@ dh_block_open(const char *name, int flags, struct dh_block **out)
 		goto fail;
 	b->pol = dh_policy_info(b->cfg.policy);
 	b->ck = dh_checksum_info(b->cfg.checksum);
+	/* A participant refuses a channel that users without write access can
+	 * lock (see dh_mode_check); inspecting one is harmless. */
+	if (!rdonly && (rc = dh_mode_check(st.st_mode & 0777)) < 0)
+		goto fail;
 	b->size = b->lay.total;
 	b->base = mmap(NULL, b->size, rdonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, 0);
 	if (b->base == MAP_FAILED) {
@@ -487,6 +582,15 @@ dh_block_open(const char *name, int flags, struct dh_block **out)
 fail:
 	dh_block_close(b);
 	return rc;
+}
+
+uid_t
+dh_block_owner(const struct dh_block *b)
+{
+	struct stat st;
+
+	/* fstat of an open descriptor fails only on a bad descriptor */
+	return fstat(b->fd, &st) == 0 ? st.st_uid : (uid_t)-1;
 }
 
 void
@@ -640,32 +744,39 @@ meta_hash(const void *data, uint32_t len)
 	return XXH3_64bits_withSeed(data, len, len);
 }
 
+static unsigned char *
+meta_copy(const struct dh_block *b, unsigned i)
+{
+	return (unsigned char *)(b->meta + 1) + (size_t)i * round_up(b->cfg.meta_size, DH_CACHELINE);
+}
+
 ssize_t
 dh_meta_read(struct dh_block *b, void *buf, size_t cap)
 {
 	struct dh_meta *m = b->meta;
-	const unsigned char *src;
 
 	if (!m)
 		return -ENODEV;
-	src = (const unsigned char *)(m + 1);
 	for (int tries = 0; tries < 10000; tries++) {
-		uint32_t s1 = atomic_load_explicit(&m->seq, memory_order_acquire), len;
+		uint32_t s1 = atomic_load_explicit(&m->seq, memory_order_acquire), s2, len;
+		unsigned c = (s1 >> 1) & 1;
 		uint64_t check;
 
-		if (s1 & 1) {
-			sched_yield();
-			continue;
-		}
-		len = m->length;
-		check = m->check;
+		len = m->length[c];
+		check = m->check[c];
 		if (len > b->cfg.meta_size)
 			len = b->cfg.meta_size + 1; /* torn or hostile; re-check below */
 		if (len <= cap && len <= b->cfg.meta_size)
-			memcpy(buf, src, len);
+			memcpy(buf, meta_copy(b, c), len);
 		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&m->seq, memory_order_relaxed) != s1)
+		s2 = atomic_load_explicit(&m->seq, memory_order_relaxed);
+		/* Copy c is rewritten only by the update after the next one to
+		 * finish: from even s1 that starts at s1 + 3, from odd s1 at
+		 * s1 + 2. Before that, what we copied is whole. */
+		if ((uint32_t)(s2 - s1) > (s1 | 1) + 1 - s1) {
+			sched_yield();
 			continue;
+		}
 		if (len > b->cfg.meta_size)
 			return -DH_ECORRUPT;
 		if (len > cap)
@@ -674,49 +785,80 @@ dh_meta_read(struct dh_block *b, void *buf, size_t cap)
 			return -DH_ECHECKSUM;
 		return (ssize_t)len;
 	}
-	/* Still odd or moving after all that: an updater died inside, or
-	 * one rewrites it without pause. Either way no whole copy exists. */
-	return -DH_ECHECKSUM;
+	/* Updates overtook us 10000 times: someone rewrites it without pause. */
+	return -EBUSY;
+}
+
+int
+dh__meta_begin(struct dh_block *b, struct dh__meta_tx *tx, int64_t timeout_ns)
+{
+	struct dh_meta *m = b->meta;
+	uint64_t t0 = dh__now_mono();
+	uint32_t s, odd;
+	int rc;
+
+	/* The lock, not a timer, says whether an odd seq's updater is alive:
+	 * a stopped one keeps it, so it is never taken over and can never
+	 * resume over a newer update. */
+	while ((rc = dh__lock_try(b->fd, DH_META_LOCK)) == -EAGAIN) {
+		struct timespec ts = { 0, 1000000 };
+
+		if (timeout_ns >= 0 && dh__now_mono() - t0 >= (uint64_t)timeout_ns)
+			return -EBUSY;
+		nanosleep(&ts, NULL);
+	}
+	if (rc < 0)
+		return rc;
+	s = atomic_load(&m->seq);
+	do
+		odd = (s & 1) ? s + 4 : s + 1; /* odd: its updater died inside */
+	while (!atomic_compare_exchange_weak(&m->seq, &s, odd));
+	tx->odd = odd;
+	return 0;
+}
+
+int
+dh__meta_fill(struct dh_block *b, const struct dh__meta_tx *tx, const void *data, size_t len)
+{
+	struct dh_meta *m = b->meta;
+	unsigned t = ((tx->odd >> 1) + 1) & 1;
+
+	if (atomic_load(&m->seq) != tx->odd)
+		return -ESTALE;
+	memcpy(meta_copy(b, t), data, len);
+	m->length[t] = (uint32_t)len;
+	m->check[t] = meta_hash(data, (uint32_t)len);
+	return 0;
+}
+
+int
+dh__meta_commit(struct dh_block *b, const struct dh__meta_tx *tx)
+{
+	uint32_t s = tx->odd;
+	int ok = atomic_compare_exchange_strong_explicit(&b->meta->seq, &s, tx->odd + 1, memory_order_release,
+							 memory_order_relaxed);
+
+	dh__lock_drop(b->fd, DH_META_LOCK);
+	return ok ? 0 : -ESTALE;
 }
 
 int
 dh_meta_write(struct dh_block *b, const void *data, size_t len)
 {
-	struct dh_meta *m = b->meta;
-	uint64_t t0 = 0;
-	uint32_t s;
+	struct dh__meta_tx tx;
+	int rc;
 
-	if (!m)
+	if (!b->meta)
 		return -ENODEV;
 	if (b->rdonly)
 		return -EBADF;
 	if (len > b->cfg.meta_size)
 		return -EMSGSIZE;
-	/* Odd means another updater is inside; one that stays odd for long
-	 * died there, and we take the zone over (still odd, so readers wait). */
-	for (;;) {
-		s = atomic_load(&m->seq);
-		if (!(s & 1)) {
-			if (atomic_compare_exchange_weak(&m->seq, &s, s + 1)) {
-				s += 1;
-				break;
-			}
-			continue;
-		}
-		if (!t0)
-			t0 = dh__now_mono();
-		else if (dh__now_mono() - t0 > 200000000u) {
-			if (atomic_compare_exchange_weak(&m->seq, &s, s + 2)) {
-				s += 2;
-				break;
-			}
-		}
-		sched_yield();
+	if ((rc = dh__meta_begin(b, &tx, 5000000000)) < 0)
+		return rc;
+	if ((rc = dh__meta_fill(b, &tx, data, len)) < 0) {
+		dh__lock_drop(b->fd, DH_META_LOCK);
+		return rc;
 	}
-	atomic_thread_fence(memory_order_release);
-	memcpy(m + 1, data, len);
-	m->length = (uint32_t)len;
-	m->check = meta_hash(data, (uint32_t)len);
-	atomic_store_explicit(&m->seq, s + 1, memory_order_release);
-	return 0;
+	return dh__meta_commit(b, &tx);
 }

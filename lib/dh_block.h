@@ -88,7 +88,29 @@ int dh_policy_parse(const char *s, enum dh_policy *out);
 const char *dh_checksum_name(enum dh_checksum c);
 int dh_checksum_parse(const char *s, enum dh_checksum *out);
 
-/* Create /dev/shm/dh.NAME exclusively.  With cfg->key the channel is keyed
+/*
+ * Where segments live: the directory named by $DH_SHM_DIR when it is set
+ * and not empty, else /dev/shm; channel NAME is the file dh.NAME there.
+ * dh_block_dir returns that directory (a pointer into the environment or a
+ * constant). dh_block_path writes DIR/dh.NAME into buf: -EINVAL or
+ * -ENAMETOOLONG for a bad name, -DH_EDIR if $DH_SHM_DIR is not absolute.
+ * dh_block_dir_check: 0 if the directory is safe to keep channels in (owned
+ * by the caller's euid or root; if group or others may write it, sticky),
+ * -DH_EDIR if not, -errno if it cannot be examined. Every function that
+ * opens or removes a segment checks it first.
+ */
+const char *dh_block_dir(void);
+int dh_block_path(const char *name, char *buf, size_t len);
+int dh_block_dir_check(void);
+
+/* 0 if mode (permission bits) is one dh accepts for a channel: group and
+ * others each get read and write, or neither. Read-only or write-only access
+ * would let that user lock the liveness bytes without being a participant
+ * (blocking attaches), so it is -DH_EMODE; bits outside 0777 are -EINVAL. */
+int dh_mode_check(unsigned mode);
+
+/* Create DIR/dh.NAME exclusively (see dh_block_dir; -DH_EMODE for a mode
+ * dh_mode_check refuses).  With cfg->key the channel is keyed
  * (MAC checksums, the header keeps only a key id); with cfg->schema it
  * records the canonical schema and its hash (-EINVAL if the spec is bad,
  * -EMSGSIZE if its record does not fit a slot). Created: private until fully initialised,
@@ -97,7 +119,9 @@ int dh_checksum_parse(const char *s, enum dh_checksum *out);
 int dh_block_create(const char *name, const struct dh_config *cfg);
 
 /* Remove channel NAME. Unless force, -EBUSY while a participant is alive
- * (its pid in *holder when holder != NULL). -ENOENT if missing. */
+ * (its pid in *holder when holder != NULL), -DH_ENOTREG if the name is not a
+ * regular file (force removes any entry, never following a symlink).
+ * -ENOENT if missing. */
 int dh_block_unlink(const char *name, int force, pid_t *holder);
 
 /* A mapping of a channel for inspection.  Each handle has its own open file
@@ -108,12 +132,19 @@ struct dh_block;
 #define DH_OPEN_RDONLY 1  /* map read-only: never modifies the segment */
 #define DH_OPEN_NOWAIT 2  /* do not wait for a creator to publish the header */
 
-/* Open and validate an existing channel. Errors: -ENOENT, -EACCES,
- * -DH_EFOREIGN, -DH_EVERSION, -DH_ECORRUPT (also for a segment whose
+/* Open and validate an existing channel. Never blocks on what was planted
+ * under the name (O_NONBLOCK, O_NOFOLLOW). Errors: -ENOENT, -EACCES, -ELOOP
+ * (a symlink), -DH_ENOTREG (a FIFO, socket, device or directory), -DH_EDIR,
+ * -DH_EMODE (unless DH_OPEN_RDONLY: the file's mode is one dh_mode_check
+ * refuses), -DH_EFOREIGN, -DH_EVERSION, -DH_ECORRUPT (also for a segment whose
  * creator never published the header: after a bounded wait, or at once
  * with DH_OPEN_NOWAIT, since a creator that died there leaves it so). *out is owned by the caller: dh_block_close(). */
 int dh_block_open(const char *name, int flags, struct dh_block **out);
 void dh_block_close(struct dh_block *b);
+
+/* The uid owning the segment file of an open channel (the kernel's word,
+ * unlike the header's creator_uid, which anyone with write access can set). */
+uid_t dh_block_owner(const struct dh_block *b);
 
 /* Validate a header image of size bytes (the start of a segment whose file
  * size is file_size) without mapping anything. Used by open and by fuzzers. */
@@ -231,10 +262,16 @@ struct dh_slot_info {
  * snapshot).  Never modifies the segment.  0, or -EINVAL for a bad slot. */
 int dh_block_slot(struct dh_block *b, uint64_t committed, uint32_t slot, struct dh_slot_info *out);
 
-/* Metadata zone. read copies a consistent version (seqlock, checksum
- * checked) into buf of cap bytes and returns its length, -ENOBUFS if cap is
- * too small, -DH_ECHECKSUM if torn beyond retry, -ENODEV if the channel has
- * no metadata zone. write replaces it atomically: -EMSGSIZE if too large. */
+/* Metadata zone (two copies, see dh-format(5)). read copies the current
+ * version into buf of cap bytes and returns its length without waiting for
+ * updaters: -ENOBUFS if cap is too small, -DH_ECHECKSUM or -DH_ECORRUPT if
+ * the current copy was damaged from outside the protocol, -EBUSY if updates
+ * overtook it 10000 times, -ENODEV if the channel has no metadata zone.
+ * write replaces it atomically, even if the caller is killed meanwhile:
+ * -EMSGSIZE if too large, -EBUSY if another live updater (stopped or not)
+ * kept the zone for 5 s, -ESTALE if the zone was taken from us (never while
+ * we live: a dead updater's zone is taken over at once, a live one's never),
+ * -EBADF through a read-only handle. */
 ssize_t dh_meta_read(struct dh_block *b, void *buf, size_t cap);
 int dh_meta_write(struct dh_block *b, const void *data, size_t len);
 size_t dh_meta_capacity(const struct dh_block *b);

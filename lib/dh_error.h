@@ -25,6 +25,11 @@ enum {
 	DH_ENOTKEYED,               /* a key was given for a channel without one */
 	DH_EKEYMODE,                /* key file not a regular file of ours with mode 0600 or stricter */
 	DH_EKEYSIZE,                /* key file does not hold exactly DH_KEY_BYTES bytes */
+	DH_ENOTREG,                 /* the channel's name is not a regular file (FIFO, socket, directory, ...) */
+	DH_EMODE,                   /* channel mode grants some user read-only or write-only access */
+	DH_EOWNER,                  /* channel owned by a user the caller does not trust */
+	DH_EDIR,                    /* channel directory unsafe (writable by others without the sticky bit,
+				     * or owned by another user) or DH_SHM_DIR not absolute */
 	DH_ELAST
 };
 

@@ -10,13 +10,13 @@
 #include "dh_error.h"
 
 /*
- * Segment layout (format version 1), all integers in host byte order,
+ * Segment layout (format version 1; 2 once the metadata zone is doubled), all integers in host byte order,
  * every part 64-byte aligned, the data area page aligned:
  *
  *   0                 struct dh_hdr (4096 bytes)
  *   table_off         struct dh_pentry[1 + max_readers]  (writer first)
  *   desc_off          struct dh_desc[slots]
- *   meta_off          struct dh_meta + meta_size bytes (absent when 0)
+ *   meta_off          struct dh_meta + 2 copies of meta_size bytes, 64-aligned (absent when 0)
  *   data_off          slots * stride bytes
  *
  * man/dh-format.5 describes the protocol that runs over it.
@@ -176,13 +176,37 @@ struct dh_desc {
 
 #define DH_DESC_QUARANTINED 1u
 
+/*
+ * Metadata zone: this header, then two copies of round_up(meta_size, 64)
+ * bytes. Copy (seq >> 1) & 1 is the current one whatever seq is, so readers
+ * never wait and a dead updater never leaves a torn current copy. An updater
+ * holds the OFD write lock on byte DH_META_LOCK of the file (exclusion that
+ * dies with its holder, never by a timer), moves seq from even s to s + 1
+ * (or, after a dead updater left odd o, to o + 4, which still selects the
+ * intact copy), fills copy ((odd >> 1) + 1) & 1 and its length and check,
+ * and publishes with CAS(odd -> odd + 1): only from its own odd value.
+ */
 struct dh_meta {
-	DH_ALIGNED(64) _Atomic uint32_t seq;  /* seqlock: odd while being written */
-	uint32_t length;
-	uint64_t check;                       /* xxh3 of length and bytes */
-	uint8_t pad[48];
-	/* meta_size bytes follow */
+	DH_ALIGNED(64) _Atomic uint32_t seq;  /* odd while an update is in progress */
+	uint32_t length[2];                   /* bytes used in each copy */
+	uint32_t reserved;
+	uint64_t check[2];                    /* xxh3 of each copy, seeded with its length */
+	uint8_t pad[32];
+	/* two copies follow */
 };
+
+/* Lock byte of the metadata updater: after the liveness bytes 0..DH_READERS_MAX. */
+#define DH_META_LOCK (DH_READERS_MAX + 1)
+
+/* An update in progress (block.c; the steps are separate so tests can
+ * interleave two updaters). */
+struct dh__meta_tx {
+	uint32_t odd;                         /* our odd seq value */
+};
+
+int dh__meta_begin(struct dh_block *b, struct dh__meta_tx *tx, int64_t timeout_ns); /* 0, -EBUSY (a live updater holds it), -errno */
+int dh__meta_fill(struct dh_block *b, const struct dh__meta_tx *tx, const void *data, size_t len); /* 0, -ESTALE: not ours any more */
+int dh__meta_commit(struct dh_block *b, const struct dh__meta_tx *tx); /* 0, -ESTALE: discarded; drops the lock either way */
 
 _Static_assert(sizeof(struct dh_hdr) <= DH_HDR_SIZE, "header fits its page");
 _Static_assert(sizeof(struct dh_pentry) == 128, "table entry is two cache lines");
@@ -219,7 +243,6 @@ dh__verifiable(const struct dh_block *b)
 }
 
 /* internal helpers (block.c) */
-int dh__shm_path(const char *name, char *buf, size_t len);
 int dh__lock_try(int fd, int index);            /* 0 taken, -EAGAIN held elsewhere, -errno */
 void dh__lock_drop(int fd, int index);
 int dh__lock_held(int fd, int index);           /* 1 held by another description, 0 free, -errno */

@@ -19,6 +19,10 @@ static const char *const dh_messages[] = {
 	[DH_EKEYSIZE - DH_EBASE] = "key file must hold exactly 32 bytes",
 	[DH_ETOOBIG - DH_EBASE] = "message larger than slot size",
 	[DH_EUNSUPPORTED - DH_EBASE] = "not supported",
+	[DH_ENOTREG - DH_EBASE] = "not a regular file (not a dh channel)",
+	[DH_EMODE - DH_EBASE] = "channel mode grants read-only or write-only access (chmod it to 0600, 0660 or 0666)",
+	[DH_EOWNER - DH_EBASE] = "channel owned by another user (--owner to trust it)",
+	[DH_EDIR - DH_EBASE] = "channel directory unsafe: it must be an absolute path owned by you or root, sticky if others may write",
 };
 
 const char *

@@ -1,5 +1,6 @@
 /* stat.c: metrics derived from channel snapshots; JSON and Prometheus renderings. See LICENSE. */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,14 +292,15 @@ static json_t *
 json_channel(const struct dh_stat_channel *c, uint64_t now_ns, unsigned flags)
 {
 	const struct dh_snapshot *s = c->snap;
-	char path[DH_NAME_MAX * 4 + 32];
+	char path[PATH_MAX];
 	struct dh_stat st;
 	json_t *o = json_object(), *a, *w, *pr;
 	int bad = 0;
 
 	if (!o)
 		return NULL;
-	snprintf(path, sizeof path, "/dev/shm/dh.%s", c->name);
+	if (dh_block_path(c->name, path, sizeof path) < 0)
+		snprintf(path, sizeof path, "%s/dh.%s", dh_block_dir(), c->name);
 	bad |= jset(o, "name", jstr(c->name));
 	bad |= jset(o, "path", jstr(path));
 	bad |= jset(o, "ok", json_boolean(c->error == 0));

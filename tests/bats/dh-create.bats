@@ -104,10 +104,10 @@ usage_line() {
 	assert_output 600
 }
 
-@test "--mode 0640 gives exactly 0640, whatever the umask" {
-	dh-create --mode 0640 "$ch"
+@test "--mode 0606 gives exactly 0606, whatever the umask" {
+	dh-create --mode 0606 "$ch"
 	run -0 stat -c %a "$shm"
-	assert_output 640
+	assert_output 606
 	umask 077
 	dh-create --mode 660 "$ch-b"
 	run -0 stat -c %a "$(dh_shm "$ch-b")"

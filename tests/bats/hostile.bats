@@ -215,3 +215,35 @@ damage() {
 		survive "byte $off flipped"
 	done
 }
+
+# mapped PID: true once process PID has the channel $ch mapped (dh-write
+# --meta maps it right before its update), or has exited.
+mapped() {
+	grep -qF "/dh.$ch" "/proc/$1/maps" 2>/dev/null || ! kill -0 "$1" 2>/dev/null
+}
+
+@test "dh-write --meta SIGKILLed inside 32 MB updates, 15 rounds: dh-read --meta always gives the old or the new file" {
+	local i n pid killed=0 got
+	head -c 33554432 /dev/zero | tr '\0' a >"$BATS_TEST_TMPDIR/a"
+	head -c 33550000 /dev/zero | tr '\0' b >"$BATS_TEST_TMPDIR/b"
+	dh-create --slots 2 --slot-size 64 --meta-size 32M "$ch"
+	dh-write --meta "$BATS_TEST_TMPDIR/a" "$ch" </dev/null
+	for i in $(seq 15); do
+		dh-write --meta "$BATS_TEST_TMPDIR/b" "$ch" </dev/null &
+		pid=$!
+		# kill it as soon as it has the channel mapped: inside its update
+		# (copying 32 MB); a tight poll, bounded in count
+		n=0
+		until mapped "$pid" || [ $((n += 1)) -gt 200000 ]; do :; done
+		kill -KILL "$pid" 2>/dev/null && killed=$((killed + 1))
+		wait "$pid" 2>/dev/null || true
+		run -0 --separate-stderr sh -c "dh-read --meta $ch | md5sum"
+		got=$output
+		[ "$got" = "$(md5sum <"$BATS_TEST_TMPDIR/a")" ] || [ "$got" = "$(md5sum <"$BATS_TEST_TMPDIR/b")" ] ||
+			fail "round $i: dh-read --meta gave neither file ($stderr)"
+		# and the next update goes through at once, the dead one's lock gone
+		run -0 timeout 5 dh-write --meta "$BATS_TEST_TMPDIR/a" "$ch" </dev/null
+	done
+	echo "killed a live updater with the channel mapped in $killed of 15 rounds" >&3
+	[ "$killed" -ge 10 ]
+}

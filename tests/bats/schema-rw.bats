@@ -217,10 +217,10 @@ lines\",1,2,3
 
 @test "dh-write --create: the shared geometry options parse and refuse exactly as before" {
 	run -0 dh-write --create --slots 3 --slot-size 2K --policy ring --checksum blake2b --meta-size 1K \
-		--max-readers 5 --mode 0640 "$ch" <<<'x'
+		--max-readers 5 --mode 0660 "$ch" <<<'x'
 	[ "$(dh-stat --json "$ch" | jq -c '.channels[0] | [.slots, .slot_size, .policy, .checksum, .max_readers, .meta_size]')" = '[3,2048,"ring","blake2b",5,1024]' ]
 	run -0 stat -c %a "$shm"
-	assert_output 640
+	assert_output 660
 	run -2 --separate-stderr dh-write --create --slots 0 "$ch-x"
 	assert_equal "$stderr" "dh-write: --slots 0: out of range (1..16777216)"
 	run -2 --separate-stderr dh-write --create --slot-size 1x "$ch-x"

@@ -208,16 +208,36 @@ realloc(void *p, size_t n)
 	return q;
 }
 
-int
-shm_open(const char *name, int flags, mode_t mode)
+/* libdh opens segments with open(2) (O_NONBLOCK | O_NOFOLLOW): fail those,
+ * recognised by their dh. file name, not every open libc makes for itself. */
+static int
+is_segment(const char *path)
 {
-	REAL(shm_open);
-	if (should_fail("shm_open", __builtin_return_address(0))) {
+	const char *slash = strrchr(path, '/');
+
+	return strncmp(slash ? slash + 1 : path, "dh.", 3) == 0;
+}
+
+int
+open(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	va_list ap;
+
+	REAL(open);
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	if (is_segment(path) && should_fail("open", __builtin_return_address(0))) {
 		errno = EMFILE;
 		return -1;
 	}
-	return real_shm_open(name, flags, mode);
+	return real_open(path, flags, mode);
 }
+
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 
 int
 ftruncate(int fd, off_t len)

@@ -9,7 +9,7 @@ drv=$build/fault/driver
 shim=$build/fault/inject.so
 hit=$(mktemp -u)
 n=0
-for fn in shm_open ftruncate posix_fallocate mmap malloc calloc realloc fcntl; do
+for fn in open ftruncate posix_fallocate mmap malloc calloc realloc fcntl; do
 	k=1 bad= runs=0
 	while [ $k -le 300 ]; do
 		rm -f "$hit"
