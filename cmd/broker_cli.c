@@ -211,7 +211,7 @@ cli_broker_wait_channel(struct cli_broker *b, const char *name, const char *sche
 	struct dh_broker_info info;
 	char host[DH_BROKER_HOST_MAX + 1] = "localhost", buf[256];
 	int64_t deadline = timeout_ns < 0 ? INT64_MAX : mono() + timeout_ns;
-	int r, warned = b->quiet, found = 0;
+	int r, warned = b->quiet, found = 0, looked = 0;
 
 	if (b->on) {
 		if ((r = dh_broker_connect(&b->opts, &c)) < 0)
@@ -233,9 +233,10 @@ cli_broker_wait_channel(struct cli_broker *b, const char *name, const char *sche
 		if ((r = dh_block_open(name, DH_OPEN_RDONLY, &blk)) != -ENOENT) {
 			if (r == 0)
 				dh_block_close(blk);
-			r = 0;          /* here (or unusable: attaching says why) */
+			r = looked;     /* here (or unusable: attaching says why) */
 			break;
 		}
+		looked = 1;
 		if ((left = deadline - mono()) <= 0) {
 			r = -ETIMEDOUT;
 			break;
@@ -261,7 +262,7 @@ cli_broker_wait_channel(struct cli_broker *b, const char *name, const char *sche
 		cli_die(EXIT_TIMEOUT, "%s: channel did not appear in time", name);
 	if (found)
 		check_schema(name, &info, schema);
-	return r;
+	return r < 0 ? r : looked;
 }
 
 /* ---- dh-stat --broker --------------------------------------------------- */

@@ -50,6 +50,7 @@ void cli_broker_reader(struct cli_broker *b, const char *name, const char *label
  * schema (a SPEC, or NULL) is refused: exit 1.  Timing out is exit 3.
  * Returns 0, or -EINTR when a signal caught by cli_catch_signals arrived.
  */
+/* 0: the channel was there; 1: it appeared while we waited; -EINTR. */
 int cli_broker_wait_channel(struct cli_broker *b, const char *name, const char *schema, int64_t timeout_ns);
 
 /* Report a checksum failure at seq through the session (queued, never

@@ -518,8 +518,15 @@ main(int argc, char **argv)
 		return print_meta(&o);
 	/* Before open: a signal from now on detaches us cleanly, then re-raises. */
 	cli_catch_signals(1);
-	if (o.wait && cli_broker_wait_channel(&o.broker, o.name, o.ro.schema, o.wait_ns) == -EINTR)
+	if (o.wait && (rc = cli_broker_wait_channel(&o.broker, o.name, o.ro.schema, o.wait_ns)) == -EINTR)
 		cli_reraise();
+	/* Created after we started waiting: every stream on it began after
+	 * us, so we read from its first message, even if its writer was
+	 * quicker than we were to attach (like a FIFO opened first). */
+	if (o.wait && rc == 1 && o.ro.start == DH_START_DEFAULT) {
+		o.ro.start = DH_START_SEQ;
+		o.ro.start_seq = 0;
+	}
 	cli_guard_mapping(o.name);
 	cli_owner_precheck(&o.owner, o.name);
 	rc = dh_reader_open(o.name, &o.ro, &r);

@@ -121,3 +121,24 @@ run_pipeline() {
 	assert_equal "$st" 0
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/waiting.out")" b
 }
+
+@test "dh-write(1)'s copy example: the reader starts first, waits for the channel, and the copy is exact" {
+	head -c 5000000 /dev/urandom >"$BATS_TEST_TMPDIR/image.bin"
+	dh_bg sh -c 'exec dh-read --wait-channel 10s "$1" >"$2"' sh "$ch" "$BATS_TEST_TMPDIR/copy.bin"
+	local rpid=$DH_BG_PID
+	dh-write --create --wait-readers 1 --slot-size 1M "$ch" <"$BATS_TEST_TMPDIR/image.bin"
+	status_of "$rpid"
+	assert_equal "$st" 0
+	cmp "$BATS_TEST_TMPDIR/image.bin" "$BATS_TEST_TMPDIR/copy.bin"
+}
+
+@test "dh-read --wait-channel reads a channel created and finished while it waited, from its first message" {
+	dh_bg sh -c 'exec dh-read --lines --wait-channel 10s "$1" >"$2"' sh "$ch" "$BATS_TEST_TMPDIR/out"
+	local rpid=$DH_BG_PID
+	dh-create "$ch"
+	# writer done before the reader (polling every 50 ms) attaches
+	printf 'x\ny\n' | dh-write --lines "$ch"
+	status_of "$rpid"
+	assert_equal "$st" 0
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/out")" $'x\ny'
+}
