@@ -123,6 +123,8 @@ readme_examples() {
 	dh-create --schema 'ts:u64;temp:f32' "$ch"
 	"$T/consumer" "$ch" >"$T/out" &
 	pid=$!
+	# like a FIFO: the consumer attaches first, or it waits for the next stream
+	dh_await dh_locked "$ch"
 	"$T/producer" "$ch"
 	wait "$pid"
 	run cat "$T/out"
@@ -130,7 +132,7 @@ readme_examples() {
 		awk -v i=$i 'BEGIN { printf "%d %.1f\n", i, 20 + i / 2 }'
 	done)"
 	# what the producer wrote is what the schema says, for the commands too
-	run -0 dh-read --csv "$ch"
+	run -0 dh-read --csv --no-wait "$ch"
 	assert_line -n 0 'ts,temp'
 	assert_line -n 10 '9,24.5'
 }
