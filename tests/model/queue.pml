@@ -5,9 +5,11 @@
  * dh_reader_release, queue_space), lib/block.c (dh__reap) and
  * lib/validate.c (check_live_reader).  `make model` runs it.
  *
- * bugs: BUG1 BUG2
- *   (tests/model/run.sh reads that line: the model compiled with each
- *   switch must produce a counterexample, without any it must verify.)
+ * verify: none
+ * counterexample: -DBUG1, -DBUG2
+ *   (tests/model/run.sh reads those two lines: each "verify" variant must
+ *   verify with the state space exhausted, each "counterexample" variant
+ *   must produce one.)
  *   -DBUG1: today's release (a plain store of (seq, DONE) over the whole
  *           claim word) and today's eviction, which marks a live reader's
  *           claims DONE (issue 19, finding 1).

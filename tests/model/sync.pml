@@ -5,9 +5,11 @@
  * next_ordered, skip_lapped, dh_reader_open/release/close).
  * `make model` runs it.
  *
- * bugs: BUG2 BUG3
- *   (tests/model/run.sh reads that line: the model compiled with each
- *   switch must produce a counterexample, without any it must verify.)
+ * verify: none
+ * counterexample: -DBUG2, -DBUG3
+ *   (tests/model/run.sh reads those two lines: each "verify" variant must
+ *   verify with the state space exhausted, each "counterexample" variant
+ *   must produce one.)
  *   -DBUG2: today's stall timers: one per entry index, reset only when a
  *           scan sees that entry caught up, and eviction by CAS ACTIVE ->
  *           EVICTED whoever occupies the entry (issue 19, finding 2).
@@ -24,11 +26,13 @@
  * Actors: a writer that may die (WDEATHS times; the successor resumes at
  * the committed count) and evicts a reader that stays behind on two of
  * its scans (time is abstracted: a timer that is running may have
- * expired at any later scan); two reader processes sharing two table
- * entries, reading in place; one may die at any step or close and
- * attach again (index reuse), the other never dies and re-attaches after
+ * expired at any later scan; up to MAXEV evictions); two reader
+ * processes reading in place and taking turns on ONE table entry, so
+ * every attach after the first reuses the index; one may die at any step
+ * or close and attach again, the other never dies and re-attaches after
  * an eviction.  Dead entries are reaped by the writer's scan or by the
- * next reader that attaches there.
+ * next reader that attaches there.  (Two entries give the same checks
+ * tens of times the states: see docs/RELIABILITY.md.)
  *
  * Checked:
  *   - zero copy: the writer never starts overwriting a slot whose message
