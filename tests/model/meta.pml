@@ -6,6 +6,7 @@
  *
  * verify: none, -DTHIRD
  * counterexample: -DBUG4, -DONEBUF, -DTHIRD -DUNBOUND
+ * reach: -DREACH_DISCARD
  *   (tests/model/run.sh reads those two lines: each "verify" variant must
  *   verify with the state space exhausted, each "counterexample" variant
  *   must produce one.)
@@ -19,6 +20,8 @@
  *              length only).  With THIRD a stopped updater's complete
  *              copy lands in the buffer a later updater publishes, and
  *              readers take the old copy for the new one.
+ *   -DREACH_DISCARD: an assert(false) where a resumed updater's finishing
+ *              CAS fails, so that the verified variant is not vacuous.
  *   Without them: FIX19 C, the finish is CAS(own odd -> odd + 1) and a
  *   failed CAS discards the update; the bytes go to one of two buffers,
  *   chosen by the odd value ((odd >> 1) & 1), a reader of the even value
@@ -104,7 +107,12 @@ proctype updater(byte u)
 	atomic {
 		if
 		:: seq == s -> seq = s + 1; ver[seq] = u
-		:: else -> skip        /* taken over: the update is discarded */
+		:: else ->             /* taken over: the update is discarded */
+#ifdef REACH_DISCARD
+			assert(false)
+#else
+			skip
+#endif
 		fi
 	}
 #endif

@@ -6,11 +6,14 @@
  *
  * verify: none
  * counterexample: -DBUG8
+ * reach: -DREACH_PUBLISH
  *   (tests/model/run.sh reads those two lines: each "verify" variant must
  *   verify with the state space exhausted, each "counterexample" variant
  *   must produce one.)
  *   -DBUG8: today's repair: the stamp is read before lock 0 is taken and
  *           trusted after (issue 19, finding 8).
+ *   -DREACH_PUBLISH: an assert(false) where the validator publishes an
+ *           orphan, so that the verified variant is not vacuous.
  *   Without it: FIX19 D: under lock 0 the validator re-reads committed c
  *   and the stamp of slot c, and publishes only if the stamp is exactly
  *   2c+2 (and the checksum verifies: not modelled, see below).
@@ -129,7 +132,13 @@ proctype validator()
 				/* publish_orphan: re-read under the lock */
 				c = committed;
 				if
-				:: stamp[c % N] == 2 * c + 2 -> atomic { publish(c) }
+				:: stamp[c % N] == 2 * c + 2 -> atomic { publish(c);
+#ifdef REACH_PUBLISH
+					assert(false)
+#else
+					skip
+#endif
+				   }
 				:: else -> skip
 				fi
 #endif

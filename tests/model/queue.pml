@@ -7,6 +7,7 @@
  *
  * verify: none
  * counterexample: -DBUG1, -DBUG2
+ * reach: -DREACH_EVICTED_RELEASE, -DREACH_REAP_LOST, -DREACH_RESUME_AVAIL
  *   (tests/model/run.sh reads those two lines: each "verify" variant must
  *   verify with the state space exhausted, each "counterexample" variant
  *   must produce one.)
@@ -15,6 +16,10 @@
  *           claims DONE (issue 19, finding 1).
  *   -DBUG2: today's evictor CAS ACTIVE -> EVICTED, blind to who occupies
  *           the entry now (issue 19, finding 2, dh-validate's half).
+ *   -DREACH_*: an assert(false) at a state the verified variant must
+ *           reach, so that it is not verified vacuously: an evicted live
+ *           reader releases its own claim; a dead reader's claim is counted
+ *           lost; a successor writer takes (s, AVAIL) as free.
  *   Without them: the protocol of FIX19 A and B (attach generation in the
  *   state word, CAS from the observed word; release is a CAS from the
  *   reader's own claim; eviction of a live reader only marks it).
@@ -101,7 +106,12 @@ inline reap(i) {
 		do
 		:: k < N ->
 			if
-			:: qtag[k] == i + 1 -> qtag[k] = DONE; lost[qseq[k]]++
+			:: qtag[k] == i + 1 -> qtag[k] = DONE; lost[qseq[k]]++;
+#ifdef REACH_REAP_LOST
+				assert(false)
+#else
+				skip
+#endif
 			:: else -> skip
 			fi;
 			k++
@@ -121,6 +131,9 @@ restart:
 	:: s >= M -> writer_done = true; break
 	:: s < M ->
 		atomic { claim_free(s) };          /* wait for space */
+#ifdef REACH_RESUME_AVAIL
+		assert(!(s >= N && qseq[s % N] == s && qtag[s % N] == AVAIL));
+#endif
 		wdie();
 		atomic {
 			stamp[s % N] = 2 * s + 1;
@@ -157,7 +170,12 @@ inline release() {
 		atomic { qseq[s % N] = s; qtag[s % N] = DONE; held[p] = NONE };
 #else
 		atomic { if
-			 :: qseq[s % N] == s && qtag[s % N] == i + 1 -> qtag[s % N] = DONE
+			 :: qseq[s % N] == s && qtag[s % N] == i + 1 -> qtag[s % N] = DONE;
+#ifdef REACH_EVICTED_RELEASE
+				assert(est[i] != EVICTED)
+#else
+				skip
+#endif
 			 :: else -> skip
 			 fi;
 			 held[p] = NONE };

@@ -6,11 +6,15 @@
 # Each model names its variants in its header comment:
 #   * verify: none, -DTHIRD            (compile flags; "none" = no flag)
 #   * counterexample: -DBUG4, -DONEBUF
+#   * reach: -DREACH_DISCARD
 # A "verify" variant must finish with no error AND the state space
 # exhausted (no depth limit hit, no incomplete search).  A
 # "counterexample" variant (today's protocol, issue 19) must produce a
 # violation: that is the test that the model can see the bug the fix
-# removes.  Any other outcome fails `make model`.
+# removes.  A "reach" variant puts an assert(false) at a state the
+# verified model must reach (an eviction that matters, a discarded
+# update...): it must fail too, or the verification proved nothing about
+# that case.  Any other outcome fails `make model`.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=$top/build-model
@@ -27,7 +31,7 @@ variants() {
 
 now() { date +%s.%N; }
 
-# check FILE NAME FLAGS EXPECT(verify|counterexample)
+# check FILE NAME FLAGS EXPECT(verify|counterexample|reach)
 check() {
 	m=$1 name=$2 flags=$3 expect=$4
 	[ "$flags" = none ] && flags=
@@ -64,6 +68,14 @@ check() {
 			spin $flags -t -p -g "$name.pml" 2>&1 | tail -40 >&2 || true
 			fail=$((fail + 1)); status=1
 		fi;;
+	reach)
+		if [ -n "$errors" ] && [ "$errors" -gt 0 ]; then
+			echo "model: $tag: reached, ${secs}s"
+			pass=$((pass + 1))
+		else
+			echo "model: $tag: NOT REACHED: the verified model never gets there (errors: ${errors:-?})" >&2
+			fail=$((fail + 1)); status=1
+		fi;;
 	counterexample)
 		if [ -n "$errors" ] && [ "$errors" -gt 0 ]; then
 			echo "model: $tag: counterexample as expected ($(grep -m1 '^pan:1:' pan.out | sed 's/^pan:1: //; s/ (at depth.*//'), $states states, ${secs}s"
@@ -78,14 +90,15 @@ check() {
 t_all=$(now)
 for m in "$top"/tests/model/*.pml; do
 	name=$(basename "$m" .pml)
-	n=0
 	for v in $(variants "$m" verify | tr ' ' '+'); do
-		check "$m" "$name" "$(echo "$v" | tr '+' ' ')" verify; n=$((n + 1))
+		check "$m" "$name" "$(echo "$v" | tr '+' ' ')" verify
 	done
-	for v in $(variants "$m" counterexample | tr ' ' '+'); do
-		check "$m" "$name" "$(echo "$v" | tr '+' ' ')" counterexample; n=$((n + 1))
+	for kind in counterexample reach; do
+		for v in $(variants "$m" $kind | tr ' ' '+'); do
+			check "$m" "$name" "$(echo "$v" | tr '+' ' ')" $kind
+		done
 	done
-	if [ "$n" = 0 ]; then
+	if [ -z "$(variants "$m" verify)" ]; then
 		echo "model: $name: no 'verify:' line in its header" >&2
 		fail=$((fail + 1)); status=1
 	fi

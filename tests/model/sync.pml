@@ -7,6 +7,7 @@
  *
  * verify: none
  * counterexample: -DBUG2, -DBUG3
+ * reach: -DREACH_CLAIM_BLOCKS, -DREACH_EVICTED_RECHECK, -DREACH_REUSED_EVICT
  *   (tests/model/run.sh reads those two lines: each "verify" variant must
  *   verify with the state space exhausted, each "counterexample" variant
  *   must produce one.)
@@ -17,6 +18,11 @@
  *           the writer skips the evicted entry and overwrites the slot;
  *           the reader learns of its eviction only on its next call
  *           (issue 19, finding 3).
+ *   -DREACH_*: an assert(false) at a state the verified variant must
+ *           reach, so that it is not verified vacuously: the writer waits
+ *           for an evicted live reader's claim; a reader that stored its
+ *           claim finds itself evicted; the writer evicts an occupant of a
+ *           reused index.
  *   Without them: FIX19 A and B (attach generation in the state word,
  *   the timer stored with the word it timed, CAS from that word; the
  *   reader stores claim = pos before it re-checks its own state; the
@@ -147,7 +153,12 @@ inline scan(s) {
 #else
 				if
 				:: est[i] == ACTIVE && egen[i] == g -> est[i] = EVICTED; evictions++;
-					assert(occ[i] == stall_occ[i])     /* the occupant it timed */
+					assert(occ[i] == stall_occ[i]);    /* the occupant it timed */
+#ifdef REACH_REUSED_EVICT
+					assert(g < 2)      /* an occupant after another one */
+#else
+					skip
+#endif
 				:: else -> skip
 				fi;
 #endif
@@ -156,7 +167,12 @@ inline scan(s) {
 #ifndef BUG3
 			/* it still protects the slot it claimed */
 			atomic { if
-				 :: est[i] == EVICTED && lock[i] != 0 && eclaim[i] < s + 1 - N -> blocked = true
+				 :: est[i] == EVICTED && lock[i] != 0 && eclaim[i] < s + 1 - N -> blocked = true;
+#ifdef REACH_CLAIM_BLOCKS
+					assert(false)
+#else
+					skip
+#endif
 				 :: else -> skip
 				 fi }
 #else
@@ -300,6 +316,9 @@ end_wait:		(committed > pos || writer_done);
 	eclaim[i] = pos;
 	if
 	:: est[i] == EVICTED ->
+#ifdef REACH_EVICTED_RECHECK
+		assert(false);
+#endif
 		eclaim[i] = NONE; goto close           /* EEVICTED, the slot unused */
 	:: else -> skip
 	fi;
