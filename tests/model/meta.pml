@@ -7,9 +7,9 @@
  * verify: none, -DTHIRD
  * counterexample: -DBUG4, -DONEBUF, -DTHIRD -DUNBOUND
  * reach: -DREACH_DISCARD
- *   (tests/model/run.sh reads those two lines: each "verify" variant must
- *   verify with the state space exhausted, each "counterexample" variant
- *   must produce one.)
+ *   (tests/model/run.sh reads those lines: each "verify" variant must
+ *   verify with the state space exhausted, each "counterexample" and
+ *   "reach" variant must produce a violation.)
  *   -DBUG4:    today's finish, a plain store of the updater's odd value
  *              + 1 (issue 19, finding 4): the sequence goes backwards.
  *   -DONEBUF:  the finish by compare-and-swap but today's single buffer:

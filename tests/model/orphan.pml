@@ -7,9 +7,9 @@
  * verify: none
  * counterexample: -DBUG8
  * reach: -DREACH_PUBLISH
- *   (tests/model/run.sh reads those two lines: each "verify" variant must
- *   verify with the state space exhausted, each "counterexample" variant
- *   must produce one.)
+ *   (tests/model/run.sh reads those lines: each "verify" variant must
+ *   verify with the state space exhausted, each "counterexample" and
+ *   "reach" variant must produce a violation.)
  *   -DBUG8: today's repair: the stamp is read before lock 0 is taken and
  *           trusted after (issue 19, finding 8).
  *   -DREACH_PUBLISH: an assert(false) where the validator publishes an

@@ -8,9 +8,9 @@
  * verify: none
  * counterexample: -DBUG1, -DBUG2
  * reach: -DREACH_EVICTED_RELEASE, -DREACH_REAP_LOST, -DREACH_RESUME_AVAIL
- *   (tests/model/run.sh reads those two lines: each "verify" variant must
- *   verify with the state space exhausted, each "counterexample" variant
- *   must produce one.)
+ *   (tests/model/run.sh reads those lines: each "verify" variant must
+ *   verify with the state space exhausted, each "counterexample" and
+ *   "reach" variant must produce a violation.)
  *   -DBUG1: today's release (a plain store of (seq, DONE) over the whole
  *           claim word) and today's eviction, which marks a live reader's
  *           claims DONE (issue 19, finding 1).

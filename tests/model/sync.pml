@@ -5,15 +5,16 @@
  * next_ordered, skip_lapped, dh_reader_open/release/close).
  * `make model` runs it.
  *
- * verify: none
- * counterexample: -DBUG2, -DBUG3
- * reach: -DREACH_CLAIM_BLOCKS, -DREACH_EVICTED_RECHECK, -DREACH_REUSED_EVICT
- *   (tests/model/run.sh reads those two lines: each "verify" variant must
- *   verify with the state space exhausted, each "counterexample" variant
- *   must produce one.)
+ * verify: none, -DNOVALIDATOR -DWDEATHS=2
+ * counterexample: -DBUG2, -DBUG2 -DNOVALIDATOR, -DBUG3
+ * reach: -DREACH_CLAIM_BLOCKS, -DREACH_EVICTED_RECHECK, -DREACH_REUSED_EVICT, -DREACH_VALIDATOR_EVICT
+ *   (tests/model/run.sh reads those lines: each "verify" variant must
+ *   verify with the state space exhausted, each "counterexample" and
+ *   "reach" variant must produce a violation.)
  *   -DBUG2: today's stall timers: one per entry index, reset only when a
- *           scan sees that entry caught up, and eviction by CAS ACTIVE ->
- *           EVICTED whoever occupies the entry (issue 19, finding 2).
+ *           scan sees that entry caught up, and eviction (by the writer
+ *           and by dh-validate) by CAS ACTIVE -> EVICTED whoever occupies
+ *           the entry (issue 19, finding 2).
  *   -DBUG3: today's eviction of a reader that holds a message in place:
  *           the writer skips the evicted entry and overwrites the slot;
  *           the reader learns of its eviction only on its next call
@@ -22,22 +23,25 @@
  *           reach, so that it is not verified vacuously: the writer waits
  *           for an evicted live reader's claim; a reader that stored its
  *           claim finds itself evicted; the writer evicts an occupant of a
- *           reused index.
+ *           reused index; dh-validate evicts a reader.
  *   Without them: FIX19 A and B (attach generation in the state word,
  *   the timer stored with the word it timed, CAS from that word; the
  *   reader stores claim = pos before it re-checks its own state; the
  *   writer respects the claim of an evicted live reader; every path that
  *   would report corruption checks the reader's own state first).
  *
- * Actors: a writer that may die (WDEATHS times; the successor resumes at
- * the committed count) and evicts a reader that stays behind on two of
+ * Actors: a writer that may die (WDEATHS times, 0 by default, 2 in the
+ * NOVALIDATOR variant, for time; the successor resumes at the committed
+ * count with timers of its own) and evicts a reader that stays behind on two of
  * its scans (time is abstracted: a timer that is running may have
  * expired at any later scan; up to MAXEV evictions); two reader
  * processes reading in place and taking turns on ONE table entry, so
  * every attach after the first reuses the index; one may die at any step
  * or close and attach again, the other never dies and re-attaches after
  * an eviction.  Dead entries are reaped by the writer's scan or by the
- * next reader that attaches there.  (Two entries give the same checks
+ * next reader that attaches there.  Unless NOVALIDATOR, dh-validate
+ * --repair --force also evicts a live reader that holds the writer back,
+ * at any moment (the evictions of both count against MAXEV).  (Two entries give the same checks
  * tens of times the states: see docs/RELIABILITY.md.)
  *
  * Checked:
@@ -66,7 +70,7 @@
 #endif
 #define P 2          /* reader processes */
 #ifndef WDEATHS
-#define WDEATHS 2
+#define WDEATHS 0
 #endif
 #define MAXEV 2      /* evictions */
 #define NONE 255
@@ -239,6 +243,12 @@ restart:
 	od;
 	goto out;
 died:
+	/* the successor's timers are its own, zeroed */
+	atomic { stall_on[0] = false; stall_gen[0] = 0; stall_occ[0] = 0;
+#if E > 1
+		 stall_on[1] = false; stall_gen[1] = 0; stall_occ[1] = 0
+#endif
+	};
 	goto restart;
 out:
 	skip
@@ -359,6 +369,44 @@ out:
 	skip
 }
 
+/* dh-validate --repair --force (check_live_reader): a live ACTIVE reader
+ * that holds the writer back (position + N <= committed) and has been
+ * inactive long enough is evicted, by CAS from the word it observed. */
+proctype validator()
+{
+	byte g, o;
+	bool ok;
+end_val:
+	do
+	:: atomic { evictions < MAXEV && est[0] == ACTIVE && lock[0] != 0 && epos[0] + N <= committed ->
+		g = egen[0]; o = occ[0] } ->
+		atomic {
+#ifdef BUG2
+			if
+			:: est[0] == ACTIVE -> est[0] = EVICTED; ok = true
+			:: else -> ok = false
+			fi;
+#else
+			if
+			:: est[0] == ACTIVE && egen[0] == g -> est[0] = EVICTED; ok = true
+			:: else -> ok = false
+			fi;
+#endif
+			if
+			:: ok -> evictions++; wake = true;
+				assert(occ[0] == o);   /* only the occupant it saw stalled */
+#ifdef REACH_VALIDATOR_EVICT
+				assert(false)
+#else
+				skip
+#endif
+			:: else -> skip
+			fi;
+			g = 0; o = 0; ok = false
+		}
+	od
+}
+
 init {
 	byte k;
 	atomic {
@@ -376,7 +424,12 @@ init {
 		immortal = 0;          /* the readers are alike: no loss */
 		run writer();
 		run reader(0);
-		run reader(1)
+		run reader(1);
+#ifndef NOVALIDATOR
+		run validator()
+#else
+		skip
+#endif
 	}
 	/* progress: everything published */
 	writer_done
