@@ -24,10 +24,13 @@
  *   state word, CAS from the observed word; release is a CAS from the
  *   reader's own claim; eviction of a live reader only marks it).
  *
- * Actors: a writer that may die at any step (up to WDEATHS times), each
- * time replaced by a successor that resumes at the committed count; two
- * reader processes sharing two table entries; one of them may die at
- * any step or close and attach again (to either entry: index reuse);
+ * Actors: a writer that may die (up to WDEATHS times) after each of its
+ * steps (waiting, stamping odd with the payload half-written, completing
+ * payload and stamp, the claim word), each time replaced by a successor
+ * that resumes at the committed count; two reader processes sharing two
+ * table entries; one of them may die between calls (holding a claim or
+ * not) or between its claim and helping the head on, or close and attach
+ * again (to either entry: index reuse);
  * the other never dies but re-attaches after being evicted; an evictor
  * (dh-validate --repair --force) that may evict one live reader holding
  * a claim, at any moment (the stall threshold is time, abstracted away:

@@ -36,8 +36,8 @@
  * its scans (time is abstracted: a timer that is running may have
  * expired at any later scan; up to MAXEV evictions); two reader
  * processes reading in place and taking turns on ONE table entry, so
- * every attach after the first reuses the index; one may die at any step
- * or close and attach again, the other never dies and re-attaches after
+ * every attach after the first reuses the index; one may die between
+ * calls (holding a message in place or not) or close and attach again, the other never dies and re-attaches after
  * an eviction.  Dead entries are reaped by the writer's scan or by the
  * next reader that attaches there.  Unless NOVALIDATOR, dh-validate
  * --repair --force also evicts a live reader that holds the writer back,
