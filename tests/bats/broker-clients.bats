@@ -85,7 +85,7 @@ now_ms() {
 	assert_output ""
 	assert_equal "${stderr_lines[0]}" "dh-write: --broker-key and --client-key need --broker (or DH_BROKER)"
 	[[ ${stderr_lines[1]} == "usage: dh-write "* ]]
-	run -2 --separate-stderr dh-read --broker "$EP" --client-key "$D/k" "$n"
+	run -2 --separate-stderr dh-read --from oldest --broker "$EP" --client-key "$D/k" "$n"
 	assert_equal "${stderr_lines[0]}" "dh-read: --broker-key and --client-key go together"
 	run -2 --separate-stderr dh-write --broker nowhere "$n"
 	assert_equal "$stderr" "dh-write: broker nowhere: invalid endpoint (ipc://PATH or tcp://HOST:PORT)"
@@ -108,7 +108,7 @@ now_ms() {
 	DH_CURVE_DIR=$D/k run -1 --separate-stderr dh-stat --broker "$EP"
 	assert_equal "$stderr" "dh-stat: $D/k/client.key: key file must be a regular file owned by you with mode 0600 or stricter"
 	echo "not a key" >"$D/bad.pub"
-	run -1 --separate-stderr dh-read --broker "$EP" --broker-key "$D/bad.pub" --client-key "$D/k/client.key" "$n"
+	run -1 --separate-stderr dh-read --from oldest --broker "$EP" --broker-key "$D/bad.pub" --client-key "$D/k/client.key" "$n"
 	assert_equal "$stderr" "dh-read: $D/bad.pub: not a CURVE key file (40 Z85 characters)"
 	# no broker there: dh-stat says so (after its 2 s request timeout)
 	run -1 --separate-stderr dh-stat --broker "$EP"

@@ -40,7 +40,7 @@ setup() {
 	[ "$(jq -c '.slot | [.state, .seq, .integrity]' <<<"$output")" = '["writing",2,"n/a"]' ]
 
 	# a reader without --follow drains what was committed, then reports the death
-	run -1 --separate-stderr dh-read --lines "$ch"
+	run -1 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_output $'msg-0\nmsg-1'
 	assert_equal "$stderr" "dh-read: $ch: writer died without marking end-of-stream"
 
@@ -58,7 +58,7 @@ setup() {
 	status_of "$RPID"
 	[ "$st" -eq 0 ]
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/follow.out")" $'msg-0\nmsg-1\nnew-2\nnew-3\nnew-4'
-	run -0 --separate-stderr dh-read --lines "$ch"
+	run -0 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_output $'msg-0\nmsg-1\nnew-2\nnew-3\nnew-4'
 	run -0 dh-validate "$ch"
 }
@@ -74,13 +74,13 @@ setup() {
 	run -1 dh-diagnose --slot 3 "$ch"
 	assert_line --regexp '^state +writing$'
 	assert_line --regexp '^seq +3$'
-	run -1 --separate-stderr dh-read --lines "$ch"
+	run -1 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_output $'msg-0\nmsg-1\nmsg-2'
 
 	crashpoint write "$ch" 2 new
 	run -0 dh-diagnose --json "$ch"
 	[ "$(jq -c '[.verdict, .writer.state, .stream.committed, .findings]' <<<"$output")" = '["healthy","NONE",5,[]]' ]
-	run -0 --separate-stderr dh-read --lines "$ch"
+	run -0 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_output $'msg-0\nmsg-1\nmsg-2\nnew-3\nnew-4'
 	refute_output --partial TORN
 }
@@ -160,7 +160,7 @@ setup() {
 	status_of "$r"
 	[ "$st" -eq 0 ]
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/r.out")" $'holding none\nnext: reader evicted for stalling the channel'
-	run -0 --separate-stderr dh-read --lines "$ch"
+	run -0 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_output $'msg-2\nmsg-3\nnew-4\nnew-5'
 }
 
@@ -186,7 +186,7 @@ writer_waited() {
 	[ "$st" -eq 0 ]
 	run -0 dh-diagnose --json "$ch"
 	[ "$(jq -c '[.verdict, .readers, .counters.readers_reaped, .stream.committed]' <<<"$output")" = '["healthy",[],1,6]' ]
-	run -0 --separate-stderr dh-read --lines "$ch"
+	run -0 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_output $'msg-2\nmsg-3\nnew-4\nnew-5'
 }
 
@@ -207,7 +207,7 @@ writer_waited() {
 	run -0 dh-diagnose --json "$ch"
 	[ "$(jq -c '[.readers, .counters.readers_reaped]' <<<"$output")" = '[[],1]' ]
 	crashpoint write "$ch" 2 new
-	run -0 --separate-stderr dh-read --lines "$ch"
+	run -0 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_output $'msg-2\nmsg-3\nnew-4\nnew-5'
 }
 
@@ -230,11 +230,11 @@ writer_waited() {
 	run -0 --separate-stderr dh-validate --repair "$ch"
 	[ "$(jdiag "$ch" .counters.queue_lost)" = 1 ]
 
-	run -0 --separate-stderr dh-read --lines "$ch"
+	run -0 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_output $'msg-1\nmsg-2'
 	# slot 0 is free again: the writer can lap it
 	crashpoint write "$ch" 4 new
-	run -0 --separate-stderr dh-read --lines "$ch"
+	run -0 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_output $'new-3\nnew-4\nnew-5\nnew-6'
 }
 

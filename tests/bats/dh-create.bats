@@ -38,7 +38,7 @@ usage_line() {
 	[ -f "$shm" ]
 	[ "$(stat -c %s "$shm")" -gt $((64 * 65536)) ]
 	echo hello | dh-write --lines "$ch"
-	run -0 --separate-stderr dh-read --lines "$ch"
+	run -0 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_output hello
 	assert_equal "$stderr" ''
 }
@@ -151,7 +151,7 @@ usage_line() {
 	assert_equal "$(stat -c %i "$shm")" "$ino"
 	echo still-here >&"$DH_FEED"
 	dh_feed_end
-	run -0 dh-read --lines "$ch"
+	run -0 dh-read --from oldest --lines "$ch"
 	assert_output still-here
 }
 

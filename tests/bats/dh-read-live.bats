@@ -106,7 +106,7 @@ writer_bg() {
 @test "latest: a reader gets the newest message" {
 	dh-create --slots 4 --policy latest "$ch"
 	seq 1 100 | dh-write --lines "$ch"
-	run -0 --separate-stderr dh-read --lines "$ch"
+	run -0 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_output 100
 	assert_equal "$stderr" ""
 }
@@ -261,12 +261,12 @@ writer_bg() {
 
 @test "dh-read --timeout: exit 3 when no message arrives in time, after the ones that did" {
 	dh-create "$ch"
-	run -3 --separate-stderr dh-read --timeout 200ms "$ch"
+	run -3 --separate-stderr dh-read --from oldest --timeout 200ms "$ch"
 	assert_output ""
 	assert_equal "$stderr" "dh-read: $ch: no message within the timeout"
 	dh_feed "$ch" --lines
 	printf 'x\ny\n' >&"$DH_FEED"
-	run -3 --separate-stderr dh-read --lines --timeout 300ms "$ch"
+	run -3 --separate-stderr dh-read --from oldest --lines --timeout 300ms "$ch"
 	assert_output "$(printf 'x\ny')"
 }
 
@@ -287,7 +287,7 @@ writer_bg() {
 	dh-create "$ch"
 	dh_feed "$ch" --lines
 	printf '1\n2\n3\n' >&"$DH_FEED"
-	run -0 timeout 10 dh-read --lines --count 3 "$ch"     # all three committed
+	run -0 timeout 10 dh-read --from oldest --lines --count 3 "$ch"     # all three committed
 	run -0 --separate-stderr timeout 10 dh-read --lines --no-wait "$ch"
 	assert_output "$(seq 1 3)"
 	assert_equal "$stderr" ""
@@ -298,7 +298,7 @@ writer_bg() {
 	dh-create "$ch"
 	dh_feed "$ch" --lines
 	seq 1 10 >&"$DH_FEED"
-	run -0 --separate-stderr timeout 10 dh-read --lines --count 3 "$ch"
+	run -0 --separate-stderr timeout 10 dh-read --from oldest --lines --count 3 "$ch"
 	assert_output "$(seq 1 3)"
 	run -0 timeout 10 dh-read --json --count 1 --from 7 "$ch"
 	run -0 jq -r '[.seq, .text] | @tsv' <<<"$output"

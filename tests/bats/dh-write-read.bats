@@ -18,10 +18,10 @@ setup() {
 	head -c 100000 /dev/urandom >"$T/in"
 	printf '\0\0\0x\0' >>"$T/in"
 	run -0 dh-write --create --slots 64 --slot-size 4K "$ch" <"$T/in"
-	dh-read "$ch" >"$T/out"
+	dh-read --from oldest "$ch" >"$T/out"
 	cmp "$T/in" "$T/out"
 	# a regular file is read a full slot at a time: 24 slots of 4096 and one of 1701
-	run -0 sh -c "dh-read --json '$ch' | jq -r .length | sort -n | uniq -c | awk '{print \$1 \"x\" \$2}' | tr '\n' ' '"
+	run -0 sh -c "dh-read --from oldest --json '$ch' | jq -r .length | sort -n | uniq -c | awk '{print \$1 \"x\" \$2}' | tr '\n' ' '"
 	assert_output "1x1701 24x4096 "
 }
 
@@ -40,7 +40,7 @@ setup() {
 @test "lines: one message per line, empty lines kept, last line without newline counts" {
 	printf 'alpha\n\nbeta gamma\n\t tabs \ndelta' >"$T/in"
 	run -0 dh-write --create --lines "$ch" <"$T/in"
-	run -0 sh -c "dh-read --json '$ch' | jq -c '[.seq, .length, .text]'"
+	run -0 sh -c "dh-read --from oldest --json '$ch' | jq -c '[.seq, .length, .text]'"
 	assert_output - <<-'EOF'
 	[0,5,"alpha"]
 	[1,0,""]
@@ -48,7 +48,7 @@ setup() {
 	[3,7,"\t tabs "]
 	[4,5,"delta"]
 	EOF
-	dh-read --lines "$ch" >"$T/out"
+	dh-read --from oldest --lines "$ch" >"$T/out"
 	printf '\n' >>"$T/in"      # --lines output ends every message with a newline
 	cmp "$T/in" "$T/out"
 }
@@ -56,43 +56,43 @@ setup() {
 @test "lines: a text file round trips byte-exact" {
 	seq 1 20000 | sed 's/$/ some text/' >"$T/in"
 	run -0 dh-write --create --slots 32768 --slot-size 64 --lines "$ch" <"$T/in"
-	dh-read --lines "$ch" >"$T/out"
+	dh-read --from oldest --lines "$ch" >"$T/out"
 	cmp "$T/in" "$T/out"
 }
 
 @test "null: NUL-terminated records, binary-safe round trip" {
 	printf 'one\0two\nlines\0\0\377\001\0' >"$T/in"
 	run -0 dh-write --create --null "$ch" <"$T/in"
-	run -0 sh -c "dh-read --json '$ch' | jq -c '.length'"
+	run -0 sh -c "dh-read --from oldest --json '$ch' | jq -c '.length'"
 	assert_output "$(printf '3\n9\n0\n2')"
-	dh-read --null "$ch" >"$T/out"
+	dh-read --from oldest --null "$ch" >"$T/out"
 	cmp "$T/in" "$T/out"
 }
 
 @test "framed: boundaries and binary payloads (NULs, newlines, empty) round trip" {
 	perl -e 'print pack("V/a*", $_) for ("abc", "", "a\nb\0c", "\0" x 300, join("", map { chr } 0..255))' >"$T/in"
 	run -0 dh-write --create --framed "$ch" <"$T/in"
-	run -0 sh -c "dh-read --json '$ch' | jq -c .length | tr '\n' ' '"
+	run -0 sh -c "dh-read --from oldest --json '$ch' | jq -c .length | tr '\n' ' '"
 	assert_output "3 0 5 300 256 "
-	dh-read --framed "$ch" >"$T/out"
+	dh-read --from oldest --framed "$ch" >"$T/out"
 	cmp "$T/in" "$T/out"
 }
 
 @test "record: fixed-size binary records round trip" {
 	head -c 16000 /dev/urandom >"$T/in"
 	run -0 dh-write --create --slots 1024 --record-size 16 "$ch" <"$T/in"
-	run -0 sh -c "dh-read --json '$ch' | jq -c .length | sort -u"
+	run -0 sh -c "dh-read --from oldest --json '$ch' | jq -c .length | sort -u"
 	assert_output 16
-	run -0 sh -c "dh-read --json '$ch' | wc -l"
+	run -0 sh -c "dh-read --from oldest --json '$ch' | wc -l"
 	assert_output 1000
-	dh-read "$ch" >"$T/out"
+	dh-read --from oldest "$ch" >"$T/out"
 	cmp "$T/in" "$T/out"
 }
 
 @test "empty input: writer exits 0, reader gets nothing and exits 0" {
 	run -0 --separate-stderr dh-write --create "$ch" <"$EMPTY"
 	assert_equal "$stderr" ""
-	run -0 --separate-stderr dh-read "$ch"
+	run -0 --separate-stderr dh-read --from oldest "$ch"
 	assert_output ""
 	assert_equal "$stderr" ""
 	for mode in --lines --null --framed "--record-size 8"; do
@@ -105,8 +105,8 @@ setup() {
 	dh-create "$ch-a"
 	dh-create "$ch-b"
 	printf 'first\n\nthird has  spaces\n' | dh-write --lines "$ch-a"
-	run -0 bash -c "dh-read --framed '$ch-a' | dh-write --framed '$ch-b'"
-	run -0 sh -c "dh-read --json '$ch-b' | jq -c '[.length, .text]'"
+	run -0 bash -c "dh-read --from oldest --framed '$ch-a' | dh-write --framed '$ch-b'"
+	run -0 sh -c "dh-read --from oldest --json '$ch-b' | jq -c '[.length, .text]'"
 	assert_output - <<-'EOF'
 	[5,"first"]
 	[0,""]
@@ -117,7 +117,7 @@ setup() {
 @test "--json: one valid object per message, text or base64, parsed by jq" {
 	perl -e 'print pack("V/a*", $_) for ("hello", "quote \" back\\slash\ttab", "caf\xc3\xa9", "\xff\x00\x01", "")' >"$T/in"
 	dh-write --create --framed "$ch" <"$T/in"
-	dh-read --json "$ch" >"$T/out"
+	dh-read --from oldest --json "$ch" >"$T/out"
 	run -0 jq -e -s 'length == 5 and all(.[]; (.seq|type) == "number" and (.length|type) == "number"
 		and (.time|test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{9}Z$")))' "$T/out"
 	run -0 jq -r -s 'map(.seq) | join(",")' "$T/out"
@@ -142,7 +142,7 @@ setup() {
 	run -1 --separate-stderr dh-write --lines "$ch" <"$T/in"
 	assert_output ""
 	assert_equal "$stderr" "dh-write: $ch: line 3 is 21 bytes, more than the slot payload (8 bytes)"
-	run -0 --separate-stderr dh-read --lines "$ch"
+	run -0 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_output "$(printf 'ok\nfine')"
 	assert_equal "$stderr" ""
 }
@@ -158,7 +158,7 @@ setup() {
 	perl -e 'print pack("V/a*", $_) for ("12345678", "123456789", "x")' >"$T/in"
 	run -1 --separate-stderr dh-write --create --slot-size 8 --framed "$ch-f" <"$T/in"
 	assert_equal "$stderr" "dh-write: $ch-f: frame 2 is 9 bytes, more than the slot payload (8 bytes)"
-	run -0 dh-read --lines "$ch-f"
+	run -0 dh-read --from oldest --lines "$ch-f"
 	assert_output "12345678"
 }
 
@@ -174,7 +174,7 @@ setup() {
 	perl -e 'print pack("V/a*", "one"), pack("V/a*", "two"), pack("V", 10), "abc"' >"$T/in"
 	run -1 --separate-stderr dh-write --create --framed "$ch" <"$T/in"
 	assert_equal "$stderr" "dh-write: $ch: truncated frame 3 at byte offset 14 (3 of 10 bytes)"
-	run -0 dh-read --lines "$ch"
+	run -0 dh-read --from oldest --lines "$ch"
 	assert_output "$(printf 'one\ntwo')"
 }
 
@@ -220,7 +220,7 @@ setup() {
 	run -1 --separate-stderr dh-write "$ch" <"$EMPTY"
 	assert_output ""
 	assert_equal "$stderr" "dh-write: $ch: no such channel (--create creates it)"
-	run -1 --separate-stderr dh-read "$ch"
+	run -1 --separate-stderr dh-read --from oldest "$ch"
 	assert_output ""
 	assert_equal "$stderr" "dh-read: $ch: no such channel"
 	[ ! -e "$(dh_shm "$ch")" ]
@@ -232,11 +232,11 @@ setup() {
 	[[ ${stderr_lines[-1]} == "usage: dh-write "* ]]
 	run -2 --separate-stderr dh-write --slots 4 "$ch"
 	[[ $stderr == *"geometry options need --create"* ]]
-	run -2 --separate-stderr dh-read --json --lines "$ch"
+	run -2 --separate-stderr dh-read --from oldest --json --lines "$ch"
 	[[ ${stderr_lines[-1]} == "usage: dh-read "* ]]
 	run -2 --separate-stderr dh-read
-	run -2 --separate-stderr dh-read --bogus "$ch"
-	run -2 --separate-stderr dh-read a b
+	run -2 --separate-stderr dh-read --from oldest --bogus "$ch"
+	run -2 --separate-stderr dh-read --from oldest a b
 	run -0 dh-read --help
 	[[ ${lines[0]} == "usage: dh-read "* ]]
 	run -0 dh-write -h
@@ -267,7 +267,7 @@ setup() {
 	printf 'x\n' | dh-write --meta "$T/m2" --lines "$ch"
 	dh-read --meta "$ch" >"$T/got"
 	cmp "$T/m2" "$T/got"
-	run -0 dh-read --lines "$ch"
+	run -0 dh-read --from oldest --lines "$ch"
 	assert_output x
 	head -c 1025 /dev/zero >"$T/big"
 	run -1 --separate-stderr dh-write --meta "$T/big" "$ch" <"$EMPTY"
@@ -289,7 +289,7 @@ setup() {
 @test "dh-read | head -1 ends quietly" {
 	seq 1 1000000 >"$T/in"
 	dh-write --create --slots 128 --slot-size 64K "$ch" <"$T/in"
-	run -0 bash -c "dh-read --timeout 10 '$ch' 2>'$T/err' | head -1; echo \"\${PIPESTATUS[0]}\""
+	run -0 bash -c "dh-read --from oldest --timeout 10 '$ch' 2>'$T/err' | head -1; echo \"\${PIPESTATUS[0]}\""
 	assert_equal "${lines[0]}" 1
 	[[ ${lines[1]} == 0 || ${lines[1]} == 141 ]]
 	[ ! -s "$T/err" ]
@@ -298,7 +298,7 @@ setup() {
 
 @test "stdout error (/dev/full): exit 1 with a message" {
 	printf 'a\nb\n' | dh-write --create --lines "$ch"
-	run -1 --separate-stderr bash -c "dh-read --lines '$ch' >/dev/full"
+	run -1 --separate-stderr bash -c "dh-read --from oldest --lines '$ch' >/dev/full"
 	assert_output ""
 	assert_equal "$stderr" "dh-read: write error: No space left on device"
 	[ "$(dh_readers "$ch")" -eq 0 ]
@@ -316,16 +316,16 @@ setup() {
 	run -0 script -qec "dh-write --lines --progress $ch <'$T/in'" /dev/null
 	[[ $output == *"5000 msgs"* ]]
 	[[ $output == *"fill"* && $output == *"lag"* ]]
-	run -0 sh -c "dh-read --lines '$ch' | wc -l"
+	run -0 sh -c "dh-read --from oldest --lines '$ch' | wc -l"
 	assert_output 5000
 }
 
 @test "--key: dh-write --create makes a keyed channel; only key holders read or write it" {
 	dh-create --keygen "$T/key"
 	printf 'a\nb\n' | dh-write --create --key "$T/key" --lines "$ch"
-	run -0 --separate-stderr dh-read --key "$T/key" --lines "$ch"
+	run -0 --separate-stderr dh-read --from oldest --key "$T/key" --lines "$ch"
 	assert_output "$(printf 'a\nb')"
-	run -1 --separate-stderr dh-read --lines "$ch"
+	run -1 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_equal "$stderr" "dh-read: $ch: channel is keyed: a key is required"
 	run -1 --separate-stderr dh-write --lines "$ch" <"$EMPTY"
 	assert_equal "$stderr" "dh-write: $ch: channel is keyed: a key is required"

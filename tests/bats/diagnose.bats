@@ -40,7 +40,7 @@ setup() {
 		"[\"$ch\",\"healthy\",0,null,2,\"sync\",\"blake2b\",false,null]" ]
 	[ "$(jq -c '.geometry' <<<"$output")" = '{"slots":4,"slot_size":100,"stride":128,"meta_size":1024,"max_readers":3,"total_size":12288}' ]
 	[ "$(jq -c '.layout | keys_unsorted' <<<"$output")" = '["table_off","desc_off","meta_off","data_off"]' ]
-	[ "$(jq -c '.stream' <<<"$output")" = '{"committed":2,"oldest":0,"end_of_stream":true}' ]
+	[ "$(jq -c '.stream' <<<"$output")" = '{"committed":2,"oldest":0,"end_of_stream":true,"number":1,"start":0}' ]
 	[ "$(jq -c '.writer | [.state, .pid, .name, .position, .messages, .bytes]' <<<"$output")" = '["NONE",null,null,2,2,10]' ]
 	[ "$(jq -c '[.counters.messages_written, .counters.bytes_written, .counters.eos_count]' <<<"$output")" = '[2,10,1]' ]
 	[ "$(jq -c '.integrity' <<<"$output")" = '{"verdict":"ok","checked":2,"failing":0,"quarantined":0}' ]
@@ -72,7 +72,7 @@ setup() {
 @test "--slot N: one descriptor in detail, text and JSON" {
 	dh-create --slots 4 --slot-size 64 --policy queue "$ch"
 	crashpoint write "$ch" 4
-	run -0 dh-read --count 1 --lines "$ch"
+	run -0 dh-read --from oldest --count 1 --lines "$ch"
 	assert_output msg-0
 	crashpoint write "$ch" 1
 	run -0 --separate-stderr dh-diagnose --slot 0 "$ch"

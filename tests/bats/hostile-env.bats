@@ -362,7 +362,7 @@ plant() {
 	dh-create "$name-own"
 	run -1 --separate-stderr dh-read --owner "$DH_HOSTILE_USER" --no-wait "$name-own"
 	assert_equal "$stderr" "dh-read: $name-own: channel owned by root, not by the required owner (uid $(id -u "$DH_HOSTILE_USER"))"
-	run -2 --separate-stderr dh-read --owner no-such-user-dh "$name"
+	run -2 --separate-stderr dh-read --from oldest --owner no-such-user-dh "$name"
 	assert_equal "${stderr_lines[0]}" "dh-read: --owner no-such-user-dh: no such user"
 	run -2 --separate-stderr env DH_OWNER=no-such-user-dh dh-write "$name"
 	assert_equal "${stderr_lines[0]}" "dh-write: DH_OWNER=no-such-user-dh: no such user"

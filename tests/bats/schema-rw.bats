@@ -79,7 +79,7 @@ committed() {
 	run -1 --separate-stderr dh-write --csv "$ch" <<<$'10,1.5,1,a"b,1,2,3\n11,1.5,1,y,1,2,3'
 	assert_equal "$stderr" "dh-write: $ch: line 1, column 4 (name): quote in unquoted field"
 	# what came before each bad row was delivered, and end-of-stream marked
-	run -0 --separate-stderr dh-read --csv "$ch"
+	run -0 --separate-stderr dh-read --from oldest --csv "$ch"
 	assert_output "$HEADER
 1,1.5,1,\"two
 lines\",1,2,3
@@ -104,12 +104,12 @@ lines\",1,2,3
 0,inf,-inf,3,4
 1,nan,nan,5,6'
 	dh-write --csv "$ch" <<<"$csv"
-	dh-read --csv "$ch" | dh-write --csv "$ch-b"
-	run -0 --separate-stderr dh-read --csv "$ch-b"
+	dh-read --from oldest --csv "$ch" | dh-write --csv "$ch-b"
+	run -0 --separate-stderr dh-read --from oldest --csv "$ch-b"
 	assert_output "$csv"
 	assert_equal "$stderr" ''
 	# the same records as JSON: non-finite numbers are null
-	run -0 --separate-stderr dh-read --json "$ch-b"
+	run -0 --separate-stderr dh-read --from oldest --json "$ch-b"
 	[ "$(jq -c '[.b, .c]' <<<"${lines[2]}")" = '[null,null]' ]
 	[ "$(jq -c .d <<<"${lines[3]}")" = '[5,6]' ]
 }
@@ -141,19 +141,19 @@ lines\",1,2,3
 	assert_equal "$stderr" "dh-read: $ch: channel has no schema: --csv decodes records (dh-create --schema)"
 	# --json keeps its message framing there
 	echo hi | dh-write --lines "$ch"
-	run -0 --separate-stderr dh-read --json "$ch"
+	run -0 --separate-stderr dh-read --from oldest --json "$ch"
 	[ "$(jq -r .text <<<"$output")" = hi ]
 }
 
 @test "--schema: a channel without one is a mismatch; a bad SPEC is a usage error; the same layout spelt differently passes" {
 	dh-create --slots 4 "$ch"
-	run -1 --separate-stderr dh-read --schema 'a:u8' "$ch"
+	run -1 --separate-stderr dh-read --from oldest --schema 'a:u8' "$ch"
 	assert_output ''
 	assert_equal "$stderr" "dh-read: $ch: schema mismatch: channel has no schema, expected $(b2 'a:u8') (a:u8)"
 	: >"$BATS_TEST_TMPDIR/empty"
 	run -1 --separate-stderr dh-write --schema 'a:u8' "$ch" <"$BATS_TEST_TMPDIR/empty"
 	assert_equal "$stderr" "dh-write: $ch: schema mismatch: channel has no schema, expected $(b2 'a:u8') (a:u8)"
-	run -2 --separate-stderr dh-read --schema 'a:u8;' "$ch"
+	run -2 --separate-stderr dh-read --from oldest --schema 'a:u8;' "$ch"
 	assert_output ''
 	assert_equal "${stderr_lines[0]}" "dh-read: --schema: syntax error at byte 5 of the spec"
 	run -2 --separate-stderr dh-write --schema 'a:q8' "$ch"
@@ -161,7 +161,7 @@ lines\",1,2,3
 	rm -f "$shm"
 	schema_channel 'a:u8;b:u32'
 	run -0 --separate-stderr dh-write --schema ' a : u8 ; _pad0:pad[3] ; b : u32 ' --csv "$ch" <<<'1,2'
-	run -0 --separate-stderr dh-read --schema 'a:u8;b:u32' --csv "$ch"
+	run -0 --separate-stderr dh-read --from oldest --schema 'a:u8;b:u32' --csv "$ch"
 	assert_output $'a,b\n1,2'
 }
 
@@ -170,7 +170,7 @@ lines\",1,2,3
 	assert_equal "$stderr" ''
 	[ "$(jdiag "$ch" .schema.canonical)" = 'a:u8;_pad0:pad[3];b:i32' ]
 	[ "$(jdiag "$ch" .geometry.slot_size)" = 8 ]
-	run -0 dh-read --csv "$ch"
+	run -0 dh-read --from oldest --csv "$ch"
 	assert_output $'a,b\n1,-2'
 	run -0 dh-write --create --slot-size 1K --schema 'a:u8' --csv "$ch-k" <<<'7'
 	[ "$(jdiag "$ch-k" .geometry.slot_size)" = 1024 ]
@@ -186,9 +186,9 @@ lines\",1,2,3
 	assert_output ''
 	assert_equal "${stderr_lines[0]}" "dh-write: --lines, --null, --framed, --record-size and --csv exclude each other"
 	run -2 --separate-stderr dh-write --csv --record-size 40 "$ch"
-	run -2 --separate-stderr dh-read --json --csv "$ch"
+	run -2 --separate-stderr dh-read --from oldest --json --csv "$ch"
 	assert_equal "${stderr_lines[0]}" "dh-read: --lines, --null, --framed, --json and --csv exclude each other"
-	run -2 --separate-stderr dh-read --csv --framed "$ch"
+	run -2 --separate-stderr dh-read --from oldest --csv --framed "$ch"
 }
 
 @test "dh-read --csv on an empty channel prints the header only; --json prints nothing" {
@@ -203,14 +203,14 @@ lines\",1,2,3
 @test "dh-read --strict: a clean stream is read in full; without --strict a failure is skipped and reading goes on" {
 	dh-create --slots 8 --slot-size 64 "$ch"
 	crashpoint write "$ch" 5
-	run -0 --separate-stderr dh-read --strict --lines "$ch"
+	run -0 --separate-stderr dh-read --from oldest --strict --lines "$ch"
 	assert_output $'msg-0\nmsg-1\nmsg-2\nmsg-3\nmsg-4'
 	assert_equal "$stderr" ''
 	hostile xor "$shm" "$(data_offset "$ch" 3)" 0x20
-	run -1 --separate-stderr dh-read --lines "$ch"
+	run -1 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_output $'msg-0\nmsg-1\nmsg-2\nmsg-4'
 	assert_equal "$stderr" "dh-read: $ch: checksum mismatch at seq 3"
-	run -1 --separate-stderr dh-read --strict --lines "$ch"
+	run -1 --separate-stderr dh-read --from oldest --strict --lines "$ch"
 	assert_output $'msg-0\nmsg-1\nmsg-2'
 	assert_equal "$stderr" "dh-read: $ch: checksum mismatch at seq 3"
 }

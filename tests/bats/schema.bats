@@ -63,14 +63,14 @@ record() {
 @test "a schema mismatch is refused on both sides, with both hashes and forms, and counted" {
 	schema_channel
 	has_option dh-write --schema || skip "dh-write has no --schema yet"
-	has_option dh-read --schema || skip "dh-read has no --schema yet"
+	has_option dh-read --from oldest --schema || skip "dh-read has no --schema yet"
 	local other='ts:u64;temp:f64'
 	run --separate-stderr dh-write --schema "$other" "$ch" </dev/null
 	[ "$status" -ne 0 ] && [ "$status" -lt 128 ]
 	assert_equal "$stderr" "$(printf 'dh-write: %s: schema mismatch: channel has %s (%s), expected %s (%s)' "$ch" \
 		"$(printf '%s' "$CANON" | b2sum -l 256 | cut -d' ' -f1)" "$CANON" \
 		"$(printf '%s' "ts:u64;temp:f64" | b2sum -l 256 | cut -d' ' -f1)" "ts:u64;temp:f64")"
-	run --separate-stderr dh-read --schema "$other" "$ch"
+	run --separate-stderr dh-read --from oldest --schema "$other" "$ch"
 	[ "$status" -ne 0 ] && [ "$status" -lt 128 ]
 	[[ $stderr == "dh-read: $ch: schema mismatch: channel has "* ]]
 	[ "$(jdiag "$ch" .counters.schema_mismatches)" = 2 ]
@@ -80,15 +80,15 @@ record() {
 
 @test "dh-read --json and --csv decode known records" {
 	schema_channel
-	has_option dh-read --csv || skip "dh-read has no --csv yet (schema decoding)"
+	has_option dh-read --from oldest --csv || skip "dh-read has no --csv yet (schema decoding)"
 	{
 		printf "$(record 1700000000 '\x00\x00\xac\x41' 3 probe 1 -2 3)"
 		printf "$(record 42 '\x00\x00\x20\xc1' 255 'a,b "c"' -32768 0 32767)"
 	} | dh-write --record-size 40 "$ch"
-	run -0 --separate-stderr dh-read --json "$ch"
+	run -0 --separate-stderr dh-read --from oldest --json "$ch"
 	[ "$(jq -c '{ts, temp, flags, name, v}' <<<"${lines[0]}")" = '{"ts":1700000000,"temp":21.5,"flags":3,"name":"probe","v":[1,-2,3]}' ]
 	[ "$(jq -c '{ts, temp, flags, name, v}' <<<"${lines[1]}")" = '{"ts":42,"temp":-10,"flags":255,"name":"a,b \"c\"","v":[-32768,0,32767]}' ]
-	run -0 --separate-stderr dh-read --csv "$ch"
+	run -0 --separate-stderr dh-read --from oldest --csv "$ch"
 	assert_output 'ts,temp,flags,name,v[0],v[1],v[2]
 1700000000,21.5,3,probe,1,-2,3
 42,-10,255,"a,b ""c""",-32768,0,32767'
@@ -97,7 +97,7 @@ record() {
 @test "CSV round trip: CSV -> channel -> CSV is exact" {
 	schema_channel
 	has_option dh-write --csv || skip "dh-write has no --csv yet"
-	has_option dh-read --csv || skip "dh-read has no --csv yet"
+	has_option dh-read --from oldest --csv || skip "dh-read has no --csv yet"
 	local csv='ts,temp,flags,name,v[0],v[1],v[2]
 0,0,0,,0,0,0
 18446744073709551615,3.40282347e+38,255,"x,""y""",-32768,-1,32767
@@ -105,7 +105,7 @@ record() {
 5,-1.17549435e-38,1,"line
 break",4,5,6'
 	dh-write --csv "$ch" <<<"$csv"
-	run -0 --separate-stderr dh-read --csv "$ch"
+	run -0 --separate-stderr dh-read --from oldest --csv "$ch"
 	assert_output "$csv"
 }
 
@@ -124,11 +124,11 @@ break",4,5,6'
 }
 
 @test "dh-read --strict stops at the first checksum failure" {
-	has_option dh-read --strict || skip "dh-read has no --strict yet"
+	has_option dh-read --from oldest --strict || skip "dh-read has no --strict yet"
 	dh-create --slots 8 --slot-size 64 "$ch"
 	crashpoint write "$ch" 5
 	hostile xor "$shm" "$(data_offset "$ch" 2)" 0x20
-	run -1 --separate-stderr dh-read --strict --lines "$ch"
+	run -1 --separate-stderr dh-read --from oldest --strict --lines "$ch"
 	assert_output $'msg-0\nmsg-1'
 	assert_equal "$stderr" "dh-read: $ch: checksum mismatch at seq 2"
 }

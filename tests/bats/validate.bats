@@ -94,9 +94,9 @@ read_corrupt() {
 	make_channel "$kind"
 	hostile xor "$shm" "$(data_offset "$ch" 2)" 0x20
 	if [ "$kind" = mac ]; then
-		run -1 --separate-stderr dh-read --key "$key" --lines "$ch"
+		run -1 --separate-stderr dh-read --from oldest --key "$key" --lines "$ch"
 	else
-		run -1 --separate-stderr dh-read --lines "$ch"
+		run -1 --separate-stderr dh-read --from oldest --lines "$ch"
 	fi
 	assert_output $'msg-0\nmsg-1\nmsg-3\nmsg-4'
 	assert_equal "$stderr" "dh-read: $ch: checksum mismatch at seq 2"
@@ -104,9 +104,9 @@ read_corrupt() {
 	# quarantined, it is still skipped with a report
 	dh-validate --repair $(keyopt "$kind") "$ch" >/dev/null
 	if [ "$kind" = mac ]; then
-		run -1 --separate-stderr dh-read --key "$key" --lines "$ch"
+		run -1 --separate-stderr dh-read --from oldest --key "$key" --lines "$ch"
 	else
-		run -1 --separate-stderr dh-read --lines "$ch"
+		run -1 --separate-stderr dh-read --from oldest --lines "$ch"
 	fi
 	assert_output $'msg-0\nmsg-1\nmsg-3\nmsg-4'
 	assert_equal "$stderr" "dh-read: $ch: checksum mismatch at seq 2"
@@ -121,7 +121,7 @@ read_corrupt() {
 }
 
 @test "keyed MAC: dh-read --key reports the corrupted seq, outputs nothing from that slot, carries on, exits 1" {
-	has_option dh-read --key || skip "dh-read has no --key yet"
+	has_option dh-read --from oldest --key || skip "dh-read has no --key yet"
 	read_corrupt mac
 }
 
@@ -220,7 +220,7 @@ copy_frame() {
 	[ "$(jdiag "$ch" .counters.key_mismatches)" -ge 2 ]
 
 	# dh-read and dh-write refuse a keyed channel they have no key for
-	run -1 --separate-stderr dh-read "$ch"
+	run -1 --separate-stderr dh-read --from oldest "$ch"
 	assert_equal "$stderr" "dh-read: $ch: channel is keyed: a key is required"
 	run -1 --separate-stderr dh-write "$ch" </dev/null
 	assert_equal "$stderr" "dh-write: $ch: channel is keyed: a key is required"
@@ -229,14 +229,14 @@ copy_frame() {
 }
 
 @test "dh-read and dh-write --key: wrong key, missing key and a 0644 key file are refused with distinct messages" {
-	has_option dh-read --key || skip "dh-read has no --key yet"
+	has_option dh-read --from oldest --key || skip "dh-read has no --key yet"
 	has_option dh-write --key || skip "dh-write has no --key yet"
 	make_channel mac
 	dh-create --keygen "$key.wrong"
 	cp "$key" "$key.644"
 	chmod 0644 "$key.644"
 	local cmd
-	for cmd in dh-read dh-write; do
+	for cmd in dh-read --from oldest dh-write; do
 		run --separate-stderr "$cmd" --key "$key.wrong" "$ch" </dev/null
 		[ "$status" -ne 0 ] && [ "$status" -lt 128 ]
 		assert_equal "$stderr" "$cmd: $ch: wrong key"
@@ -247,7 +247,7 @@ copy_frame() {
 		[ "$status" -ne 0 ] && [ "$status" -lt 128 ]
 		assert_equal "$stderr" "$cmd: $ch: channel is keyed: a key is required"
 	done
-	run -0 --separate-stderr dh-read --key "$key" --lines "$ch"
+	run -0 --separate-stderr dh-read --from oldest --key "$key" --lines "$ch"
 	assert_output $'msg-0\nmsg-1\nmsg-2\nmsg-3\nmsg-4'
 }
 
