@@ -545,6 +545,7 @@ enum class start {
 	oldest = DH_START_OLDEST,
 	latest = DH_START_LATEST,
 	now = DH_START_NOW,
+	held = DH_START_HELD, // what the channel holds now, also of a stream that ended
 };
 
 class reader_options {

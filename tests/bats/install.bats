@@ -126,7 +126,9 @@ files() {
 			return 1;
 		}
 		dh_writer_close(w);
-		if ((rc = dh_reader_open(argv[1], NULL, &r)) < 0 || (rc = dh_reader_next(r, &m, 0)) < 0) {
+		/* the stream ended before we attached: ask for what is held */
+		struct dh_reader_opts ro = { .start = DH_START_HELD };
+		if ((rc = dh_reader_open(argv[1], &ro, &r)) < 0 || (rc = dh_reader_next(r, &m, 0)) < 0) {
 			fprintf(stderr, "app: read: %s\n", dh_strerror(rc));
 			return 1;
 		}
@@ -190,7 +192,7 @@ files() {
 			w.write_record(rec{7, 1.5f});
 			w.eos();
 		}
-		dh::reader r(argv[1]);
+		dh::reader r(argv[1], dh::reader_options().start(dh::start::held));
 		for (auto &m : r.messages(std::chrono::seconds(5)))
 			std::printf("%u %.1f %d\n", m.as<rec>().id, m.as<rec>().v, (int)m.seq);
 		bool end = r.at_end();
