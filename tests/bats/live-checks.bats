@@ -89,7 +89,7 @@ checks() {
 	# the writer leaves; its successor ends the stream without writing
 	kill9 "$CPID"
 	dh-write "$ch" </dev/null
-	run timeout 10 dh-read --lines "$ch"
+	run timeout 10 dh-read --from latest --lines "$ch"
 	assert_equal "$status" 0
 }
 
