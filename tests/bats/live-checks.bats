@@ -12,12 +12,7 @@ setup() {
 }
 
 teardown() {
-	local p
-	for p in "${CRASH_PIDS[@]}"; do
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	dh_teardown
+	integrity_teardown
 }
 
 # busy POLICY: a channel with a writer that never stops and a reader that
