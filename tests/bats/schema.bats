@@ -63,7 +63,7 @@ record() {
 @test "a schema mismatch is refused on both sides, with both hashes and forms, and counted" {
 	schema_channel
 	has_option dh-write --schema || skip "dh-write has no --schema yet"
-	has_option dh-read --from oldest --schema || skip "dh-read has no --schema yet"
+	has_option dh-read --schema || skip "dh-read has no --schema yet"
 	local other='ts:u64;temp:f64'
 	run --separate-stderr dh-write --schema "$other" "$ch" </dev/null
 	[ "$status" -ne 0 ] && [ "$status" -lt 128 ]
@@ -80,7 +80,7 @@ record() {
 
 @test "dh-read --json and --csv decode known records" {
 	schema_channel
-	has_option dh-read --from oldest --csv || skip "dh-read has no --csv yet (schema decoding)"
+	has_option dh-read --csv || skip "dh-read has no --csv yet (schema decoding)"
 	{
 		printf "$(record 1700000000 '\x00\x00\xac\x41' 3 probe 1 -2 3)"
 		printf "$(record 42 '\x00\x00\x20\xc1' 255 'a,b "c"' -32768 0 32767)"
@@ -97,7 +97,7 @@ record() {
 @test "CSV round trip: CSV -> channel -> CSV is exact" {
 	schema_channel
 	has_option dh-write --csv || skip "dh-write has no --csv yet"
-	has_option dh-read --from oldest --csv || skip "dh-read has no --csv yet"
+	has_option dh-read --csv || skip "dh-read has no --csv yet"
 	local csv='ts,temp,flags,name,v[0],v[1],v[2]
 0,0,0,,0,0,0
 18446744073709551615,3.40282347e+38,255,"x,""y""",-32768,-1,32767
@@ -124,7 +124,7 @@ break",4,5,6'
 }
 
 @test "dh-read --strict stops at the first checksum failure" {
-	has_option dh-read --from oldest --strict || skip "dh-read has no --strict yet"
+	has_option dh-read --strict || skip "dh-read has no --strict yet"
 	dh-create --slots 8 --slot-size 64 "$ch"
 	crashpoint write "$ch" 5
 	hostile xor "$shm" "$(data_offset "$ch" 2)" 0x20
