@@ -25,8 +25,14 @@ CLI_OBJ = $(BUILD)/cmd/cli.o $(BUILD)/cmd/broker_cli.o $(BUILD)/cmd/csv_cli.o
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNITS = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBDH = $(BUILD)/libdh.a
+# The shared library (issue 15): the same sources compiled position-independent
+# into their own objects, so the commands keep linking the faster non-PIC
+# archive.  SONAME_MAJOR changes only when the ABI breaks.
+SONAME_MAJOR = 0
+LIBDH_SO = $(BUILD)/libdh.so.$(SONAME_MAJOR)
+LIB_PIC = $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
 
-all: $(LIBDH) $(CMDS)
+all: $(LIBDH) $(LIBDH_SO) $(CMDS)
 
 $(BUILD)/%.o: %.c config.mk
 	@mkdir -p $(dir $@)
@@ -35,6 +41,17 @@ $(BUILD)/%.o: %.c config.mk
 $(LIBDH): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $(LIB_OBJ)
+
+$(BUILD)/pic/%.o: %.c config.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fPIC -c -o $@ $<
+
+# -z defs: every symbol libdh uses is resolved by the libraries named here
+# (sanitizer runtimes are not, so not under SAN).
+$(LIBDH_SO): $(LIB_PIC) lib/libdh.map
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -shared -Wl,-soname,libdh.so.$(SONAME_MAJOR) \
+		-Wl,--version-script=lib/libdh.map $(if $(SAN),,-Wl,-z,defs) -o $@ $(LIB_PIC) $(LDLIBS)
+	ln -sf libdh.so.$(SONAME_MAJOR) $(BUILD)/libdh.so
 
 $(BUILD)/bin/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(LIBDH)
 	@mkdir -p $(dir $@)
@@ -147,6 +164,8 @@ install: all
 		$(DESTDIR)$(INCLUDEDIR)/dh $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
 	install -m 0755 $(CMDS) $(DESTDIR)$(BINDIR)
 	install -m 0644 $(LIBDH) $(DESTDIR)$(LIBDIR)
+	install -m 0755 $(LIBDH_SO) $(DESTDIR)$(LIBDIR)
+	ln -sf libdh.so.$(SONAME_MAJOR) $(DESTDIR)$(LIBDIR)/libdh.so
 	install -m 0644 $(PUB_HEADERS) $(DESTDIR)$(INCLUDEDIR)/dh
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_rel,$(LIBDIR))|' \
 		-e 's|@INCLUDEDIR@|$(call pc_rel,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|' \
@@ -163,7 +182,8 @@ install: all
 
 uninstall:
 	rm -f $(CMD_NAMES:%=$(DESTDIR)$(BINDIR)/%) $(CMD_NAMES:%=$(DESTDIR)$(BASHCOMPDIR)/%)
-	rm -f $(DESTDIR)$(LIBDIR)/libdh.a $(DESTDIR)$(PKGCONFIGDIR)/dh.pc $(DESTDIR)$(ZSHCOMPDIR)/_dh
+	rm -f $(DESTDIR)$(LIBDIR)/libdh.a $(DESTDIR)$(LIBDIR)/libdh.so.$(SONAME_MAJOR) $(DESTDIR)$(LIBDIR)/libdh.so
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/dh.pc $(DESTDIR)$(ZSHCOMPDIR)/_dh
 	rm -f $(PUB_HEADERS:lib/%=$(DESTDIR)$(INCLUDEDIR)/dh/%)
 	rmdir $(DESTDIR)$(INCLUDEDIR)/dh 2>/dev/null || :
 	for p in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${p##*.}/$${p##*/}; done

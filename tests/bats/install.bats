@@ -31,6 +31,8 @@ expected_files() {
 		[ "${f##*/}" = dh_impl.h ] || echo "include/dh/${f##*/}"
 	done
 	echo lib/libdh.a
+	echo lib/libdh.so
+	echo lib/libdh.so.0
 	echo lib/pkgconfig/dh.pc
 	echo share/zsh/site-functions/_dh
 }
@@ -52,14 +54,17 @@ files() {
 		[ -f "$R/usr/local/$f" ] || fail "not installed: $f"
 	done
 	[ ! -e "$R/usr/local/include/dh/dh_impl.h" ] || fail "the private header was installed"
-	run stat -c '%a %n' "$R/usr/local/bin/dh-stat" "$R/usr/local/lib/libdh.a" \
+	run stat -c '%a %n' "$R/usr/local/bin/dh-stat" "$R/usr/local/lib/libdh.a" "$R/usr/local/lib/libdh.so.0" \
 		"$R/usr/local/include/dh/dh.h" "$R/usr/local/lib/pkgconfig/dh.pc"
 	assert_output - <<-EOF
 	755 $R/usr/local/bin/dh-stat
 	644 $R/usr/local/lib/libdh.a
+	755 $R/usr/local/lib/libdh.so.0
 	644 $R/usr/local/include/dh/dh.h
 	644 $R/usr/local/lib/pkgconfig/dh.pc
 	EOF
+	[ "$(readlink "$R/usr/local/lib/libdh.so")" = libdh.so.0 ] || fail "libdh.so is not a link to libdh.so.0"
+	cmp "$DH_TOP/$DH_BUILD/libdh.so.0" "$R/usr/local/lib/libdh.so.0"
 	cmp "$DH_TOP/completions/dh.bash" "$R/usr/local/share/bash-completion/completions/dh-read"
 	cmp "$DH_TOP/completions/_dh" "$R/usr/local/share/zsh/site-functions/_dh"
 	"$R/usr/local/bin/dh-stat" --version
@@ -153,17 +158,22 @@ files() {
 	case $DH_BUILD in *asan*) flags="-fsanitize=address,undefined $flags" ;; esac
 	# shellcheck disable=SC2086
 	cc -std=c11 -Wall -Wextra -o "$T/app" "$T/app.c" $flags
-	run -0 "$T/app" "$ch"
+	# -ldh picks the shared library, found at run time through its soname
+	readelf -d "$T/app" | grep -F '(NEEDED)' | grep -qF '[libdh.so.0]' || fail "app does not use libdh.so.0"
+	run -0 env LD_LIBRARY_PATH="$R/usr/local/lib" "$T/app" "$ch"
 	assert_line -n 0 "hello 0"
 	jq -e '.channels[0].committed == 1 and .channels[0].end_of_stream' <<<"${lines[1]}"
 	[ ! -e "$(dh_shm "$ch")" ]
 
-	# relocated by a sysroot, the way cross builds do it
+	# relocated by a sysroot, the way cross builds do it; the archive
+	# linked explicitly with the same flags: no libdh.so needed to run
 	flags=$(PKG_CONFIG_SYSROOT_DIR=$R pkg-config --cflags --libs dh)
 	[[ "$flags" == *"-I$R/usr/local/include/dh"* ]] || fail "sysroot flags: $flags"
+	flags=${flags/-ldh/$R/usr/local/lib/libdh.a}
 	case $DH_BUILD in *asan*) flags="-fsanitize=address,undefined $flags" ;; esac
 	# shellcheck disable=SC2086
 	cc -std=c11 -o "$T/app2" "$T/app.c" $flags
+	! readelf -d "$T/app2" | grep -qF 'libdh.so' || fail "app2 should have linked libdh.a"
 	run -0 "$T/app2" "$ch"
 	assert_line -n 0 "hello 0"
 	[ "$(pkg-config --modversion dh)" = "$(sed -n 's/^VERSION = //p' "$DH_TOP/config.mk")" ]
