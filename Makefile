@@ -90,6 +90,45 @@ $(BUILD)/fault/inject.so: tests/fault/inject.c
 
 units: $(UNITS) $(REPLAYS) $(FAULT)
 
+# The Python package (issue 15): dh._dh, a CPython extension over libdh's
+# PIC objects, built with setuptools by the system interpreter (never a
+# pyenv shim) into $(BUILD)/python, usable in place with
+# PYTHONPATH=$(BUILD)/python.  An instrumented libdh cannot load into an
+# uninstrumented interpreter: not built under SAN (tests/run.sh says so).
+PYTHON = /usr/bin/python3
+PY_PKG = $(BUILD)/python/dh
+PY_FILES = $(PY_PKG)/__init__.py $(PY_PKG)/_dh.pyi $(PY_PKG)/py.typed
+PY_STAMP = $(BUILD)/python/.built
+PY_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+PY_EXT = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+LIBDH_PIC = $(BUILD)/libdh_pic.a
+
+$(LIBDH_PIC): $(LIB_PIC)
+	@rm -f $@
+	$(AR) rcs $@ $(LIB_PIC)
+
+$(PY_STAMP): python/dh/_dh.c python/setup.py $(LIBDH_PIC) $(wildcard lib/*.h) config.mk
+	@mkdir -p $(BUILD)/python
+	@echo "setup.py build_ext -> $(PY_PKG) (log: $(BUILD)/python/build.log)"
+	@cd python && DH_TOP=$(CURDIR) DH_LIBDH=$(abspath $(LIBDH_PIC)) DH_VERSION=$(VERSION) \
+		DH_LDLIBS="$(LDLIBS)" DH_CFLAGS="$(WARN) $(OPT)" \
+		$(PYTHON) setup.py build_ext --force --build-lib $(abspath $(BUILD)/python) \
+		--build-temp $(abspath $(BUILD)/python-tmp) >$(abspath $(BUILD)/python/build.log) 2>&1 || \
+		{ cat $(abspath $(BUILD)/python/build.log); exit 1; }
+	@grep -E -A3 ': (warning|error):' $(BUILD)/python/build.log || :
+	@touch $@
+
+$(PY_PKG)/%: python/dh/%
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+ifeq ($(SAN),)
+python: $(PY_STAMP) $(PY_FILES)
+else
+python:
+	@echo "python: not built under SAN (an instrumented libdh cannot load into $(PYTHON))"
+endif
+
 # Helper programs of the bats suites (crash points, hostile segments).
 HELPER_SRC = $(sort $(wildcard tests/helpers/*.c))
 HELPERS = $(HELPER_SRC:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
@@ -104,7 +143,7 @@ deps:
 	@sh scripts/deps.sh
 
 check: deps
-	@$(MAKE) --no-print-directory all units helpers
+	@$(MAKE) --no-print-directory all units helpers python
 	@BUILD=$(BUILD) sh tests/run.sh
 
 asan: deps
@@ -129,7 +168,7 @@ demo: deps
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-model
 
-.PHONY: all units helpers deps check asan tsan fuzz model demo clean
+.PHONY: all units helpers python deps check asan tsan fuzz model demo clean
 .SECONDARY:
 
 # Header dependencies of every object built so far, wherever it lives.
@@ -159,7 +198,11 @@ CMD_NAMES = $(CMDS:$(BUILD)/bin/%=%)
 # pkg-config --define-variable=prefix=... relocates them.
 pc_rel = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
 
-install: all
+ifeq ($(SAN),)
+PY_INSTALL = python
+endif
+
+install: all $(PY_INSTALL)
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 		$(DESTDIR)$(INCLUDEDIR)/dh $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
 	install -m 0755 $(CMDS) $(DESTDIR)$(BINDIR)
@@ -179,6 +222,11 @@ install: all
 		install -m 0644 completions/dh.bash $(DESTDIR)$(BASHCOMPDIR)/$$c || exit 1; \
 	done
 	install -m 0644 completions/_dh $(DESTDIR)$(ZSHCOMPDIR)
+ifeq ($(SAN),)
+	mkdir -p $(DESTDIR)$(PYTHONDIR)/dh
+	install -m 0644 $(PY_FILES) $(DESTDIR)$(PYTHONDIR)/dh
+	install -m 0755 $(PY_PKG)/_dh$(PY_EXT) $(DESTDIR)$(PYTHONDIR)/dh
+endif
 
 uninstall:
 	rm -f $(CMD_NAMES:%=$(DESTDIR)$(BINDIR)/%) $(CMD_NAMES:%=$(DESTDIR)$(BASHCOMPDIR)/%)
@@ -187,5 +235,9 @@ uninstall:
 	rm -f $(PUB_HEADERS:lib/%=$(DESTDIR)$(INCLUDEDIR)/dh/%)
 	rmdir $(DESTDIR)$(INCLUDEDIR)/dh 2>/dev/null || :
 	for p in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${p##*.}/$${p##*/}; done
+	rm -f $(DESTDIR)$(PYTHONDIR)/dh/__init__.py $(DESTDIR)$(PYTHONDIR)/dh/_dh.pyi \
+		$(DESTDIR)$(PYTHONDIR)/dh/py.typed $(DESTDIR)$(PYTHONDIR)/dh/_dh$(PY_EXT)
+	rm -rf $(DESTDIR)$(PYTHONDIR)/dh/__pycache__
+	rmdir $(DESTDIR)$(PYTHONDIR)/dh 2>/dev/null || :
 
 .PHONY: install uninstall

@@ -34,6 +34,12 @@ expected_files() {
 	echo lib/libdh.so
 	echo lib/libdh.so.0
 	echo lib/pkgconfig/dh.pc
+	local py
+	py=lib/python$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')/dist-packages/dh
+	echo "$py/__init__.py"
+	echo "$py/_dh.pyi"
+	echo "$py/py.typed"
+	echo "$py/_dh$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
 	echo share/zsh/site-functions/_dh
 }
 
@@ -178,4 +184,26 @@ files() {
 	assert_line -n 0 "hello 0"
 	[ "$(pkg-config --modversion dh)" = "$(sed -n 's/^VERSION = //p' "$DH_TOP/config.mk")" ]
 	mk uninstall DESTDIR="$R"
+}
+
+@test "make install: the Python package imports from the DESTDIR's site-packages and moves a message" {
+	[[ $DH_BUILD != *asan* ]] || skip "an instrumented module cannot load into /usr/bin/python3"
+	mk install DESTDIR="$R"
+	site=$(echo "$R"/usr/local/lib/python3.*/dist-packages)
+	[ -f "$site/dh/__init__.py" ]
+	# the installed module stands alone: no libdh.so needed at run time
+	! readelf -d "$site"/dh/_dh.*.so | grep -qF libdh.so || fail "the module needs libdh.so"
+	run -0 env PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$site" /usr/bin/python3 -c '
+import sys, dh
+assert dh.__file__.startswith(sys.argv[2]), dh.__file__
+dh.create(sys.argv[1], slots=4, slot_size=64)
+with dh.Writer(sys.argv[1]) as w:
+    w.write(b"hello")
+with dh.Reader(sys.argv[1], start="oldest", timeout=5) as r:
+    print(*[bytes(m.data).decode() for m in r])
+dh.remove(sys.argv[1])' "$ch" "$site"
+	assert_output "hello"
+	mk uninstall DESTDIR="$R"
+	run files "$R"
+	assert_output ""
 }
