@@ -66,7 +66,6 @@ raise_dh(int rc, const char *channel)
 	}
 	if (channel != NULL && (v = PyUnicode_FromString(channel)) != NULL) {
 		PyObject_SetAttrString(exc, "channel", v);
-		PyObject_SetAttrString(exc, "filename", v);
 		Py_DECREF(v);
 	}
 	PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
@@ -93,10 +92,13 @@ raise_rc(int rc, const char *channel)
 		}
 		if (cls == NULL)
 			cls = error_base != NULL ? error_base : PyExc_OSError;
+		/* "Connection timed out" would mislead: nothing here connects */
+		const char *msg = rc == -ETIMEDOUT ? "timed out" : strerror(-rc);
+
 		if (channel != NULL)
-			exc = PyObject_CallFunction(cls, "iss", -rc, strerror(-rc), channel);
+			exc = PyObject_CallFunction(cls, "iss", -rc, msg, channel);
 		else
-			exc = PyObject_CallFunction(cls, "is", -rc, strerror(-rc));
+			exc = PyObject_CallFunction(cls, "is", -rc, msg);
 		if (exc == NULL)
 			return NULL;
 		if ((v = PyLong_FromLong(-rc)) != NULL) {
@@ -947,10 +949,30 @@ struct TxnObject {
 	int64_t timeout_ns;
 	int state;                /* 0 new, 1 reserved, 2 done */
 	Py_ssize_t exports;
-	PyObject *view;           /* the memoryview handed to the with block */
+	PyObject *view;           /* weak reference to the memoryview handed to the with block
+				   * (a strong one would be a cycle through its buffer) */
 };
 
 static PyTypeObject WriterType, TxnType;
+
+/* Release the memoryview *ref weakly refers to, if it is still alive; a
+ * view with exports of its own stays (the caller counts those). */
+static void
+release_view(PyObject **ref)
+{
+	PyObject *mv = *ref != NULL ? PyWeakref_GetObject(*ref) : NULL;
+
+	if (mv != NULL && mv != Py_None) {
+		PyObject *r;
+
+		Py_INCREF(mv);
+		if ((r = PyObject_CallMethod(mv, "release", NULL)) == NULL)
+			PyErr_Clear();
+		Py_XDECREF(r);
+		Py_DECREF(mv);
+	}
+	Py_CLEAR(*ref);
+}
 
 static void
 writer_finish(WriterObject *self)
@@ -1318,8 +1340,8 @@ writer_wait_readers(WriterObject *self, PyObject *args, PyObject *kw)
 
 PyDoc_STRVAR(writer_close_doc,
 "close()\n--\n\n"
-"Release the writer without marking end-of-stream (readers then see\n"
-"WriterDead once they drain the stream, unless another writer comes).\n"
+"Release the writer without marking end-of-stream: readers wait for a\n"
+"next writer (a writer that dies instead shows as WriterDead to them).\n"
 "Aborts an open reservation. Idempotent. Leaving a `with` block normally\n"
 "marks end-of-stream first (unless eos=False).");
 
@@ -1334,13 +1356,7 @@ writer_close(WriterObject *self, PyObject *Py_UNUSED(ignored))
 		self->closed = 1;
 		if (self->txn != NULL && self->txn->state == 1) {
 			TxnObject *t = self->txn;
-			if (t->view != NULL) {
-				PyObject *r = PyObject_CallMethod(t->view, "release", NULL);
-				if (r == NULL)
-					PyErr_Clear();
-				Py_XDECREF(r);
-				Py_CLEAR(t->view);
-			}
+			release_view(&t->view);
 			if (self->w != NULL && self->pid == getpid())
 				dh_writer_abort(self->w);
 			t->state = 2;
@@ -1587,28 +1603,25 @@ txn_enter(TxnObject *t, PyObject *Py_UNUSED(ignored))
 	}
 	t->state = 1;
 	w->txn = t;
-	if ((t->view = PyMemoryView_FromObject((PyObject *)t)) == NULL) {
-		dh_writer_abort(w->w);
-		t->state = 2;
-		w->txn = NULL;
-		return NULL;
+	{
+		PyObject *mv = PyMemoryView_FromObject((PyObject *)t);
+
+		if (mv == NULL || (t->view = PyWeakref_NewRef(mv, NULL)) == NULL) {
+			Py_XDECREF(mv);
+			dh_writer_abort(w->w);
+			t->state = 2;
+			w->txn = NULL;
+			return NULL;
+		}
+		return mv;
 	}
-	Py_INCREF(t->view);
-	return t->view;
 }
 
 /* Release the view handed out; 0 if no view of the slot is left. */
 static int
 txn_release_view(TxnObject *t)
 {
-	if (t->view != NULL) {
-		PyObject *r = PyObject_CallMethod(t->view, "release", NULL);
-
-		if (r == NULL)
-			PyErr_Clear();      /* exports counted below say why */
-		Py_XDECREF(r);
-		Py_CLEAR(t->view);
-	}
+	release_view(&t->view);
 	return t->exports == 0 ? 0 : -1;
 }
 
@@ -1714,10 +1727,8 @@ static void
 txn_dealloc(TxnObject *t)
 {
 	/* entered and dropped without leaving the block: never publish it */
-	if (t->state == 1) {
-		Py_CLEAR(t->view);
+	if (t->state == 1)
 		txn_abort1(t);
-	}
 	Py_CLEAR(t->view);
 	if (t->writer->txn == t)
 		t->writer->txn = NULL;
@@ -2178,6 +2189,34 @@ mod_check(PyObject *m, PyObject *args, PyObject *kw)
 			    "forced", forced, "findings", findings);
 done:
 	dh_report_free(&rep);
+	return out;
+}
+
+PyDoc_STRVAR(waiters_doc,
+"_waiters(name) -> (data_waiters, space_waiters)\n--\n\n"
+"Readers asleep waiting for data, and 1 while the writer sleeps waiting\n"
+"for space, now (for tests that must know a participant is blocked).");
+
+static PyObject *
+mod_waiters(PyObject *m, PyObject *arg)
+{
+	struct dh_snapshot *s;
+	struct dh_block *b;
+	const char *name;
+	PyObject *out;
+	int rc;
+
+	(void)m;
+	if ((name = PyUnicode_AsUTF8(arg)) == NULL || name_arg(name) < 0)
+		return NULL;
+	if ((s = malloc(sizeof *s)) == NULL)
+		return PyErr_NoMemory();
+	if ((rc = dh_block_open(name, DH_OPEN_RDONLY, &b)) == 0) {
+		rc = dh_block_snapshot(b, s);
+		dh_block_close(b);
+	}
+	out = rc < 0 ? raise_rc(rc, name) : Py_BuildValue("(II)", s->data_waiters, s->space_waiters);
+	free(s);
 	return out;
 }
 
@@ -2715,6 +2754,7 @@ static PyMethodDef mod_methods[] = {
 	{ "_stat_json", mod_stat_json, METH_VARARGS, stat_doc },
 	{ "check", (PyCFunction)(void (*)(void))mod_check, METH_VARARGS | METH_KEYWORDS, check_doc },
 	{ "_register_errors", mod_register_errors, METH_VARARGS, register_doc },
+	{ "_waiters", mod_waiters, METH_O, waiters_doc },
 	{ NULL, NULL, 0, NULL }
 };
 
