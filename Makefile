@@ -144,7 +144,7 @@ deps:
 
 check: deps
 	@$(MAKE) --no-print-directory all units helpers python
-	@BUILD=$(BUILD) sh tests/run.sh
+	@BUILD=$(BUILD) DH_SAN=$(SAN) sh tests/run.sh
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=address,undefined check
