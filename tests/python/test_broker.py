@@ -14,7 +14,7 @@ def broker(spawn, tmp_path):
 
     def start(*args):
         req, ev = f"ipc://{tmp_path}/req.sock", f"ipc://{tmp_path}/ev.sock"
-        spawn(["dh-broker", "--bind", req, "--events", ev, "--heartbeat", "100ms", *args],
+        spawn(["dh-broker", "--bind", req, "--events", ev, "--heartbeat", "1s", *args],
               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "broker.log", "wb"))
         return req, ev
 
@@ -78,8 +78,10 @@ def test_events(broker, chan, spawn):
             w.stdin.close()
             assert w.wait(10) == 0
             next_for("closed")
-            assert [e["event"] for e in seen] == ["registered", "closed"]
-            assert seen[1]["reason"] == "deregistered"
+            # a loaded machine may let a heartbeat slip: stale and live are allowed between
+            kinds = [e["event"] for e in seen if e["event"] not in ("stale", "live")]
+            assert kinds == ["registered", "closed"]
+            assert seen[-1]["reason"] == "deregistered"
             with pytest.raises(dh.Timeout):
                 sub.next_json(timeout=0.2)
         finally:
