@@ -175,15 +175,18 @@ clean:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # Benchmarks (issue 7): `make bench`, or `make bench QUICK=1` for the short run.
-# Not installed. Writes the table to stdout and the results to build/bench.json.
+# Not installed. Writes the table to stdout and the results to build/bench.json;
+# then the Python section (issue 15, bench/python.py) to build/bench-python.json.
 QUICK ?=
 BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCH = $(BUILD)/bench/dh-bench
 
-bench: all
+bench: all python
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(CPPFLAGS) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(LDFLAGS) -o $(BENCH) $(BENCH_SRC) $(LIBDH) $(LDLIBS)
 	$(BENCH) $(if $(filter-out 0,$(QUICK)),--quick) --bin $(BUILD)/bin --json $(BUILD)/bench.json
+	PYTHONPATH=$(BUILD)/python $(PYTHON) bench/python.py $(if $(filter-out 0,$(QUICK)),--quick) \
+		--json $(BUILD)/bench-python.json
 
 .PHONY: bench
 
