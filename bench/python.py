@@ -18,7 +18,7 @@ REPS repetitions, run interleaved (dh, zmq, dh, zmq, ...).  Sides are
 pinned to the first two usable CPUs like dh-bench's.  Run with the system
 interpreter and PYTHONPATH=build/python:
 
-    /usr/bin/python3 bench/python.py [--quick] [--json FILE]
+    /usr/bin/python3 bench/python.py [--quick] [--no-pin] [--json FILE]
 """
 import argparse
 import json
@@ -166,9 +166,9 @@ def cpus():
     return (c[0], c[1]) if len(c) >= 2 else (None, None)
 
 
-def run_once(kind, size, count, tmp):
+def run_once(kind, size, count, tmp, pinned=True):
     import dh
-    ca, cb = cpus()
+    ca, cb = cpus() if pinned else (None, None)
     if kind in ("dh", "dhb"):
         chan = f"dhbench-py-{os.getpid()}-{size}"
         slots = 1024 if size <= 4096 else 16
@@ -215,6 +215,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="let the scheduler place both sides (on a loaded machine, pinning a side "
+                         "to a CPU another process keeps busy measures that process)")
     ap.add_argument("--role", choices=sorted(ROLES))
     ap.add_argument("--count", type=int)
     ap.add_argument("--size", type=int)
@@ -234,11 +237,12 @@ def main():
     import numpy
     import zmq
     import dh
-    ca, cb = cpus()
+    ca, cb = cpus() if not a.no_pin else (None, None)
     print(f"\n{'QUICK' if a.quick else 'full'} run of the Python section: {sys.executable} "
           f"{sys.version.split()[0]}, dh {dh.__version__}, pyzmq {zmq.__version__} "
           f"(libzmq {zmq.zmq_version()}), numpy {numpy.__version__}; median of {reps}, interleaved")
     print(f"pinning: writer on cpu{ca}, reader on cpu{cb}" if ca is not None else "pinning: none")
+    print(f"load average at start: {' '.join('%.2f' % x for x in os.getloadavg())}")
     results = {}
     with tempfile.TemporaryDirectory(prefix="dhbench-py-") as tmp:
         for size in SIZES:
@@ -246,7 +250,7 @@ def main():
             runs = {k: [] for k in kinds}
             for _ in range(reps):
                 for kind in kinds:
-                    runs[kind].append(run_once(kind, size, counts[size], tmp))
+                    runs[kind].append(run_once(kind, size, counts[size], tmp, not a.no_pin))
             for kind in kinds:
                 m = statistics.median(runs[kind])
                 results[f"py.{size}.{kind}"] = {"size": size, "msgs_s": m, "bytes_s": m * size,
@@ -274,9 +278,10 @@ def main():
     print(f"    64 B msg/s, dh / pyzmq       >= 3x   {r64:.2f}x  {'met' if r64 >= 3 else 'MISSED'}"
           f" per message; {r64b:.2f}x  {'met' if r64b >= 3 else 'MISSED'} batched")
     print(f"    64 KiB GB/s, dh / pyzmq      >= 5x   {r64k:.2f}x  {'met' if r64k >= 5 else 'MISSED'}")
+    print(f"  load average at end: {' '.join('%.2f' % x for x in os.getloadavg())}")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"quick": a.quick, "reps": reps, "results": results,
+            json.dump({"quick": a.quick, "reps": reps, "pinned": not a.no_pin, "results": results,
                        "targets": {"64B_msgs_ratio": r64, "64B_batched_msgs_ratio": r64b,
                                    "64KiB_bytes_ratio": r64k}}, f, indent=1)
     return 0
