@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <setjmp.h>
+#include <signal.h>
 
 #include "dh.h"
 
@@ -2016,6 +2018,45 @@ take(struct chan *c)
 	return c->error = rc;
 }
 
+/*
+ * A segment truncated while mapped (another process's doing: a hostile or
+ * broken peer) raises SIGBUS on access.  dh.stat() opens every channel in
+ * /dev/shm, strangers' included, so it must not die of one: each snapshot
+ * runs with a SIGBUS handler that jumps back out of it (the channel then
+ * reports "corrupt segment"; its mapping is leaked, never touched again).
+ * The handler is installed for the duration of the pass and the previous
+ * one (faulthandler's, say) restored after; a SIGBUS on any other thread
+ * restores the previous handler and returns, so the fault repeats there.
+ */
+static _Thread_local sigjmp_buf *bus_env;
+static struct sigaction bus_prev;
+
+static void
+on_bus(int sig)
+{
+	sigjmp_buf *e = bus_env;
+
+	if (e != NULL) {
+		bus_env = NULL;
+		siglongjmp(*e, 1);
+	}
+	sigaction(sig, &bus_prev, NULL);
+}
+
+static void
+take_guarded(struct chan *c)
+{
+	sigjmp_buf env;
+
+	if (sigsetjmp(env, 1) == 0) {
+		bus_env = &env;
+		take(c);
+	} else {
+		c->error = -DH_ECORRUPT;
+	}
+	bus_env = NULL;
+}
+
 static int
 by_name(const void *a, const void *b)
 {
@@ -2095,14 +2136,25 @@ mod_stat_json(PyObject *m, PyObject *args)
 		rc = -ENOMEM;
 		goto out;
 	}
-	Py_BEGIN_ALLOW_THREADS
+	/* the GIL stays held while the handler is ours: no other guarded
+	 * pass can swap handlers underneath */
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_bus;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGBUS, &sa, &bus_prev);
+	}
 	for (size_t i = 0; i < n; i++) {
-		take(&c[i]);
+		take_guarded(&c[i]);
 		sc[i].name = c[i].name;
 		sc[i].error = c[i].error;
 		sc[i].snap = c[i].snap;
 		sc[i].schema = c[i].schema;
 	}
+	sigaction(SIGBUS, &bus_prev, NULL);
+	Py_BEGIN_ALLOW_THREADS
 	clock_gettime(CLOCK_REALTIME, &ts);
 	rc = dh_stat_json(sc, n, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, all ? DH_STAT_ALL : 0,
 			  &doc);

@@ -320,3 +320,33 @@ def test_a_forked_child_does_not_close_its_parents_reader(chan):
         assert dh.stat(n)["readers_alive"] == 1
         w.write(b"still here")
         assert bytes(r.read().data) == b"still here"
+
+
+TRUNCATOR = """
+import dh, os, sys, time
+n = sys.argv[1]
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    try:
+        dh.remove(n, force=True)
+    except dh.ChannelNotFound:
+        pass
+    dh.create(n, slots=64, slot_size="64K")
+    time.sleep(0.0005)
+    os.truncate("/dev/shm/dh." + n, 4096)
+"""
+
+
+def test_stat_survives_segments_truncated_underneath(chan, spawn):
+    # dh.stat() maps strangers' channels too; one truncated while mapped must
+    # not kill the interpreter with SIGBUS (without the guard this dies in
+    # about a second here, though a race can never prove it hits)
+    n = chan()
+    p = spawn([PYTHON, "-c", TRUNCATOR, n, "4"])
+    passes = 0
+    while p.poll() is None:
+        code = "import dh, sys\nfor _ in range(2000):\n    try: dh.stat(sys.argv[1])\n    except dh.ChannelNotFound: pass\n"
+        r = subprocess.run([PYTHON, "-c", code, n], capture_output=True, timeout=60)
+        assert r.returncode == 0, f"dh.stat died: {r.returncode} {r.stderr.decode(errors='replace')[-300:]}"
+        passes += 2000
+    assert p.wait(10) == 0 and passes > 0
