@@ -27,8 +27,14 @@ CLI_OBJ = $(BUILD)/cmd/cli.o $(BUILD)/cmd/broker_cli.o $(BUILD)/cmd/csv_cli.o
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNITS = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBDH = $(BUILD)/libdh.a
+# The shared library (issue 15): the same sources compiled position-independent
+# into their own objects, so the commands keep linking the faster non-PIC
+# archive.  SONAME_MAJOR changes only when the ABI breaks.
+SONAME_MAJOR = 0
+LIBDH_SO = $(BUILD)/libdh.so.$(SONAME_MAJOR)
+LIB_PIC = $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
 
-all: $(LIBDH) $(CMDS)
+all: $(LIBDH) $(LIBDH_SO) $(CMDS)
 
 $(BUILD)/%.o: %.c config.mk
 	@mkdir -p $(dir $@)
@@ -37,6 +43,17 @@ $(BUILD)/%.o: %.c config.mk
 $(LIBDH): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $(LIB_OBJ)
+
+$(BUILD)/pic/%.o: %.c config.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fPIC -c -o $@ $<
+
+# -z defs: every symbol libdh uses is resolved by the libraries named here
+# (sanitizer runtimes are not, so not under SAN).
+$(LIBDH_SO): $(LIB_PIC) lib/libdh.map
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -shared -Wl,-soname,libdh.so.$(SONAME_MAJOR) \
+		-Wl,--version-script=lib/libdh.map $(if $(SAN),,-Wl,-z,defs) -o $@ $(LIB_PIC) $(LDLIBS)
+	ln -sf libdh.so.$(SONAME_MAJOR) $(BUILD)/libdh.so
 
 $(BUILD)/bin/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(LIBDH)
 	@mkdir -p $(dir $@)
@@ -88,6 +105,45 @@ $(BUILD)/fault/inject.so: tests/fault/inject.c
 
 units: $(UNITS) $(CXX_TESTS) $(REPLAYS) $(FAULT)
 
+# The Python package (issue 15): dh._dh, a CPython extension over libdh's
+# PIC objects, built with setuptools by the system interpreter (never a
+# pyenv shim) into $(BUILD)/python, usable in place with
+# PYTHONPATH=$(BUILD)/python.  An instrumented libdh cannot load into an
+# uninstrumented interpreter: not built under SAN (tests/run.sh says so).
+PYTHON = /usr/bin/python3
+PY_PKG = $(BUILD)/python/dh
+PY_FILES = $(PY_PKG)/__init__.py $(PY_PKG)/_dh.pyi $(PY_PKG)/py.typed
+PY_STAMP = $(BUILD)/python/.built
+PY_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+PY_EXT = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+LIBDH_PIC = $(BUILD)/libdh_pic.a
+
+$(LIBDH_PIC): $(LIB_PIC)
+	@rm -f $@
+	$(AR) rcs $@ $(LIB_PIC)
+
+$(PY_STAMP): python/dh/_dh.c python/setup.py $(LIBDH_PIC) $(wildcard lib/*.h) config.mk
+	@mkdir -p $(BUILD)/python
+	@echo "setup.py build_ext -> $(PY_PKG) (log: $(BUILD)/python/build.log)"
+	@cd python && DH_TOP=$(CURDIR) DH_LIBDH=$(abspath $(LIBDH_PIC)) DH_VERSION=$(VERSION) \
+		DH_LDLIBS="$(LDLIBS)" DH_CFLAGS="$(WARN) $(OPT)" \
+		$(PYTHON) setup.py build_ext --force --build-lib $(abspath $(BUILD)/python) \
+		--build-temp $(abspath $(BUILD)/python-tmp) >$(abspath $(BUILD)/python/build.log) 2>&1 || \
+		{ cat $(abspath $(BUILD)/python/build.log); exit 1; }
+	@grep -E -A3 ': (warning|error):' $(BUILD)/python/build.log || :
+	@touch $@
+
+$(PY_PKG)/%: python/dh/%
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+ifeq ($(SAN),)
+python: $(PY_STAMP) $(PY_FILES)
+else
+python:
+	@echo "python: not built under SAN (an instrumented libdh cannot load into $(PYTHON))"
+endif
+
 # Helper programs of the bats suites (crash points, hostile segments).
 HELPER_SRC = $(sort $(wildcard tests/helpers/*.c))
 HELPERS = $(HELPER_SRC:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
@@ -102,8 +158,8 @@ deps:
 	@sh scripts/deps.sh
 
 check: deps
-	@$(MAKE) --no-print-directory all units helpers
-	@BUILD=$(BUILD) sh tests/run.sh
+	@$(MAKE) --no-print-directory all units helpers python
+	@BUILD=$(BUILD) DH_SAN=$(SAN) sh tests/run.sh
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=address,undefined check
@@ -127,22 +183,25 @@ demo: deps
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-model
 
-.PHONY: all units helpers deps check asan tsan fuzz model demo clean
+.PHONY: all units helpers python deps check asan tsan fuzz model demo clean
 .SECONDARY:
 
 # Header dependencies of every object built so far, wherever it lives.
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # Benchmarks (issue 7): `make bench`, or `make bench QUICK=1` for the short run.
-# Not installed. Writes the table to stdout and the results to build/bench.json.
+# Not installed. Writes the table to stdout and the results to build/bench.json;
+# then the Python section (issue 15, bench/python.py) to build/bench-python.json.
 QUICK ?=
 BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCH = $(BUILD)/bench/dh-bench
 
-bench: all
+bench: all python
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(CPPFLAGS) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(LDFLAGS) -o $(BENCH) $(BENCH_SRC) $(LIBDH) $(LDLIBS)
 	$(BENCH) $(if $(filter-out 0,$(QUICK)),--quick) --bin $(BUILD)/bin --json $(BUILD)/bench.json
+	PYTHONPATH=$(BUILD)/python $(PYTHON) bench/python.py $(if $(filter-out 0,$(QUICK)),--quick) \
+		--json $(BUILD)/bench-python.json
 
 .PHONY: bench
 
@@ -158,11 +217,17 @@ CMD_NAMES = $(CMDS:$(BUILD)/bin/%=%)
 # pkg-config --define-variable=prefix=... relocates them.
 pc_rel = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
 
-install: all
+ifeq ($(SAN),)
+PY_INSTALL = python
+endif
+
+install: all $(PY_INSTALL)
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 		$(DESTDIR)$(INCLUDEDIR)/dh $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
 	install -m 0755 $(CMDS) $(DESTDIR)$(BINDIR)
 	install -m 0644 $(LIBDH) $(DESTDIR)$(LIBDIR)
+	install -m 0755 $(LIBDH_SO) $(DESTDIR)$(LIBDIR)
+	ln -sf libdh.so.$(SONAME_MAJOR) $(DESTDIR)$(LIBDIR)/libdh.so
 	install -m 0644 $(PUB_HEADERS) $(DESTDIR)$(INCLUDEDIR)/dh
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_rel,$(LIBDIR))|' \
 		-e 's|@INCLUDEDIR@|$(call pc_rel,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|' \
@@ -176,12 +241,22 @@ install: all
 		install -m 0644 completions/dh.bash $(DESTDIR)$(BASHCOMPDIR)/$$c || exit 1; \
 	done
 	install -m 0644 completions/_dh $(DESTDIR)$(ZSHCOMPDIR)
+ifeq ($(SAN),)
+	mkdir -p $(DESTDIR)$(PYTHONDIR)/dh
+	install -m 0644 $(PY_FILES) $(DESTDIR)$(PYTHONDIR)/dh
+	install -m 0755 $(PY_PKG)/_dh$(PY_EXT) $(DESTDIR)$(PYTHONDIR)/dh
+endif
 
 uninstall:
 	rm -f $(CMD_NAMES:%=$(DESTDIR)$(BINDIR)/%) $(CMD_NAMES:%=$(DESTDIR)$(BASHCOMPDIR)/%)
-	rm -f $(DESTDIR)$(LIBDIR)/libdh.a $(DESTDIR)$(PKGCONFIGDIR)/dh.pc $(DESTDIR)$(ZSHCOMPDIR)/_dh
+	rm -f $(DESTDIR)$(LIBDIR)/libdh.a $(DESTDIR)$(LIBDIR)/libdh.so.$(SONAME_MAJOR) $(DESTDIR)$(LIBDIR)/libdh.so
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/dh.pc $(DESTDIR)$(ZSHCOMPDIR)/_dh
 	rm -f $(PUB_HEADERS:lib/%=$(DESTDIR)$(INCLUDEDIR)/dh/%)
 	rmdir $(DESTDIR)$(INCLUDEDIR)/dh 2>/dev/null || :
 	for p in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${p##*.}/$${p##*/}; done
+	rm -f $(DESTDIR)$(PYTHONDIR)/dh/__init__.py $(DESTDIR)$(PYTHONDIR)/dh/_dh.pyi \
+		$(DESTDIR)$(PYTHONDIR)/dh/py.typed $(DESTDIR)$(PYTHONDIR)/dh/_dh$(PY_EXT)
+	rm -rf $(DESTDIR)$(PYTHONDIR)/dh/__pycache__
+	rmdir $(DESTDIR)$(PYTHONDIR)/dh 2>/dev/null || :
 
 .PHONY: install uninstall

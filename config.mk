@@ -9,6 +9,8 @@ MANDIR ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# The Python package (the system interpreter's version: see the Makefile).
+PYTHONDIR ?= $(LIBDIR)/python$(PY_VERSION)/dist-packages
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config

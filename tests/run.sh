@@ -51,6 +51,8 @@ fi
 if ls tests/bats/*.bats >/dev/null 2>&1; then
 	suite bats bats --tap tests/bats
 fi
+# The Python package (issue 15): pytest, one TAP line per test.
+suite python sh tests/python/run.sh
 for f in tests/lint/*.sh; do
 	[ -f "$f" ] && suite "lint/${f##*/}" sh "$f"
 done

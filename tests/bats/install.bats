@@ -32,7 +32,15 @@ expected_files() {
 	done
 	echo include/dh/dh.hpp
 	echo lib/libdh.a
+	echo lib/libdh.so
+	echo lib/libdh.so.0
 	echo lib/pkgconfig/dh.pc
+	local py
+	py=lib/python$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')/dist-packages/dh
+	echo "$py/__init__.py"
+	echo "$py/_dh.pyi"
+	echo "$py/py.typed"
+	echo "$py/_dh$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
 	echo share/zsh/site-functions/_dh
 }
 
@@ -53,14 +61,17 @@ files() {
 		[ -f "$R/usr/local/$f" ] || fail "not installed: $f"
 	done
 	[ ! -e "$R/usr/local/include/dh/dh_impl.h" ] || fail "the private header was installed"
-	run stat -c '%a %n' "$R/usr/local/bin/dh-stat" "$R/usr/local/lib/libdh.a" \
+	run stat -c '%a %n' "$R/usr/local/bin/dh-stat" "$R/usr/local/lib/libdh.a" "$R/usr/local/lib/libdh.so.0" \
 		"$R/usr/local/include/dh/dh.h" "$R/usr/local/lib/pkgconfig/dh.pc"
 	assert_output - <<-EOF
 	755 $R/usr/local/bin/dh-stat
 	644 $R/usr/local/lib/libdh.a
+	755 $R/usr/local/lib/libdh.so.0
 	644 $R/usr/local/include/dh/dh.h
 	644 $R/usr/local/lib/pkgconfig/dh.pc
 	EOF
+	[ "$(readlink "$R/usr/local/lib/libdh.so")" = libdh.so.0 ] || fail "libdh.so is not a link to libdh.so.0"
+	cmp "$DH_TOP/$DH_BUILD/libdh.so.0" "$R/usr/local/lib/libdh.so.0"
 	cmp "$DH_TOP/completions/dh.bash" "$R/usr/local/share/bash-completion/completions/dh-read"
 	cmp "$DH_TOP/completions/_dh" "$R/usr/local/share/zsh/site-functions/_dh"
 	"$R/usr/local/bin/dh-stat" --version
@@ -156,17 +167,22 @@ files() {
 	case $DH_BUILD in *asan*) flags="-fsanitize=address,undefined $flags" ;; esac
 	# shellcheck disable=SC2086
 	cc -std=c11 -Wall -Wextra -o "$T/app" "$T/app.c" $flags
-	run -0 "$T/app" "$ch"
+	# -ldh picks the shared library, found at run time through its soname
+	readelf -d "$T/app" | grep -F '(NEEDED)' | grep -qF '[libdh.so.0]' || fail "app does not use libdh.so.0"
+	run -0 env LD_LIBRARY_PATH="$R/usr/local/lib" "$T/app" "$ch"
 	assert_line -n 0 "hello 0"
 	jq -e '.channels[0].committed == 1 and .channels[0].end_of_stream' <<<"${lines[1]}"
 	[ ! -e "$(dh_shm "$ch")" ]
 
-	# relocated by a sysroot, the way cross builds do it
+	# relocated by a sysroot, the way cross builds do it; the archive
+	# linked explicitly with the same flags: no libdh.so needed to run
 	flags=$(PKG_CONFIG_SYSROOT_DIR=$R pkg-config --cflags --libs dh)
 	[[ "$flags" == *"-I$R/usr/local/include/dh"* ]] || fail "sysroot flags: $flags"
+	flags=${flags/-ldh/$R/usr/local/lib/libdh.a}
 	case $DH_BUILD in *asan*) flags="-fsanitize=address,undefined $flags" ;; esac
 	# shellcheck disable=SC2086
 	cc -std=c11 -o "$T/app2" "$T/app.c" $flags
+	! readelf -d "$T/app2" | grep -qF 'libdh.so' || fail "app2 should have linked libdh.a"
 	run -0 "$T/app2" "$ch"
 	assert_line -n 0 "hello 0"
 	[ "$(pkg-config --modversion dh)" = "$(sed -n 's/^VERSION = //p' "$DH_TOP/config.mk")" ]
@@ -213,4 +229,25 @@ files() {
 	[ ! -e "$(dh_shm "$ch")" ]
 	mk uninstall DESTDIR="$R"
 	[ ! -e "$R/usr/local/include/dh/dh.hpp" ]
+
+@test "make install: the Python package imports from the DESTDIR's site-packages and moves a message" {
+	[[ $DH_BUILD != *asan* ]] || skip "an instrumented module cannot load into /usr/bin/python3"
+	mk install DESTDIR="$R"
+	site=$(echo "$R"/usr/local/lib/python3.*/dist-packages)
+	[ -f "$site/dh/__init__.py" ]
+	# the installed module stands alone: no libdh.so needed at run time
+	! readelf -d "$site"/dh/_dh.*.so | grep -qF libdh.so || fail "the module needs libdh.so"
+	run -0 env PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$site" /usr/bin/python3 -c '
+import sys, dh
+assert dh.__file__.startswith(sys.argv[2]), dh.__file__
+dh.create(sys.argv[1], slots=4, slot_size=64)
+with dh.Writer(sys.argv[1]) as w:
+    w.write(b"hello")
+with dh.Reader(sys.argv[1], start="oldest", timeout=5) as r:
+    print(*[bytes(m.data).decode() for m in r])
+dh.remove(sys.argv[1])' "$ch" "$site"
+	assert_output "hello"
+	mk uninstall DESTDIR="$R"
+	run files "$R"
+	assert_output ""
 }
