@@ -224,11 +224,13 @@ files() {
 	case $DH_BUILD in *asan*) flags="-fsanitize=address,undefined $flags" ;; esac
 	# shellcheck disable=SC2086
 	c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -o "$T/app" "$T/app.cpp" $flags
-	run -0 "$T/app" "$ch"
+	# -ldh is the shared library now: found at run time through its soname
+	run -0 env LD_LIBRARY_PATH="$R/usr/local/lib" "$T/app" "$ch"
 	assert_output "7 1.5 0"
 	[ ! -e "$(dh_shm "$ch")" ]
 	mk uninstall DESTDIR="$R"
 	[ ! -e "$R/usr/local/include/dh/dh.hpp" ]
+}
 
 @test "make install: the Python package imports from the DESTDIR's site-packages and moves a message" {
 	[[ $DH_BUILD != *asan* ]] || skip "an instrumented module cannot load into /usr/bin/python3"
