@@ -197,8 +197,9 @@ def run():
             pass
 t = threading.Thread(target=run, daemon=True)
 t.start()
-print("started", flush=True)
 try:
+    # inside the try: a signal may land the moment the line is out
+    print("started", flush=True)
     t.join()
 except KeyboardInterrupt:
     print("interrupted", flush=True)
