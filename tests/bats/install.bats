@@ -36,11 +36,15 @@ expected_files() {
 	echo lib/libdh.so.0
 	echo lib/pkgconfig/dh.pc
 	local py
-	py=lib/python$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')/dist-packages/dh
-	echo "$py/__init__.py"
-	echo "$py/_dh.pyi"
-	echo "$py/py.typed"
-	echo "$py/_dh$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
+	# a sanitizer build installs no Python package (an instrumented libdh
+	# cannot load into /usr/bin/python3: see the Makefile's python target)
+	if [ -z "${DH_SAN:-}" ]; then
+		py=lib/python$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')/dist-packages/dh
+		echo "$py/__init__.py"
+		echo "$py/_dh.pyi"
+		echo "$py/py.typed"
+		echo "$py/_dh$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
+	fi
 	echo share/zsh/site-functions/_dh
 }
 
@@ -233,7 +237,7 @@ files() {
 }
 
 @test "make install: the Python package imports from the DESTDIR's site-packages and moves a message" {
-	[[ $DH_BUILD != *asan* ]] || skip "an instrumented module cannot load into /usr/bin/python3"
+	[ -z "${DH_SAN:-}" ] || skip "an instrumented module cannot load into /usr/bin/python3"
 	mk install DESTDIR="$R"
 	site=$(echo "$R"/usr/local/lib/python3.*/dist-packages)
 	[ -f "$site/dh/__init__.py" ]
