@@ -433,14 +433,11 @@ pump(const struct opts *o, struct dh_reader *r)
 	/* On a channel that evicts stalled readers, a message used in place
 	 * stays held until we let go of it: copy it out and let go before
 	 * writing, so a stalled consumer downstream holds nothing. */
+	const struct dh_config *cfg = dh_block_config(dh_reader_block(r));
 	unsigned char *own = NULL;
-	struct dh_snapshot *snap = calloc(1, sizeof *snap);
-	if (snap == NULL || dh_block_snapshot(dh_reader_block(r), snap) < 0)
+	if (dh_policy_info(cfg->policy)->zero_copy && cfg->evict_after_ns &&
+	    (own = malloc(cfg->slot_size ? cfg->slot_size : 1)) == NULL)
 		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
-	if (snap->cfg.policy == DH_POLICY_SYNC && snap->cfg.evict_after_ns &&
-	    (own = malloc(snap->cfg.slot_size ? snap->cfg.slot_size : 1)) == NULL)
-		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
-	free(snap);
 	if (o->csv)
 		emit_header(&out, o->sc);
 	while (out.err == 0 && (o->count == 0 || got < o->count)) {

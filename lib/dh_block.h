@@ -159,6 +159,10 @@ int dh_block_set_key(struct dh_block *b, const uint8_t *key);
  * and hash; returns the record size, 0 if the channel has no schema. */
 int dh_block_schema(struct dh_block *b, char *buf, size_t cap, uint8_t hash[32]);
 
+/* The channel's geometry and policy as checked at open (key and schema
+ * pointers are NULL).  Valid while b is open. */
+const struct dh_config *dh_block_config(const struct dh_block *b);
+
 /* Participant states as reported by dh_block_snapshot. */
 enum dh_pstate {
 	DH_P_FREE = 0,      /* entry unused */

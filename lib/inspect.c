@@ -10,6 +10,12 @@ dh_format_version(void)
 	return DH_FORMAT_VERSION;
 }
 
+const struct dh_config *
+dh_block_config(const struct dh_block *b)
+{
+	return &b->cfg;
+}
+
 int
 dh_block_verifiable(const struct dh_block *b)
 {
