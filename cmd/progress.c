@@ -213,8 +213,12 @@ progress_start(const struct progress_opts *o, const char *name, struct dh_block 
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&q->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	/* signals stay with the command's thread, whose handlers expect them */
+	/* signals stay with the command's thread, whose handlers expect them;
+	 * not the faults of the thread's own accesses (a segment truncated
+	 * underneath: cli_guard_mapping's SIGBUS), which cannot wait */
 	sigfillset(&all);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGSEGV);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	rc = pthread_create(&q->thread, NULL, run, p);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -71,7 +71,7 @@ has_lines() {
 
 @test "dh-write --progress: fill and lag of the slowest reader" {
 	dh-create --slots 64 "$ch"
-	dh_bg dh-read --lines "$ch"
+	dh_bg sh -c 'exec dh-read --lines "$1" >/dev/null' sh "$ch"
 	reader=$DH_BG_PID
 	dh_await eval '[ "$(dh-stat --json "$ch" | jq ".channels[0].readers_alive")" = 1 ]'
 	kill -STOP "$reader"

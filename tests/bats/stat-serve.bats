@@ -277,3 +277,27 @@ rss_kb() {
 	# it scrapes the address the man page uses
 	grep -q "targets: \['127.0.0.1:9464'\]" "$T/prometheus.yml"
 }
+
+@test "docs/examples/grafana-dh.json: valid JSON, PromQL promtool parses, on metrics dh-stat serves" {
+	dash=$DH_TOP/docs/examples/grafana-dh.json
+	run -0 jq -e '.panels | length > 0' "$dash"
+	# every query, Grafana's variables filled in, as recording rules promtool parses
+	{
+		echo 'groups:'
+		echo '  - name: grafana'
+		echo '    rules:'
+		jq -r '.panels[].targets[].expr' "$dash" |
+			sed -e 's/\$__rate_interval/1m/g' -e 's/\$instance/.*/g' -e 's/\$channel/.*/g' |
+			awk '{ gsub(/'\''/, "'\'''\''"); printf "      - record: dh:grafana:%d\n        expr: '\''%s'\''\n", NR, $0 }'
+	} >"$T/rules.yml"
+	run -0 promtool check rules "$T/rules.yml"
+	# and every metric they name is one the endpoint serves
+	dh-create "$ch"
+	dh_bg dh-read "$ch"
+	dh_await eval '[ "$(dh-stat --json "$ch" | jq ".channels[0].readers_alive")" = 1 ]'
+	serve "$ch"
+	scrape -o "$T/body" "$URL"
+	for m in $(jq -r '.panels[].targets[].expr, .templating.list[].query' "$dash" | grep -o 'dh_[a-z_]*' | sort -u); do
+		grep -q "^# TYPE $m " "$T/body" || fail "$m is not served"
+	done
+}
