@@ -15,6 +15,9 @@
 #include "cli.h"
 #include "stat_mon.h"
 
+/* last: its capability macros (meta_off, ...) would rewrite dh headers */
+#include <term.h>
+
 int
 stat_filter_match(const char *pattern, const char *name)
 {
@@ -575,6 +578,22 @@ key(struct top *t, int k)
 	return 0;
 }
 
+static int
+can_address(void)
+{
+	TERMINAL *saved = cur_term;
+	const char *cup;
+	int err = 0, ok;
+
+	if (setupterm(NULL, STDOUT_FILENO, &err) != OK)
+		return 0;
+	cup = tigetstr("cup");
+	ok = cup != NULL && cup != (char *)-1;
+	del_curterm(cur_term);
+	set_curterm(saved);
+	return ok;
+}
+
 int
 stat_top(const struct stat_source *src, int64_t interval_ns, const char *filter)
 {
@@ -588,6 +607,10 @@ stat_top(const struct stat_source *src, int64_t interval_ns, const char *filter)
 		snprintf(t.filter, sizeof t.filter, "%s", filter);
 	setlocale(LC_ALL, "");
 	t.utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+	/* a terminal that cannot move its cursor (dumb, unknown) gets the
+	 * plain listing instead */
+	if (!can_address())
+		return -1;
 	/* before ncurses: it leaves handlers it finds in place */
 	cli_catch_signals(0);
 	if ((scr = newterm(NULL, stdout, stdin)) == NULL)

@@ -171,6 +171,18 @@ exited() {
 	assert_equal "$(cat "$T/exit")" 130
 }
 
+@test "a terminal that cannot address its cursor (TERM=dumb) gets the plain listing" {
+	dh-create "$ch"
+	top TERM=dumb -- --filter "$ch"
+	dh_await on_screen "^NAME +POLICY +SLOTS +FILL +MESSAGES +MSG/S +MB/S +WRITER +READERS +LAG +HEALTH"
+	on_screen "^$ch +sync "
+	! on_screen "q quit"
+	pane=$(tmux -S "$SOCK" display -p '#{pane_pid}')
+	kill -INT "$(pgrep -P "$pane" dh-stat)"
+	dh_await exited
+	assert_equal "$(cat "$T/exit")" 130
+}
+
 @test "--filter: a glob, or a substring without * ? [, in every output; not with NAME" {
 	dh-create "$ch-a1"
 	dh-create "$ch-b1"
