@@ -89,14 +89,26 @@ static enum MHD_Result
 answer(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
        const char *upload, size_t *upload_size, void **state)
 {
+	static int seen;
+
 	(void)version;
 	(void)upload;
-	(void)state;
-	/* A body is never wanted: answer before reading it (MHD then closes
-	 * the connection rather than read what is left). */
-	*upload_size = 0;
+	/* Other methods are answered at once, before any body is read: MHD
+	 * then closes the connection rather than read what is left. */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: GET /metrics\n");
+	/* GET and HEAD: the answer waits for the end of the request (a reply
+	 * queued on the first call would make MHD close the connection, and
+	 * Prometheus keeps its connections for the next scrape); a body, which
+	 * they should not have, is dropped as it comes */
+	if (*state == NULL) {
+		*state = &seen;
+		return MHD_YES;
+	}
+	if (*upload_size != 0) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
 	if (strcmp(url, "/metrics") != 0)
 		return reply_text(c, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n");
 	return metrics(cls, c);

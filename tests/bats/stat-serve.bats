@@ -70,6 +70,13 @@ rss_kb() {
 	diff <(sed -E "$norm" "$T/body") <(dh-stat --prometheus "$ch" | sed -E "$norm")
 }
 
+@test "keep-alive: scrapes reuse one connection, as Prometheus does" {
+	serve "$ch"
+	run -0 curl -sSv --noproxy '*' --max-time 5 -o /dev/null -o /dev/null -o /dev/null "$URL" "$URL" "$URL"
+	[ "$(grep -c 'Re-using existing connection' <<<"$output")" -eq 2 ] || fail "$output"
+	refute_output --partial '< Connection: close'
+}
+
 @test "counters are monotonic *_total a rate() can read; health is a gauge" {
 	dh-create "$ch"
 	serve "$ch"
