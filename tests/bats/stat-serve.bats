@@ -97,6 +97,37 @@ rss_kb() {
 	grep -q "^dh_channel_health{channel=\"$ch\"} 0$" "$T/m1"
 }
 
+# sample NAME FILE: the value of the sample named exactly NAME (labels included).
+sample() {
+	awk -v n="$1" '$1 == n { print $2 }' "$2"
+}
+
+@test "health describes the present: per-condition gauges; acknowledged refusals leave it, lifetime counters stay" {
+	local key=$T/k other=$T/other
+	head -c 32 /dev/urandom >"$key"
+	head -c 32 /dev/urandom >"$other"
+	chmod 600 "$key" "$other"
+	dh-create --key "$key" "$ch"
+	serve "$ch"
+	run -1 dh-write --key "$other" "$ch" </dev/null
+	scrape -o "$T/m1" "$URL"
+	c="channel=\"$ch\""
+	assert_equal "$(sample "dh_channel_health{$c}" "$T/m1")" 1
+	assert_equal "$(sample "dh_channel_health_condition{$c,condition=\"mismatch\"}" "$T/m1")" 1
+	assert_equal "$(sample "dh_channel_health_condition{$c,condition=\"writer-dead\"}" "$T/m1")" 0
+	# one sample per condition of dh-stat(1)
+	assert_equal "$(grep -c "^dh_channel_health_condition{$c," "$T/m1")" 9
+	assert_equal "$(sample "dh_channel_key_mismatches_total{$c}" "$T/m1")" 1
+	assert_equal "$(sample "dh_channel_acknowledged_key_mismatches_total{$c}" "$T/m1")" 0
+	dh-validate --repair --key "$key" "$ch" >/dev/null
+	scrape -o "$T/m2" "$URL"
+	assert_equal "$(sample "dh_channel_health{$c}" "$T/m2")" 0
+	assert_equal "$(sample "dh_channel_health_condition{$c,condition=\"mismatch\"}" "$T/m2")" 0
+	assert_equal "$(sample "dh_channel_key_mismatches_total{$c}" "$T/m2")" 1
+	assert_equal "$(sample "dh_channel_acknowledged_key_mismatches_total{$c}" "$T/m2")" 1
+	run -0 promtool check metrics <"$T/m2"
+}
+
 @test "channels appear and disappear between scrapes" {
 	serve --filter "$ch"
 	run -0 scrape "$URL"
