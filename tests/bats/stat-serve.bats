@@ -306,6 +306,23 @@ sample() {
 	dh_await eval '[ "$(fds "$SERVE_PID")" -le $((fd0 + 1)) ]'
 }
 
+@test "many addresses: at most 64 connections accepted in all, the server answers again once they go" {
+	serve "$ch"
+	fd0=$(fds "$SERVE_PID")
+	pids=()
+	for i in 10 11 12 13 14; do
+		dh_bg sh -c 'exec $1 flood 127.0.0.1 "$2" 16 "$3" 30 >"$4"' sh "$CLIENT" "$PORT" "127.0.0.$i" "$T/flood$i"
+		pids+=("$DH_BG_PID")
+		dh_await -t 20 grep -q '^ready' "$T/flood$i"
+	done
+	# 80 connected; those over the limit wait in the listen backlog, not in
+	# the server
+	[ "$(fds "$SERVE_PID")" -le $((fd0 + 64)) ] || fail "$(fds "$SERVE_PID") descriptors open"
+	kill "${pids[@]}"
+	for p in "${pids[@]}"; do dh_await gone "$p"; done
+	dh_await eval 'scrape --max-time 2 -o /dev/null "$URL"'
+}
+
 # --- the example configuration -------------------------------------------------
 
 @test "docs/examples: the scrape configuration and rules pass promtool" {
