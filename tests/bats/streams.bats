@@ -306,3 +306,18 @@ queue_cut() {
 	# a killed reader cannot say which of its claims were written out just
 	# before it died: those are counted lost too (over-counted, never missed)
 }
+
+@test "--no-eos stopped by SIGINT: readers keep waiting for a next writer, as dh-write(1) says, not 'writer died'" {
+	dh-create "$ch"
+	dh_feed "$ch" --lines --no-eos
+	reader_bg r --lines --timeout 1s "$ch"
+	dh_await readers_at_least "$ch" 1
+	echo one >&"$DH_FEED"
+	dh_await file_has "$BATS_TEST_TMPDIR/r.out" one
+	kill -INT "$DH_FEED_PID"
+	dh_await eval '! dh_writer_alive "$ch"'
+	status_of "$RPID"
+	assert_equal "$st" 3
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/r.err")" "dh-read: $ch: no message within the timeout"
+	run -0 dh-validate "$ch"
+}
