@@ -23,7 +23,7 @@ LIB_SRC = $(sort $(wildcard lib/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_SRC = $(sort $(wildcard cmd/dh-*.c))
 CMDS = $(CMD_SRC:cmd/%.c=$(BUILD)/bin/%)
-CLI_OBJ = $(BUILD)/cmd/cli.o $(BUILD)/cmd/broker_cli.o $(BUILD)/cmd/csv_cli.o
+CLI_OBJ = $(BUILD)/cmd/cli.o $(BUILD)/cmd/broker_cli.o $(BUILD)/cmd/csv_cli.o $(BUILD)/cmd/net_cli.o
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNITS = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBDH = $(BUILD)/libdh.a
