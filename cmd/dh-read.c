@@ -517,7 +517,8 @@ pump(const struct opts *o, struct src *src)
 				cli_warn("%s: no message within the timeout", o->name);
 				ret = EXIT_TIMEOUT;
 			} else if (rc == -DH_EWRITERDEAD) {
-				cli_warn("%s: writer died without marking end-of-stream", o->name);
+				cli_warn("%s: %swriter died without marking end-of-stream", o->name,
+					 src->c ? "the remote " : "");
 				ret = EXIT_FAIL;
 			} else if (rc < 0 && rc != -EAGAIN && src->c) {
 				cli_warn("%s: %s", o->name, cli_net_error(src->c, rc));

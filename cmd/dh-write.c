@@ -662,12 +662,18 @@ main(int argc, char **argv)
 		ret = failed(&o, w, r, "readers");
 	else if (o.net.connect) {
 		int eos;
-		struct dh_net_client *c = cli_net_client(&o.net, o.name, NULL, o.remote_key ? o.rkey : NULL, NULL);
+		struct dh_net_client *c = cli_net_client(&o.net, NULL, NULL, o.remote_key ? o.rkey : NULL, NULL);
 
 		dh_key_wipe(o.rkey);
 		ret = cli_net_import(c, o.name, w, o.timeout_ns, &eos);
 		dh_net_client_close(c);
-		/* a remote writer that died leaves our stream unended too */
+		/* The remote writer died: so do we, as a writer, leaving the
+		 * entry to the kernel's lock so the mirror's readers see a
+		 * dead writer too (closing would look like --no-eos). */
+		if (eos == -1) {
+			cli_broker_stop(&o.broker);
+			exit(EXIT_FAIL);
+		}
 		if (!eos && !cli_signal)
 			o.no_eos = 1;
 	} else if (o.mode == DH_FRAME_RAW)

@@ -117,7 +117,7 @@ cli_net_client(const struct cli_net *n, const char *name, const struct dh_reader
 	}
 	co.cancel = &cli_cancel;
 	if ((r = dh_net_client_open(&co, &c)) < 0)
-		cli_die(EXIT_FAIL, "%s: --connect %s: %s", name, n->connect, dh_strerror(r));
+		cli_die(EXIT_FAIL, "%s: --connect %s: %s", name ? name : "", n->connect, dh_strerror(r));
 	return c;
 }
 
@@ -192,7 +192,8 @@ cli_net_import(struct dh_net_client *c, const char *name, struct dh_writer *w, i
 			continue;
 		}
 		if (r == -DH_ECHECKSUM) {
-			cli_warn("%s: %s", name, cli_net_error(c, r));
+			cli_warn("%s: checksum mismatch at remote seq %llu: %s", name, (unsigned long long)m.seq,
+				 cli_net_error(c, r));
 			ret = EXIT_FAIL;
 			continue;
 		}
@@ -202,6 +203,8 @@ cli_net_import(struct dh_net_client *c, const char *name, struct dh_writer *w, i
 		}
 		if (r == -EINTR)
 			break;
+		if (r == -DH_EWRITERDEAD)
+			*eos = -1;
 		cli_warn("%s: %s", name, cli_net_error(c, r));
 		ret = r == -ETIMEDOUT ? EXIT_TIMEOUT : EXIT_FAIL;
 		break;

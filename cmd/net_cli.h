@@ -28,8 +28,9 @@ int cli_net_setup(struct cli_net *n, const char *synopsis);
  * Returns the exit status. */
 int cli_net_serve(const struct cli_net *n, const char *name, const struct cli_owner *owner, int quiet);
 
-/* dh-read --connect / dh-write --connect: a subscriber with the common
- * options; exits 1 with a message if it cannot start. */
+/* dh-read --connect / dh-write --connect: a subscriber of channel name
+ * (NULL: whichever the exporter serves) with the common options; exits 1
+ * with a message if it cannot start. */
 struct dh_net_client *cli_net_client(const struct cli_net *n, const char *name, const struct dh_reader_opts *ro,
 				     const uint8_t *key, const struct dh_schema *want);
 
@@ -37,8 +38,9 @@ struct dh_net_client *cli_net_client(const struct cli_net *n, const char *name, 
 const char *cli_net_error(struct dh_net_client *c, int rc);
 
 /* dh-write --connect: copy the subscription into writer w until the
- * remote end-of-stream (0, *eos = 1), a failure (1; *eos = 0 when the remote
- * writer died: the stream is not ended here either) or a signal. */
+ * remote end-of-stream (0, *eos = 1), a failure (1, *eos = 0; *eos = -1
+ * when the remote writer died: the caller should die as a writer too) or
+ * a signal. Returns the exit status. */
 int cli_net_import(struct dh_net_client *c, const char *name, struct dh_writer *w, int64_t timeout_ns,
 		   int *eos);
 

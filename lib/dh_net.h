@@ -68,7 +68,7 @@ struct dh_net_hello {
 	uint32_t flags;          /* DH_NET_F_* */
 	uint8_t start;           /* enum dh_start */
 	uint64_t start_seq;      /* DH_START_SEQ: resume here */
-	char channel[DH_NAME_MAX + 1];
+	char channel[DH_NAME_MAX + 1];   /* "": whichever channel the exporter serves */
 };
 #define DH_NET_F_FOLLOW 1u       /* as dh_reader_opts.follow */
 
@@ -234,7 +234,7 @@ void dh_net_server_close(struct dh_net_server *s);
 
 struct dh_net_client_opts {
 	const char *endpoint;
-	const char *channel;
+	const char *channel;     /* the channel expected there; NULL: whichever it serves */
 	const char *curve_dir;   /* present DIR/client.key, expect DIR/broker.pub (NULL: plaintext) */
 	const char *server_key;  /* or these two files (override curve_dir) */
 	const char *client_key;

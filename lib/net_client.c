@@ -190,15 +190,15 @@ dh_net_client_open(const struct dh_net_client_opts *o, struct dh_net_client **ou
 	int r;
 
 	*out = NULL;
-	if (o->endpoint == NULL || dh_broker_endpoint_check(o->endpoint) < 0 || o->channel == NULL ||
-	    dh_name_check(o->channel) < 0 || (unsigned)o->start > DH_START_HELD || o->window > DH_NET_WINDOW_MAX)
+	if (o->endpoint == NULL || dh_broker_endpoint_check(o->endpoint) < 0 ||
+	    (o->channel != NULL && dh_name_check(o->channel) < 0) || (unsigned)o->start > DH_START_HELD || o->window > DH_NET_WINDOW_MAX)
 		return -EINVAL;
 	if (sodium_init() < 0)
 		return -ENOSYS;
 	if ((c = calloc(1, sizeof *c)) == NULL)
 		return -ENOMEM;
 	snprintf(c->endpoint, sizeof c->endpoint, "%s", o->endpoint);
-	snprintf(c->channel, sizeof c->channel, "%s", o->channel);
+	snprintf(c->channel, sizeof c->channel, "%s", o->channel ? o->channel : "");
 	c->start = o->start;
 	c->start_seq = o->start_seq;
 	c->follow = o->follow;
@@ -475,6 +475,11 @@ run(struct dh_net_client *c, struct dh_msg *m, int64_t timeout_ns, int until_wel
 				left = 100000000LL;
 		}
 		r = step(c, m, (int)((left + 999999) / 1000000));
+		if (c->refused == EACCES) {
+			/* the allow-list decides at every handshake: no retry will do */
+			cerr(c, "the exporter refused our key (not in its allow-list)");
+			return finish(c, -EACCES);
+		}
 		if (r == STEP_WELCOME && until_welcome)
 			return 0;
 		if (r <= 0 || r == DH_END)

@@ -283,7 +283,7 @@ hello(struct dh_net_server *s, zmq_msg_t *rid, zmq_msg_t *frame, int64_t now)
 		notice_to(s, zmq_msg_data(rid), zmq_msg_size(rid), 0, DH_NET_N_REFUSED, -EPROTO, 0, "malformed HELLO");
 		return;
 	}
-	if (strcmp(h.channel, s->channel) != 0) {
+	if (h.channel[0] && strcmp(h.channel, s->channel) != 0) {
 		snprintf(text, sizeof text, "no channel %s here (this exporter serves %s)", h.channel, s->channel);
 		slog(s, 0, "refused %s: %s", peer, text);
 		notice_to(s, zmq_msg_data(rid), zmq_msg_size(rid), 0, DH_NET_N_REFUSED, -ENOENT, 0, text);

@@ -117,7 +117,7 @@ dh_net_hello_encode(const struct dh_net_hello *h, void *buf, size_t cap)
 	size_t n = strnlen(h->channel, sizeof h->channel);
 	unsigned char *p = buf;
 
-	if (dh_name_check(h->channel) < 0 || h->window < 1 || h->window > DH_NET_WINDOW_MAX ||
+	if ((n > 0 && dh_name_check(h->channel) < 0) || h->window < 1 || h->window > DH_NET_WINDOW_MAX ||
 	    h->start > DH_START_HELD || (h->flags & ~DH_NET_F_FOLLOW))
 		return -EINVAL;
 	if (cap < HELLO_FIXED + n)
@@ -151,7 +151,8 @@ dh_net_hello_decode(const void *buf, size_t len, struct dh_net_hello *out)
 	memcpy(out->channel, p + HELLO_FIXED, p[17]);
 	out->channel[p[17]] = '\0';
 	if (out->window < 1 || out->window > DH_NET_WINDOW_MAX || out->start > DH_START_HELD ||
-	    (out->flags & ~DH_NET_F_FOLLOW) || strlen(out->channel) != p[17] || dh_name_check(out->channel) < 0)
+	    (out->flags & ~DH_NET_F_FOLLOW) || strlen(out->channel) != p[17] ||
+	    (p[17] > 0 && dh_name_check(out->channel) < 0))
 		return -EPROTO;
 	return 0;
 }
