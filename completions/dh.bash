@@ -40,9 +40,9 @@ _dh_value() {
 	*:--from) _dh_words "oldest latest now" ;;
 	*:--mode) _dh_words "0600 0660 0666" ;;
 	*:--evict-after | *:--timeout | *:--wait-channel) _dh_words "inf" ;;
-	*:--bind | *:-b | *:--events | *:-e | *:--broker) _dh_words "ipc:// tcp://" ;;
+	*:--bind | *:-b | *:--events | *:-e | *:--broker | *:--serve | *:--connect) _dh_words "ipc:// tcp://" ;;
 	dh-broker:--keygen | *:--curve | *:-c) _dh_dirs ;;
-	*:--key | *:--meta | *:--keygen | *:--broker-key | *:--client-key) _dh_files ;;
+	*:--key | *:--meta | *:--keygen | *:--broker-key | *:--client-key | *:--remote-key) _dh_files ;;
 	*:--owner) mapfile -t COMPREPLY < <(compgen -u -- "$cur") ;;
 	*) COMPREPLY=() ;; # numbers, sizes, durations, labels, specs
 	esac
@@ -75,9 +75,9 @@ _dh() {
 	dh-read)
 		opts="--follow --count --from --no-wait --lines --null --framed --json --csv --timeout --key
 			--schema --strict --name --owner --meta --wait-channel --broker --broker-key --client-key
-			--quiet --help --version -q -h -V"
+			--serve --connect --curve --quiet --help --version -q -h -V"
 		argopts="--count --from --timeout --key --schema --name --owner --wait-channel --broker
-			--broker-key --client-key"
+			--broker-key --client-key --serve --connect --curve"
 		;;
 	dh-stat)
 		opts="--json --prometheus --watch --all-fields --broker --events --broker-key --client-key
@@ -92,10 +92,10 @@ _dh() {
 		opts="--create --slots --slot-size --policy --checksum --meta-size --max-readers --mode
 			--evict-after --key --schema --lines --null --framed --record-size --csv --timeout
 			--wait-readers --no-eos --progress --meta --name --owner --broker --broker-key
-			--client-key --help --version -h -V"
+			--client-key --connect --curve --remote-key --help --version -h -V"
 		argopts="--slots --slot-size --policy --checksum --meta-size --max-readers --mode
 			--evict-after --key --schema --record-size --timeout --wait-readers --meta --name
-			--owner --broker --broker-key --client-key"
+			--owner --broker --broker-key --client-key --connect --curve --remote-key"
 		;;
 	*)
 		# a command this file does not know yet: its --help lists the options
