@@ -542,6 +542,29 @@ pump(const struct opts *o, struct src *src)
 	return ret;
 }
 
+/* The channel does not exist here and the broker knows an exporter of it:
+ * 1, with o->net set to connect there (registered as a remote reader). */
+static int
+remote_export(struct opts *o)
+{
+	static char ep[512];
+	char path[4096], host[DH_BROKER_HOST_MAX + 1], me[DH_BROKER_HOST_MAX + 1], label[DH_PNAME_MAX];
+	const char *env;
+
+	if (dh_block_path(o->name, path, sizeof path) < 0 || access(path, F_OK) == 0 || errno != ENOENT)
+		return 0;
+	if (o->no_wait || cli_broker_find_export(&o->broker, o->name, ep, sizeof ep, host) < 0)
+		return 0;
+	o->net.connect = ep;
+	if (!o->net.curve_given && (env = getenv("DH_CURVE_DIR")) != NULL && *env)
+		o->net.curve = env;
+	if (!o->quiet)
+		cli_warn("%s: not here: reading it from %s at %s", o->name, host, ep);
+	snprintf(label, sizeof label, "net:%s", dh_broker_local_host(me, sizeof me));
+	cli_broker_remote_reader(&o->broker, o->name, host, o->ro.label ? o->ro.label : label);
+	return 1;
+}
+
 /* --connect: the loop above over an exporter's messages. */
 static int
 read_remote(struct opts *o)
@@ -575,6 +598,7 @@ read_remote(struct opts *o)
 		}
 	}
 	ret = pump(o, &src);
+	cli_broker_stop(&o->broker);
 	dh_net_client_close(src.c);
 	free(o->sc);
 	free(o->want);
@@ -599,7 +623,7 @@ main(int argc, char **argv)
 	if (o.net.serve || o.net.connect) {
 		cli_catch_signals(1);
 		if (o.net.serve)
-			return cli_net_serve(&o.net, o.name, &o.owner, o.quiet);
+			return cli_net_serve(&o.net, o.name, &o.owner, o.quiet, &o.broker);
 		return read_remote(&o);
 	}
 	/* Before open: a signal from now on detaches us cleanly, then re-raises. */
@@ -613,6 +637,9 @@ main(int argc, char **argv)
 		o.ro.start = DH_START_SEQ;
 		o.ro.start_seq = 0;
 	}
+	/* Not here but exported elsewhere, says the broker: read it there. */
+	if (o.broker.on && !o.wait && remote_export(&o))
+		return read_remote(&o);
 	cli_guard_mapping(o.name);
 	cli_owner_precheck(&o.owner, o.name);
 	rc = dh_reader_open(o.name, &o.ro, &r);

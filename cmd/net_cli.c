@@ -68,9 +68,28 @@ serve_admit(void *arg, struct dh_block *b)
 	return -DH_EOWNER;
 }
 
-int
-cli_net_serve(const struct cli_net *n, const char *name, const struct cli_owner *owner, int quiet)
+/* What the broker hands out: the endpoint as bound, a wildcard host
+ * replaced by our host name (remote readers cannot connect to "*"). */
+static void
+advertised(const char *bound, char *out, size_t cap)
 {
+	static const char *const wild[] = { "tcp://*:", "tcp://0.0.0.0:", "tcp://[::]:", "tcp://[::0]:" };
+	char host[DH_BROKER_HOST_MAX + 1];
+
+	for (size_t i = 0; i < sizeof wild / sizeof *wild; i++)
+		if (strncmp(bound, wild[i], strlen(wild[i])) == 0) {
+			snprintf(out, cap, "tcp://%s:%s", dh_broker_local_host(host, sizeof host),
+				 bound + strlen(wild[i]));
+			return;
+		}
+	snprintf(out, cap, "%s", bound);
+}
+
+int
+cli_net_serve(const struct cli_net *n, const char *name, const struct cli_owner *owner, int quiet,
+	      struct cli_broker *broker)
+{
+	char adv[600];
 	struct serve_ctx x = { name, owner, quiet };
 	struct dh_net_server_opts so = { 0 };
 	struct dh_net_server *s;
@@ -88,7 +107,10 @@ cli_net_serve(const struct cli_net *n, const char *name, const struct cli_owner 
 		cli_die(EXIT_FAIL, "%s: --serve: %s", name, err[0] ? err : dh_strerror(r));
 	if (!quiet)
 		cli_warn("%s: serving on %s%s", name, dh_net_server_endpoint(s), n->curve ? " (CURVE)" : "");
+	advertised(dh_net_server_endpoint(s), adv, sizeof adv);
+	cli_broker_exporter(broker, name, adv);
 	r = dh_net_server_run(s, &cli_signal, err, sizeof err);
+	cli_broker_stop(broker);
 	dh_net_server_close(s);
 	if (r < 0)
 		cli_die(EXIT_FAIL, "%s: --serve: %s", name, err);

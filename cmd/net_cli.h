@@ -24,9 +24,11 @@ int cli_net_option(struct cli_net *n, int c, const char *arg);
  * $DH_CURVE_DIR.  Returns 1 when --serve or --connect was given. */
 int cli_net_setup(struct cli_net *n, const char *synopsis);
 
-/* dh-read --serve: export channel name until a signal (then re-raised).
- * Returns the exit status. */
-int cli_net_serve(const struct cli_net *n, const char *name, const struct cli_owner *owner, int quiet);
+/* dh-read --serve: export channel name until a signal (then re-raised),
+ * registered with the broker, if any, as its exporter.  Returns the exit
+ * status. */
+int cli_net_serve(const struct cli_net *n, const char *name, const struct cli_owner *owner, int quiet,
+		  struct cli_broker *broker);
 
 /* dh-read --connect / dh-write --connect: a subscriber of channel name
  * (NULL: whichever the exporter serves) with the common options; exits 1

@@ -439,6 +439,31 @@ hostile() {
 	seq 1 600 | cmp - "$D/out"
 }
 
+@test "broker: the exporter registers its endpoint; dh-read --broker on host B finds it and reads; dh-stat --broker lists both" {
+	dh_bg sh -c 'exec dh-broker --bind "$0" --heartbeat 100ms 2>"$1"' "ipc://$D/broker.sock" "$D/broker.log"
+	dh_await test -S "$D/broker.sock"
+	export DH_BROKER=ipc://$D/broker.sock
+	dh-create --slots 64 --slot-size 64 --policy sync "$C"
+	dh_feed "$C" --lines
+	serve "$C"
+	# host B has channels of its own, not A's
+	mkdir -m 700 "$D/hostB"
+	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" env DH_SHM_DIR="$D/hostB" $(onB_prefix) \
+		dh-read --lines --timeout 20s "$C"
+	reader=$DH_BG_PID
+	dh_await has_subscriber "$C" 1
+	grep -q "not here: reading it from .* at $EP" "$D/out.err"
+	dh_await eval 'dh-stat --broker "$DH_BROKER" --json | grep -q "\"label\":\"net:"'
+	run -0 dh-stat --broker "$DH_BROKER" --json
+	assert_output --partial "\"data_transport\":\"zmq\",\"zmq_endpoint\":\"$EP\""
+	assert_output --partial "\"transport\":\"zmq\",\"endpoint\":\"$EP\""
+	seq 1 300 >&"$DH_FEED"
+	dh_feed_end
+	reap "$reader"
+	[ "$status" -eq 0 ]
+	seq 1 300 | cmp - "$D/out"
+}
+
 @test "usage: --serve and --connect exclude each other and other modes" {
 	run -2 dh-read --serve tcp://127.0.0.1:0 --connect tcp://127.0.0.1:1 x
 	run -2 dh-read --serve tcp://127.0.0.1:0 --lines x
