@@ -34,7 +34,7 @@
 
 #define DH_NET_VERSION 1                 /* wire protocol version (the 4th byte of every frame) */
 #define DH_NET_HEAD 8                    /* common frame head: "DHN", version, type, 3 zero bytes */
-#define DH_NET_DATA_HEAD 72              /* DATA header frame, bytes */
+#define DH_NET_DATA_HEAD 72              /* DATA header, bytes (the payload follows in the frame) */
 #define DH_NET_PAYLOAD_MAX (64u << 20)   /* largest message carried: larger slots are not exported */
 #define DH_NET_CTL_MAX 2048              /* largest frame a subscriber sends */
 #define DH_NET_WINDOW_MAX 4096           /* largest credit window a subscriber may declare */
@@ -44,7 +44,7 @@ enum dh_net_type {
 	DH_NET_HELLO = 1,    /* subscriber -> exporter: channel, start, window */
 	DH_NET_WELCOME = 2,  /* exporter -> subscriber: session, the channel's identity */
 	DH_NET_CREDIT = 3,   /* subscriber -> exporter: more credit (0: keepalive), last seq received */
-	DH_NET_DATA = 4,     /* exporter -> subscriber: one message (header frame + payload frame) */
+	DH_NET_DATA = 4,     /* exporter -> subscriber: one message (header, then payload, one frame) */
 	DH_NET_NOTICE = 5,   /* exporter -> subscriber: end, writer dead, refusal, keepalive, ... */
 	DH_NET_BYE = 6       /* subscriber -> exporter: detach now */
 };
@@ -88,7 +88,7 @@ struct dh_net_welcome {
 
 struct dh_net_data {
 	uint32_t session;
-	uint32_t len;            /* payload bytes (the second frame) */
+	uint32_t len;            /* payload bytes (the rest of the frame) */
 	uint64_t seq, time_ns, lost;
 	uint8_t check[32];       /* the digest as stored by the writer (unused bytes zero) */
 };
@@ -107,7 +107,9 @@ struct dh_net_credit {
 };
 
 /* Encoders return the frame length written into buf (cap bytes), or
- * -ENOBUFS / -EINVAL (a field out of range). */
+ * -ENOBUFS / -EINVAL (a field out of range).  dh_net_data_encode writes the
+ * DATA header only (DH_NET_DATA_HEAD bytes); the payload follows it in the
+ * same frame, and dh_net_data_decode takes the header only. */
 ssize_t dh_net_hello_encode(const struct dh_net_hello *h, void *buf, size_t cap);
 ssize_t dh_net_welcome_encode(const struct dh_net_welcome *w, void *buf, size_t cap);
 ssize_t dh_net_credit_encode(const struct dh_net_credit *c, void *buf, size_t cap);
@@ -161,8 +163,9 @@ enum dh_net_event {
 };
 
 /*
- * Check one message of nparts frames (parts[i], lens[i]).  Returns a
- * DH_NET_EV_* (m or n filled; m->data points into parts[1]), or:
+ * Check one message of nparts frames (parts[i], lens[i]; every valid
+ * message is one frame).  Returns a DH_NET_EV_* (m or n filled; m->data
+ * points into parts[0]), or:
  *   -EPROTO           malformed, out of order, replayed, wrong session,
  *                     oversized, truncated: the peer cannot be trusted
  *                     any further (dh_net_rx_error says what)

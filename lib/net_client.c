@@ -203,7 +203,7 @@ dh_net_client_open(const struct dh_net_client_opts *o, struct dh_net_client **ou
 	c->start_seq = o->start_seq;
 	c->follow = o->follow;
 	c->window_opt = o->window;
-	c->window = o->window ? o->window : 256;
+	c->window = o->window ? o->window : 1024;
 	c->eff = c->window;
 	c->reconnect_ns = o->reconnect_ns > 0 ? o->reconnect_ns : 3000000000LL;
 	c->cancel = o->cancel;
@@ -246,11 +246,9 @@ dh_net_client_reconnects(const struct dh_net_client *c)
 static void
 release(struct dh_net_client *c)
 {
-	if (c->held) {
-		zmq_msg_close(&c->parts[0]);
-		zmq_msg_close(&c->parts[1]);
-		c->held = 0;
-	}
+	for (int i = 0; i < c->held; i++)
+		zmq_msg_close(&c->parts[i]);
+	c->held = 0;
 }
 
 static int
@@ -341,13 +339,29 @@ step(struct dh_net_client *c, struct dh_msg *m, int wait_ms)
 			return finish(c, r);
 		return STEP_NONE;
 	}
-	r = zmq_poll(&item, 1, wait_ms);
-	monitor_drain(c);
-	if (r < 0)
-		return errno == EINTR ? (c->cancel && dh_cancel_raised(c->cancel) ? -EINTR : STEP_NONE) : finish(c, -errno);
-	if (r == 0)
-		return STEP_NONE;
-	do {
+	/* A busy stream has the next message queued already: poll (a system
+	 * call) only when there is none. */
+	zmq_msg_init(&c->parts[0]);
+	if (zmq_msg_recv(&c->parts[0], c->sock, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&c->parts[0]);
+		if (errno != EAGAIN && errno != EINTR)
+			return finish(c, -errno);
+		r = zmq_poll(&item, 1, wait_ms);
+		monitor_drain(c);
+		if (r < 0)
+			return errno == EINTR ? (c->cancel && dh_cancel_raised(c->cancel) ? -EINTR : STEP_NONE)
+					      : finish(c, -errno);
+		if (r == 0)
+			return STEP_NONE;
+		zmq_msg_init(&c->parts[0]);
+		if (zmq_msg_recv(&c->parts[0], c->sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&c->parts[0]);
+			return errno == EAGAIN || errno == EINTR ? STEP_NONE : finish(c, -errno);
+		}
+	}
+	np = 1;
+	more = zmq_msg_more(&c->parts[0]);
+	while (more) {
 		zmq_msg_t part;
 
 		zmq_msg_init(&part);
@@ -363,7 +377,7 @@ step(struct dh_net_client *c, struct dh_msg *m, int wait_ms)
 		else
 			zmq_msg_close(&part);
 		np++;
-	} while (more);
+	}
 	c->heard = dh__broker_mono_ns();
 	if (np > 2) {
 		for (int i = 0; i < 2; i++)

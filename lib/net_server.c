@@ -416,7 +416,7 @@ static int
 send_pending(struct dh_net_server *s, struct sub *u, int64_t now)
 {
 	struct dh_net_data d = { 0 };
-	unsigned char hdr[DH_NET_DATA_HEAD];
+	zmq_msg_t frame;
 	int r;
 
 	d.session = u->session;
@@ -427,11 +427,22 @@ send_pending(struct dh_net_server *s, struct sub *u, int64_t now)
 	 * it gets is loss, counted here so no gap is ever silent */
 	d.lost = u->ordered ? (u->m.seq > u->expected ? u->m.seq - u->expected : 0) : u->m.lost;
 	memcpy(d.check, u->check, 32);
-	if (dh_net_data_encode(&d, hdr, sizeof hdr) < 0)
+	/* one frame, one allocation: header and payload together */
+	if (zmq_send(s->sock, u->rid, u->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		return -errno;
+	if (zmq_msg_init_size(&frame, DH_NET_DATA_HEAD + u->m.len) < 0)
+		return -ENOMEM;
+	if (dh_net_data_encode(&d, zmq_msg_data(&frame), DH_NET_DATA_HEAD) < 0) {
+		zmq_msg_close(&frame);
 		return -EINVAL;
-	r = send_to(s, u->rid, u->rid_len, hdr, sizeof hdr, u->m.data, u->m.len, 1);
-	if (r < 0)
+	}
+	memcpy((unsigned char *)zmq_msg_data(&frame) + DH_NET_DATA_HEAD, u->m.data, u->m.len);
+	r = zmq_msg_send(&frame, s->sock, 0);
+	if (r < 0) {
+		r = -errno;
+		zmq_msg_close(&frame);
 		return r;
+	}
 	u->pending = 0;
 	u->credit--;
 	u->messages++;

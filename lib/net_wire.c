@@ -444,6 +444,7 @@ struct dh_net_rx {
 	struct dh_net_welcome w;
 	int have_last;           /* a message (or a checked skip) was accepted this session or before */
 	uint64_t next;           /* seq expected next at the earliest */
+	struct dh_block *vb;     /* what check.c verifies with: kind, channel id, key */
 	char err[192];
 };
 
@@ -453,8 +454,10 @@ dh_net_rx_new(const struct dh_net_rx_opts *o, struct dh_net_rx **out)
 	struct dh_net_rx *rx = calloc(1, sizeof *rx);
 
 	*out = NULL;
-	if (rx == NULL)
+	if (rx == NULL || (rx->vb = calloc(1, sizeof *rx->vb)) == NULL) {
+		free(rx);
 		return -ENOMEM;
+	}
 	if (o)
 		rx->o = *o;
 	if (rx->o.key) {
@@ -474,6 +477,8 @@ dh_net_rx_free(struct dh_net_rx *rx)
 	if (rx == NULL)
 		return;
 	sodium_memzero(rx->key, sizeof rx->key);
+	sodium_memzero(rx->vb->key, sizeof rx->vb->key);
+	free(rx->vb);
 	free(rx);
 }
 
@@ -558,6 +563,12 @@ on_welcome(struct dh_net_rx *rx, const void *buf, size_t len)
 		return broken(rx, -EPROTO, "unexpected second WELCOME frame");
 	rx->w = w;
 	rx->state = RX_STREAM;
+	rx->vb->cfg.checksum = w.checksum;
+	memcpy(rx->vb->chan_id, w.chan_id, 16);
+	if (w.keyed) {
+		memcpy(rx->vb->key, rx->key, DH_KEY_BYTES);
+		rx->vb->has_key = 1;
+	}
 	return DH_NET_EV_WELCOME;
 }
 
@@ -567,21 +578,25 @@ ordered(const struct dh_net_rx *rx)
 	return rx->w.policy == DH_POLICY_RING || rx->w.policy == DH_POLICY_SYNC;
 }
 
+/* DATA: one frame, the 72-byte header and then the payload. */
 static int
 on_data(struct dh_net_rx *rx, const void *const *parts, const size_t *lens, struct dh_msg *m)
 {
 	struct dh_net_data d;
 
-	if (dh_net_data_decode(parts[0], lens[0], &d) < 0)
+	const unsigned char *payload = (const unsigned char *)parts[0] + DH_NET_DATA_HEAD;
+	size_t plen = lens[0] - DH_NET_DATA_HEAD;
+
+	if (lens[0] < DH_NET_DATA_HEAD || dh_net_data_decode(parts[0], DH_NET_DATA_HEAD, &d) < 0)
 		return broken(rx, -EPROTO, "malformed DATA header (%zu bytes)", lens[0]);
 	if (rx->state != RX_STREAM)
 		return broken(rx, -EPROTO, "DATA frame before WELCOME");
 	if (d.session != rx->w.session)
 		return broken(rx, -EPROTO, "DATA frame of another session (%u, not %u): forged or replayed",
 			      d.session, rx->w.session);
-	if (d.len != lens[1])
+	if (d.len != plen)
 		return broken(rx, -EPROTO, "DATA seq %llu announces %u bytes but carries %zu: truncated or forged",
-			      (unsigned long long)d.seq, d.len, lens[1]);
+			      (unsigned long long)d.seq, d.len, plen);
 	if (d.len > rx->w.slot_size)
 		return broken(rx, -EPROTO, "DATA seq %llu is %u bytes, over the channel's slot size %u: oversized",
 			      (unsigned long long)d.seq, d.len, rx->w.slot_size);
@@ -604,13 +619,12 @@ on_data(struct dh_net_rx *rx, const void *const *parts, const size_t *lens, stru
 			      (unsigned long long)d.seq, (unsigned long long)d.lost);
 	rx->next = d.seq + 1;
 	rx->have_last = 1;
-	m->data = parts[1];
+	m->data = payload;
 	m->len = d.len;
 	m->seq = d.seq;
 	m->time_ns = d.time_ns;
 	m->lost = d.lost;
-	if (dh_net_check_verify(rx->w.checksum, rx->w.chan_id, rx->has_key ? rx->key : NULL, d.seq, parts[1],
-				d.len, d.check) < 0)
+	if (rx->w.checksum != DH_CHECKSUM_NONE && dh__check_verify(rx->vb, d.seq, payload, d.len, d.check) < 0)
 		return broken(rx, -DH_ECHECKSUM, "message seq %llu failed its %s check: corrupted or forged",
 			      (unsigned long long)d.seq, dh_checksum_name(rx->w.checksum));
 	return DH_NET_EV_DATA;
@@ -665,7 +679,7 @@ dh_net_rx_feed(struct dh_net_rx *rx, const void *const *parts, const size_t *len
 		return broken(rx, -EPROTO, "not a dh-net frame (%zu bytes)", lens[0]);
 	if (rx->state == RX_ENDED)
 		return broken(rx, -EPROTO, "%s frame after the end of the stream", type_name(t));
-	if (nparts != (t == DH_NET_DATA ? 2 : 1))
+	if (nparts != 1)
 		return broken(rx, -EPROTO, "%s message of %d frames", type_name(t), nparts);
 	switch (t) {
 	case DH_NET_WELCOME:

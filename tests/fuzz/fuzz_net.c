@@ -66,7 +66,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r == DH_NET_EV_DATA) {
 			const struct dh_net_welcome *w = dh_net_rx_welcome(rx);
 			/* what is delivered fits what was announced */
-			if (np != 2 || m.len != lens[1] || w == NULL || m.len > w->slot_size)
+			if (np != 1 || m.len + DH_NET_DATA_HEAD != lens[0] || w == NULL || m.len > w->slot_size)
 				abort();
 		}
 	}

@@ -37,7 +37,7 @@ def data(session, seq, payload, lost=0, announce=None, forge=False, version=VERS
     if forge:
         c[0] ^= 1
     n = len(payload) if announce is None else announce
-    return [head(4, version) + struct.pack("<IIQQQ", session, n, seq, 5, lost) + bytes(c), payload]
+    return [head(4, version) + struct.pack("<IIQQQ", session, n, seq, 5, lost) + bytes(c) + payload]
 
 
 def eos(session, seq):
