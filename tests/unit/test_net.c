@@ -96,6 +96,21 @@ rx_new(const uint8_t *key)
 	return dh_net_rx_new(&o, &rx) == 0 ? rx : NULL;
 }
 
+/* One request to the broker handler: the reply text (static). */
+static const char *
+breq(struct dh_broker *b, const char *json)
+{
+	static char out[8192];
+	char *rep = NULL;
+	size_t len;
+
+	out[0] = '\0';
+	if (dh_broker_handle(b, json, strlen(json), "test", 1000000000LL, &rep, &len) == 0)
+		snprintf(out, sizeof out, "%s", rep);
+	free(rep);
+	return out;
+}
+
 int
 main(void)
 {
@@ -106,7 +121,7 @@ main(void)
 	ssize_t n;
 	int r;
 
-	plan(42);
+	plan(48);
 
 	/* ---- a good stream ---- */
 	rx = rx_new(NULL);
@@ -353,6 +368,31 @@ main(void)
 		}
 		dh_reader_close(rd);
 		dh_writer_close(wr);
+	}
+
+	/* ---- broker protocol 3: exporters register their endpoint ---- */
+	{
+		struct dh_broker_config bc;
+		struct dh_broker *b;
+
+		dh_broker_config_init(&bc);
+		ok(dh_broker_new(&bc, &b) == 0, "a broker handler");
+		breq(b, "{\"id\":\"1\",\"type\":\"register\",\"channel\":\"temp\",\"host\":\"a\",\"pid\":10,"
+			"\"policy\":\"sync\",\"slots\":8,\"slot_size\":64,\"max_readers\":4,\"checksum\":\"xxh3\"}");
+		ok(strstr(breq(b, "{\"id\":\"2\",\"type\":\"ping\"}"), "\"protocol\":3") != NULL, "ping says protocol 3");
+		ok(strstr(breq(b, "{\"id\":\"3\",\"type\":\"reader\",\"channel\":\"temp\",\"host\":\"a\",\"pid\":11,"
+				  "\"transport\":\"zmq\"}"), "invalid_request") != NULL,
+		   "transport zmq without an endpoint is refused");
+		ok(strstr(breq(b, "{\"id\":\"4\",\"type\":\"reader\",\"channel\":\"temp\",\"host\":\"a\",\"pid\":11,"
+				  "\"transport\":\"zmq\",\"endpoint\":\"tcp://a:99999\"}"), "invalid_request") != NULL,
+		   "an endpoint with a port out of range is refused");
+		ok(strstr(breq(b, "{\"id\":\"5\",\"type\":\"reader\",\"channel\":\"temp\",\"host\":\"a\",\"pid\":11,"
+				  "\"transport\":\"zmq\",\"endpoint\":\"tcp://a:7000\"}"), "\"ok\"") != NULL,
+		   "an exporter registers with transport zmq and its endpoint");
+		ok(strstr(breq(b, "{\"id\":\"6\",\"type\":\"discover\",\"channel\":\"temp\"}"),
+			  "\"data_transport\":\"zmq\",\"zmq_endpoint\":\"tcp://a:7000\"") != NULL,
+		   "discover hands the endpoint out");
+		dh_broker_free(b);
 	}
 
 	/* ---- codecs ---- */
