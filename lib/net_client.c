@@ -41,6 +41,8 @@ struct dh_net_client {
 	int64_t heard, sent;
 	int held;                  /* parts[] back the message last returned */
 	zmq_msg_t parts[2];
+	size_t off;                /* a DATA frame being taken apart: parts[0] from here on */
+	int inbatch;
 	int ended, end_rc;
 	uint64_t reconnects;
 	char err[256];
@@ -246,6 +248,8 @@ dh_net_client_reconnects(const struct dh_net_client *c)
 static void
 release(struct dh_net_client *c)
 {
+	if (c->inbatch)
+		return; /* the rest of the frame is still to be taken */
 	for (int i = 0; i < c->held; i++)
 		zmq_msg_close(&c->parts[i]);
 	c->held = 0;
@@ -254,6 +258,7 @@ release(struct dh_net_client *c)
 static int
 reconnect(struct dh_net_client *c)
 {
+	c->inbatch = 0;
 	release(c);
 	close_sock(c);
 	dh_net_rx_reset(c->rx);
@@ -315,6 +320,51 @@ credit(struct dh_net_client *c, int64_t now)
 	c->outstanding += cr.grant;
 	c->consumed -= cr.grant;
 	c->sent = now;
+	return 0;
+}
+
+/* The next message of the DATA frame in parts[0] (c->inbatch): each one is
+ * a DATA header and its payload, and goes through dh_net_rx_feed on its
+ * own, so a record cut short or overrunning the frame is refused there. */
+static int
+take(struct dh_net_client *c, struct dh_msg *m)
+{
+	const unsigned char *p = (const unsigned char *)zmq_msg_data(&c->parts[0]) + c->off;
+	size_t left = zmq_msg_size(&c->parts[0]) - c->off, len = left;
+	const void *pp[1] = { p };
+	struct dh_net_notice n;
+	int r;
+
+	if (left >= DH_NET_DATA_HEAD) {
+		uint32_t plen = (uint32_t)p[12] | (uint32_t)p[13] << 8 | (uint32_t)p[14] << 16 | (uint32_t)p[15] << 24;
+
+		if (plen <= left - DH_NET_DATA_HEAD)
+			len = DH_NET_DATA_HEAD + plen;
+	}
+	c->off += len;
+	if (c->off >= zmq_msg_size(&c->parts[0]))
+		c->inbatch = 0;   /* the last one: the frame goes at the next call */
+	r = dh_net_rx_feed(c->rx, pp, &len, 1, m, &n);
+	if (r != DH_NET_EV_DATA && r != -DH_ECHECKSUM) {
+		c->inbatch = 0;
+		release(c);
+		cerr(c, "%s", r < 0 ? dh_net_rx_error(c->rx) : "protocol error: not a DATA record in a DATA frame");
+		return finish(c, r < 0 ? r : -EPROTO);
+	}
+	if (c->outstanding == 0) {
+		c->inbatch = 0;
+		release(c);
+		cerr(c, "protocol error: DATA seq %llu beyond the credit granted", (unsigned long long)m->seq);
+		return finish(c, -EPROTO);
+	}
+	c->outstanding--;
+	c->consumed++;
+	c->have_pos = 1;
+	c->pos = m->seq + 1;
+	if (r == -DH_ECHECKSUM) {
+		cerr(c, "%s", dh_net_rx_error(c->rx));
+		return r;
+	}
 	return 0;
 }
 
@@ -389,23 +439,14 @@ step(struct dh_net_client *c, struct dh_msg *m, int wait_ms)
 		pp[i] = zmq_msg_data(&c->parts[i]);
 		pl[i] = zmq_msg_size(&c->parts[i]);
 	}
-	r = dh_net_rx_feed(c->rx, pp, pl, np, m, &n);
-	if (r == DH_NET_EV_DATA || r == -DH_ECHECKSUM) {
-		if (c->outstanding == 0) {
-			for (int i = 0; i < np; i++)
-				zmq_msg_close(&c->parts[i]);
-			cerr(c, "protocol error: DATA seq %llu beyond the credit granted", (unsigned long long)m->seq);
-			return finish(c, -EPROTO);
-		}
-		c->outstanding--;
-		c->consumed++;
-		c->have_pos = 1;
-		c->pos = m->seq + 1;
-		if (r == DH_NET_EV_DATA) {
-			c->held = np;
-			return 0;
-		}
+	/* a DATA frame carries one or more messages back to back */
+	if (np == 1 && dh_net_frame_type(pp[0], pl[0], NULL) == DH_NET_DATA) {
+		c->held = 1;
+		c->inbatch = 1;
+		c->off = 0;
+		return take(c, m);
 	}
+	r = dh_net_rx_feed(c->rx, pp, pl, np, m, &n);
 	for (int i = 0; i < np; i++)
 		zmq_msg_close(&c->parts[i]);
 	if (r == -DH_ECHECKSUM) {
@@ -463,11 +504,14 @@ step(struct dh_net_client *c, struct dh_msg *m, int wait_ms)
 static int
 run(struct dh_net_client *c, struct dh_msg *m, int64_t timeout_ns, int until_welcome)
 {
-	int64_t start = dh__broker_mono_ns();
+	int64_t start;
 
 	release(c);
+	if (c->inbatch)
+		return take(c, m);
 	if (c->ended)
 		return c->end_rc;
+	start = dh__broker_mono_ns();
 	for (;;) {
 		int64_t left = 100000000LL;
 		int r;

@@ -16,7 +16,8 @@
 #define RID_MAX 255
 #define PING_NS 1000000000LL          /* keepalive to an idle subscriber */
 #define WAIT_DATA_NS 2000000LL        /* longest wait on the channel while the network may speak */
-#define BURST 256                     /* messages to one subscriber before looking at the others */
+#define BURST 1024                    /* messages to one subscriber before looking at the others */
+#define BATCH_BYTES (64u << 10)       /* a DATA frame gathers messages up to this (or one larger) */
 
 struct sub {
 	unsigned char rid[RID_MAX];
@@ -27,9 +28,9 @@ struct sub {
 	uint64_t expected;            /* ordered policies: the seq that should come next */
 	int ordered;
 	int64_t heard, sent;          /* monotonic ns of the last frame from and to it */
-	int pending;                  /* m holds a message not yet sent (no room in its pipe) */
-	struct dh_msg m;
-	uint8_t check[32];
+	unsigned char *batch;         /* DATA records gathered for one frame */
+	size_t blen, cap, slot;
+	struct dh_net_notice pend;    /* a notice to send once the batch is out (code 0: none) */
 	char label[DH_PNAME_MAX];
 	uint64_t messages;
 };
@@ -226,7 +227,10 @@ sub_end(struct sub *u)
 {
 	dh_reader_close(u->r);
 	u->r = NULL;
-	u->pending = 0;
+	free(u->batch);
+	u->batch = NULL;
+	u->blen = 0;
+	memset(&u->pend, 0, sizeof u->pend);
 }
 
 static void
@@ -359,6 +363,8 @@ hello(struct dh_net_server *s, zmq_msg_t *rid, zmq_msg_t *frame, int64_t now)
 	}
 	u->window = h.window;
 	u->credit = h.window;
+	u->slot = w.slot_size;
+	u->cap = DH_NET_DATA_HEAD + w.slot_size > BATCH_BYTES ? DH_NET_DATA_HEAD + w.slot_size : BATCH_BYTES;
 	u->heard = u->sent = now;
 	s->nsubs++;
 	slog(s, 0, "subscriber %s joined (session %u, from %s, window %u)", u->label, u->session,
@@ -411,54 +417,83 @@ out:
 	dh__broker_close_parts(p, n);
 }
 
-/* Send u's pending message: 0 sent, -EAGAIN no room now, other: gone. */
+static void
+free_batch(void *data, void *hint)
+{
+	(void)hint;
+	free(data);
+}
+
+/* Send u's batch (if any), then its held notice (if any): 0, -EAGAIN (no
+ * room in its pipe now: both kept, in order, for later), other: gone. */
 static int
-send_pending(struct dh_net_server *s, struct sub *u, int64_t now)
+drain(struct dh_net_server *s, struct sub *u, int64_t now)
+{
+	zmq_msg_t frame;
+
+	if (u->blen > 0) {
+		if (zmq_send(s->sock, u->rid, u->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+			return -errno;
+		/* the buffer becomes the frame: libzmq frees it once sent */
+		if (zmq_msg_init_data(&frame, u->batch, u->blen, free_batch, NULL) < 0)
+			return -ENOMEM;
+		u->batch = NULL;
+		u->blen = 0;
+		if (zmq_msg_send(&frame, s->sock, 0) < 0) {
+			int e = errno;
+			zmq_msg_close(&frame);
+			return -e;
+		}
+		u->sent = now;
+	}
+	if (u->pend.code) {
+		struct dh_net_notice n = u->pend;
+
+		memset(&u->pend, 0, sizeof u->pend);
+		if (n.code == DH_NET_N_CHECKSUM) {
+			notice_to(s, u->rid, u->rid_len, u->session, n.code, n.err, n.seq, n.text);
+		} else {
+			sub_finish(s, u, n.code, n.err, n.seq, n.text);
+		}
+	}
+	return 0;
+}
+
+/* Append the message in hand to u's batch; the slot is let go at once. */
+static int
+append(struct sub *u, const struct dh_msg *m, int64_t now)
 {
 	struct dh_net_data d = { 0 };
-	zmq_msg_t frame;
-	int r;
 
+	if (u->batch == NULL && (u->batch = malloc(u->cap)) == NULL)
+		return -ENOMEM;
 	d.session = u->session;
-	d.len = (uint32_t)u->m.len;
-	d.seq = u->m.seq;
-	d.time_ns = u->m.time_ns;
+	d.len = (uint32_t)m->len;
+	d.seq = m->seq;
+	d.time_ns = m->time_ns;
 	/* ordered: whatever lies between what it should have got and what
 	 * it gets is loss, counted here so no gap is ever silent */
-	d.lost = u->ordered ? (u->m.seq > u->expected ? u->m.seq - u->expected : 0) : u->m.lost;
-	memcpy(d.check, u->check, 32);
-	/* one frame, one allocation: header and payload together */
-	if (zmq_send(s->sock, u->rid, u->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-		return -errno;
-	if (zmq_msg_init_size(&frame, DH_NET_DATA_HEAD + u->m.len) < 0)
-		return -ENOMEM;
-	if (dh_net_data_encode(&d, zmq_msg_data(&frame), DH_NET_DATA_HEAD) < 0) {
-		zmq_msg_close(&frame);
+	d.lost = u->ordered ? (m->seq > u->expected ? m->seq - u->expected : 0) : m->lost;
+	dh_reader_check(u->r, d.check);
+	if (dh_net_data_encode(&d, u->batch + u->blen, DH_NET_DATA_HEAD) < 0)
 		return -EINVAL;
-	}
-	memcpy((unsigned char *)zmq_msg_data(&frame) + DH_NET_DATA_HEAD, u->m.data, u->m.len);
-	r = zmq_msg_send(&frame, s->sock, 0);
-	if (r < 0) {
-		r = -errno;
-		zmq_msg_close(&frame);
-		return r;
-	}
-	u->pending = 0;
+	memcpy(u->batch + u->blen + DH_NET_DATA_HEAD, m->data, m->len);
+	u->blen += DH_NET_DATA_HEAD + m->len;
 	u->credit--;
 	u->messages++;
-	u->expected = u->m.seq + 1;
-	u->sent = now;
-	/* sync: the slot is ours until released; the copy is in libzmq now */
+	u->expected = m->seq + 1;
+	(void)now;
+	/* sync: the slot is ours until released; the copy is in the batch */
 	dh_reader_release(u->r);
 	return 0;
 }
 
-/* What dh_reader_next said, when it was not a message. 1: go on with
- * this subscriber, 0: stop for now, -EINTR: stop serving. */
+/* What dh_reader_next said, when it was not a message, as the notice to
+ * send after the batch: 0 (none: no data now), -EINTR: stop serving. */
 static int
-reader_event(struct dh_net_server *s, struct sub *u, int rc)
+reader_event(struct dh_net_server *s, struct sub *u, int rc, uint64_t seq)
 {
-	char text[512];
+	struct dh_net_notice *n = &u->pend;
 
 	switch (rc) {
 	case -EAGAIN:
@@ -467,56 +502,64 @@ reader_event(struct dh_net_server *s, struct sub *u, int rc)
 	case -EINTR:
 		return -EINTR;
 	case DH_END:
-		sub_finish(s, u, DH_NET_N_EOS, 0, u->expected, "end-of-stream");
-		return 0;
+		n->code = DH_NET_N_EOS;
+		snprintf(n->text, sizeof n->text, "end-of-stream");
+		break;
 	case -DH_EWRITERDEAD:
-		sub_finish(s, u, DH_NET_N_WRITER_DEAD, rc, u->expected, "writer died without marking end-of-stream");
-		return 0;
+		n->code = DH_NET_N_WRITER_DEAD;
+		snprintf(n->text, sizeof n->text, "writer died without marking end-of-stream");
+		break;
 	case -DH_EEVICTED:
-		sub_finish(s, u, DH_NET_N_EVICTED, rc, u->expected, "evicted for stalling the sync writer");
-		return 0;
+		n->code = DH_NET_N_EVICTED;
+		snprintf(n->text, sizeof n->text, "evicted for stalling the sync writer");
+		break;
 	case -DH_ECHECKSUM:
-		notice_to(s, u->rid, u->rid_len, u->session, DH_NET_N_CHECKSUM, rc, u->m.seq,
-			  "checksum mismatch at the exporter");
-		u->expected = u->m.seq + 1;
-		return 1;
-	default:
-		snprintf(text, sizeof text, "%s: %s", s->channel, dh_strerror(rc));
-		sub_finish(s, u, DH_NET_N_ERROR, rc, u->expected, text);
+		n->code = DH_NET_N_CHECKSUM;
+		n->seq = seq;
+		n->err = rc;
+		snprintf(n->text, sizeof n->text, "checksum mismatch at the exporter");
+		u->expected = seq + 1;
 		return 0;
+	default:
+		n->code = DH_NET_N_ERROR;
+		snprintf(n->text, sizeof n->text, "%.60s: %.120s", s->channel, dh_strerror(rc));
+		break;
 	}
+	n->err = rc > 0 ? 0 : rc;
+	n->seq = u->expected;
+	return 0;
 }
 
-/* Move messages to u while it has credit and room. Returns how many, or -EINTR. */
+/* Move messages to u while it has credit: as many as are there now go
+ * into one frame (never waiting to fill it), so small messages cost one
+ * frame per batch, not one each.  Returns how many, or -EINTR. */
 static int
 pump(struct dh_net_server *s, int i, int64_t now, int64_t wait_ns)
 {
 	struct sub *u = &s->subs[i];
-	int sent = 0, r;
+	struct dh_msg m;
+	int sent = 0, r = 0;
 
-	while (u->r && sent < BURST) {
-		if (!u->pending) {
-			if (u->credit == 0)
-				break;
-			r = dh_reader_next(u->r, &u->m, sent ? 0 : wait_ns);
-			if (r == 0) {
-				dh_reader_check(u->r, u->check);
-				u->pending = 1;
-			} else if ((r = reader_event(s, u, r)) <= 0) {
-				return r < 0 ? r : sent;
-			} else {
-				continue;
-			}
+	if ((u->blen || u->pend.code) && (r = drain(s, u, now)) < 0)
+		goto out;
+	while (u->r && u->credit > 0 && !u->pend.code && sent < BURST) {
+		if (u->blen && u->blen + DH_NET_DATA_HEAD + u->slot > u->cap && (r = drain(s, u, now)) < 0)
+			goto out;
+		r = dh_reader_next(u->r, &m, sent ? 0 : wait_ns);
+		if (r == 0) {
+			if ((r = append(u, &m, now)) < 0)
+				goto out;
+			sent++;
+			continue;
 		}
-		r = send_pending(s, u, now);
-		if (r == -EAGAIN)
-			break;
-		if (r < 0) {
-			sub_drop(s, i, "connection gone");
-			return sent;
-		}
-		sent++;
+		if ((r = reader_event(s, u, r, m.seq)) < 0)
+			return r;
+		break;
 	}
+	r = (u->r && (u->blen || u->pend.code)) ? drain(s, u, now) : 0;
+out:
+	if (r < 0 && r != -EAGAIN)
+		sub_drop(s, i, "connection gone");
 	return sent;
 }
 
@@ -542,7 +585,7 @@ dh_net_server_run(struct dh_net_server *s, volatile sig_atomic_t *stop, char *er
 			struct sub *u = &s->subs[i];
 			int before = s->nsubs;
 
-			if (u->r == NULL || (u->credit == 0 && !u->pending))
+			if (u->r == NULL || (u->credit == 0 && !u->blen && !u->pend.code))
 				continue;
 			if ((r = pump(s, i, now, 0)) < 0)
 				return 0; /* cancelled */
@@ -552,7 +595,7 @@ dh_net_server_run(struct dh_net_server *s, volatile sig_atomic_t *stop, char *er
 			}
 			if (r > 0)
 				progress = 1;
-			else if (u->r && !u->pending && u->credit > 0)
+			else if (u->r && !u->blen && !u->pend.code && u->credit > 0)
 				waiting = i;
 		}
 		if (now - last_tick >= 100000000LL) {

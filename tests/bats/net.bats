@@ -396,7 +396,7 @@ hostile() {
 }
 
 @test "hostile exporters: forged, truncated, replayed, reordered, oversized frames and another version never reach stdout" {
-	for c in forged truncated replayed reordered oversized version session gap; do
+	for c in forged truncated replayed reordered oversized version session gap batch-truncated batch-replayed; do
 		hostile "$c"
 		run -1 --separate-stderr $(onB_prefix) dh-read --connect "$EP" --lines --timeout 10s "$C"
 		echo "case $c: status $status, stdout '$output', stderr '$stderr'" >&2
@@ -404,8 +404,8 @@ hostile() {
 		case $c in
 		forged) [[ $stderr == *"checksum"* ]] ;;
 		version) [[ $stderr == *"protocol version 7"* ]] ;;
-		truncated) [[ $stderr == *"truncated"* ]] ;;
-		replayed | reordered) [[ $stderr == *"replayed or reordered"* ]] ;;
+		truncated | batch-truncated) [[ $stderr == *"truncated"* ]] ;;
+		replayed | reordered | batch-replayed) [[ $stderr == *"replayed or reordered"* ]] ;;
 		oversized) [[ $stderr == *"oversized"* ]] ;;
 		session) [[ $stderr == *"another session"* ]] ;;
 		gap) [[ $stderr == *"silent gap"* ]] ;;

@@ -63,7 +63,12 @@ def main():
         if frame[4] != 1:           # only HELLO gets an answer
             continue
         out = [[welcome(S, policy)], data(S, first, b"good")]
-        if case == "forged":
+        if case == "batch-truncated":
+            # one frame: a good record, then one announcing more than the frame holds
+            out = [[welcome(S, policy)], [data(S, 0, b"good")[0] + data(S, 1, b"short", announce=10)[0]]]
+        elif case == "batch-replayed":
+            out = [[welcome(S, policy)], [data(S, 0, b"good")[0] + data(S, 0, b"good")[0]]]
+        elif case == "forged":
             out += [data(S, 1, b"evil", forge=True), eos(S, 2)]
         elif case == "truncated":
             out += [data(S, 1, b"short", announce=10)]
