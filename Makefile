@@ -23,7 +23,8 @@ LIB_SRC = $(sort $(wildcard lib/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_SRC = $(sort $(wildcard cmd/dh-*.c))
 CMDS = $(CMD_SRC:cmd/%.c=$(BUILD)/bin/%)
-CLI_OBJ = $(BUILD)/cmd/cli.o $(BUILD)/cmd/broker_cli.o $(BUILD)/cmd/csv_cli.o $(BUILD)/cmd/progress.o
+CLI_OBJ = $(BUILD)/cmd/cli.o $(BUILD)/cmd/broker_cli.o $(BUILD)/cmd/csv_cli.o $(BUILD)/cmd/progress.o \
+	$(BUILD)/cmd/net_cli.o
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNITS = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBDH = $(BUILD)/libdh.a
@@ -209,12 +210,20 @@ QUICK ?=
 BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCH = $(BUILD)/bench/dh-bench
 
-bench: all python
+bench: all python $(BUILD)/tests/helpers/netbench
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(CPPFLAGS) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(LDFLAGS) -o $(BENCH) $(BENCH_SRC) $(LIBDH) $(LDLIBS)
 	$(BENCH) $(if $(filter-out 0,$(QUICK)),--quick) --bin $(BUILD)/bin --json $(BUILD)/bench.json
 	PYTHONPATH=$(BUILD)/python $(PYTHON) bench/python.py $(if $(filter-out 0,$(QUICK)),--quick) \
 		--json $(BUILD)/bench-python.json
+	@echo "network (issue 16): dh export to a subscriber vs plain ZeroMQ PUSH/PULL, loopback TCP"
+	@for s in 64 65536; do \
+		n=$$([ $$s = 64 ] && echo $(if $(filter-out 0,$(QUICK)),100000,1000000) || \
+			echo $(if $(filter-out 0,$(QUICK)),5000,30000)); \
+		$(BUILD)/tests/helpers/netbench zmq $$s $$n && $(BUILD)/tests/helpers/netbench dh $$s $$n && \
+		$(BUILD)/tests/helpers/netbench zmq $$s 2000 1000 && $(BUILD)/tests/helpers/netbench dh $$s 2000 1000 \
+		|| exit 1; \
+	done
 
 .PHONY: bench
 

@@ -14,5 +14,6 @@
 #include "dh_key.h"
 #include "dh_schema.h"
 #include "dh_stat.h"
+#include "dh_net.h"
 
 #endif

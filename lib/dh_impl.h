@@ -269,6 +269,7 @@ int dh__check_verify(const struct dh_block *b, uint64_t seq, const void *data, u
 		     const uint8_t expect[32]);
 void dh__key_id(const uint8_t key[DH_KEY_BYTES], uint8_t id[32]);
 int dh__check_identity(struct dh_block *b, const uint8_t *key, const char *schema);
+int dh__check_identity_schema(struct dh_block *b, const char *schema); /* the schema half */
 
 /* dh_frame.c: UTF-8, shared with the schema codecs */
 size_t dh__utf8_seq(const unsigned char *p, const unsigned char *end);

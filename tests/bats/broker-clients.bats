@@ -190,7 +190,7 @@ now_ms() {
 	assert_equal "$(cat "$D/ev.err")" ""
 	# every line is one JSON object; the welcome first; then in seq order
 	jq -e -s --arg n "$n" --argjson w "$DH_FEED_PID" --argjson r "$RPID" '
-		.[0] == {"event":"welcome","protocol":2,"version":"0.1.0"} and
+		.[0] == {"event":"welcome","protocol":3,"version":"0.1.0"} and
 		all(.[1:][]; type == "object" and (.event | type) == "string" and (.seq | type) == "number") and
 		([.[1:][] | .seq] | . == sort) and
 		any(.[]; .event == "registered" and .channel == $n and .pid == $w and .policy == "sync") and
