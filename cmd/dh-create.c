@@ -162,8 +162,7 @@ main(int argc, char **argv)
 		case 'h':
 			help();
 		case OPT_KEY:
-			if ((r = dh_key_load(optarg, key)) < 0)
-				cli_diec(EXIT_FAIL, r, "%s", cli_safe(optarg, buf, sizeof buf));
+			cli_key_load(optarg, key, EXIT_FAIL);
 			cfg->key = key;
 			break;
 		case OPT_KEYGEN:
@@ -177,12 +176,8 @@ main(int argc, char **argv)
 			break;
 		case 'V':
 			cli_version();
-		case ':':
-			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
 		default:
-			if (optopt != 0)
-				cli_usage(synopsis, "unknown option -%c", optopt);
-			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+			cli_bad_option(synopsis, c, argv);
 		}
 	}
 	argc -= optind;
@@ -195,8 +190,7 @@ main(int argc, char **argv)
 			cli_diec(EXIT_FAIL, r, "%s", cli_safe(keygen, buf, sizeof buf));
 		return EXIT_OK;
 	}
-	if (cfg->key && cc.checksum)
-		cli_die(EXIT_USAGE, "--key and --checksum exclude each other: a key selects the keyed MAC");
+	cli_config_key_conflict(&cc);
 	if (remove) {
 		if (creating)
 			cli_usage(synopsis_rm, "--remove takes no creation options");

@@ -57,15 +57,6 @@ struct model {
 	int record_size;
 };
 
-static sigjmp_buf bus_jmp;
-
-static void
-on_bus(int sig)
-{
-	(void)sig;
-	siglongjmp(bus_jmp, 1);
-}
-
 static _Noreturn void
 help(void)
 {
@@ -119,12 +110,8 @@ parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'V':
 			cli_version();
-		case ':':
-			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
 		default:
-			if (optopt != 0)
-				cli_usage(synopsis, "unknown option -%c", optopt);
-			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+			cli_bad_option(synopsis, c, argv);
 		}
 	}
 	if (argc - optind < 1)
@@ -672,7 +659,6 @@ main(int argc, char **argv)
 	static struct dh_snapshot snap;
 	struct opts o;
 	struct model m;
-	struct sigaction sa;
 	uint8_t key[DH_KEY_BYTES];
 	int rc, ret;
 
@@ -682,14 +668,12 @@ main(int argc, char **argv)
 		cli_diec(EXIT_USAGE, rc, "%s", o.keyfile);
 
 	/* A segment truncated under us faults on access: report, never crash. */
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_bus;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
-	if (sigsetjmp(bus_jmp, 1)) {
+	cli_bus_catch();
+	if (sigsetjmp(cli_bus_env, 1)) {
 		cli_warn("%s: segment truncated while being read", o.name);
 		return EXIT_FAIL;
 	}
+	cli_bus_armed = 1;
 
 	memset(&m, 0, sizeof m);
 	m.name = o.name;

@@ -54,7 +54,7 @@ struct opts {
 	const char *name;
 	struct dh_reader_opts ro;
 	enum dh_frame_mode mode;
-	int framing, csv, meta, no_wait, quiet, strict;
+	int csv, meta, no_wait, quiet, strict;
 	struct dh_schema *want;    /* --schema */
 	struct dh_schema *sc;      /* the channel's, when decoding records (--json, --csv) */
 	uint64_t count;            /* 0: unlimited */
@@ -130,11 +130,7 @@ help(void)
 static void
 set_mode(struct opts *o, enum dh_frame_mode m, int csv)
 {
-	if (o->framing && (o->mode != m || o->csv != csv))
-		cli_usage(synopsis, "--lines, --null, --framed, --json and --csv exclude each other");
-	o->mode = m;
-	o->csv = csv;
-	o->framing = 1;
+	cli_framing(&o->mode, &o->csv, m, csv, synopsis, "--lines, --null, --framed, --json and --csv");
 }
 
 static void
@@ -174,8 +170,7 @@ parse(int argc, char **argv, struct opts *o)
 		case 'h': help();
 		case OPT_JSON: set_mode(o, DH_FRAME_JSON, 0); break;
 		case OPT_KEY:
-			if ((c = dh_key_load(optarg, o->key)) < 0)
-				cli_diec(EXIT_FAIL, c, "%s", cli_safe(optarg, buf, sizeof buf));
+			cli_key_load(optarg, o->key, EXIT_FAIL);
 			o->ro.key = o->key;
 			break;
 		case OPT_LINES: set_mode(o, DH_FRAME_LINES, 0); break;
@@ -203,12 +198,8 @@ parse(int argc, char **argv, struct opts *o)
 					cli_safe(optarg, buf, sizeof buf));
 			o->wait = 1;
 			break;
-		case ':':
-			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
 		default:
-			if (optopt != 0)
-				cli_usage(synopsis, "unknown option -%c", optopt);
-			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+			cli_bad_option(synopsis, c, argv);
 		}
 	}
 	if (argc - optind != 1)

@@ -1,5 +1,4 @@
 /* dh-stat: show channels: geometry, counters, participants, rates, health. See LICENSE. */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <setjmp.h>
@@ -89,32 +88,18 @@ help(void)
 
 /* A segment truncated under us raises SIGBUS on access: report it as
  * corrupt instead of dying. */
-static sigjmp_buf bus_env;
-static volatile sig_atomic_t bus_armed;
-
-static void
-on_bus(int sig)
-{
-	if (bus_armed) {
-		bus_armed = 0;
-		siglongjmp(bus_env, 1);
-	}
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
 static int
 snapshot(struct dh_block *b, struct dh_snapshot *s, char *schema, size_t cap)
 {
 	int rc;
 
-	if (sigsetjmp(bus_env, 1))
+	if (sigsetjmp(cli_bus_env, 1))
 		return -DH_ECORRUPT;
-	bus_armed = 1;
+	cli_bus_armed = 1;
 	rc = dh_block_snapshot(b, s);
 	if (rc == 0 && s->record_size > 0)
 		dh_block_schema(b, schema, cap, NULL);
-	bus_armed = 0;
+	cli_bus_armed = 0;
 	return rc;
 }
 
@@ -152,12 +137,6 @@ take(struct chan *c)
 	c->error = rc;
 }
 
-static int
-by_name(const void *a, const void *b)
-{
-	return strcmp(((const struct chan *)a)->name, ((const struct chan *)b)->name);
-}
-
 static void
 add(struct pass *p, const char *name)
 {
@@ -172,31 +151,20 @@ add(struct pass *p, const char *name)
 		cli_die(EXIT_FAIL, "out of memory");
 }
 
-/* Every dh.* regular file of the channel directory, sorted by name. */
+/* Every channel of the channel directory, sorted by name. */
 static int
 list(struct pass *p)
 {
-	struct dirent *d;
-	DIR *dir;
+	char **names;
+	int rc;
 
-	if (!(dir = opendir(dh_block_dir()))) {
-		cli_warn("%s: %s", dh_block_dir(), strerror(errno));
+	if ((rc = dh_channel_list(&names, NULL)) < 0) {
+		cli_warnc(rc, "%s", dh_block_dir());
 		return -1;
 	}
-	errno = 0;
-	while ((d = readdir(dir)) != NULL) {
-		if (strncmp(d->d_name, "dh.", 3) == 0 && cli_dirent_regular(dir, d))
-			add(p, d->d_name + 3);
-		errno = 0;
-	}
-	if (errno != 0) {
-		cli_warn("%s: %s", dh_block_dir(), strerror(errno));
-		closedir(dir);
-		return -1;
-	}
-	closedir(dir);
-	if (p->n > 1)
-		qsort(p->c, p->n, sizeof *p->c, by_name);
+	for (size_t i = 0; names[i] != NULL; i++)
+		add(p, names[i]);
+	dh_channel_list_free(names);
 	return 0;
 }
 
@@ -736,7 +704,6 @@ int
 main(int argc, char **argv)
 {
 	struct cli_broker bk = { 0 };
-	struct sigaction sa;
 	struct pass p;
 	char buf[64];
 	int c, failed;
@@ -769,12 +736,8 @@ main(int argc, char **argv)
 					cli_safe(optarg, buf, sizeof buf));
 			opt.watch = 1;
 			break;
-		case ':':
-			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
 		default:
-			if (optopt != 0)
-				cli_usage(synopsis, "unknown option -%c", optopt);
-			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+			cli_bad_option(synopsis, c, argv);
 		}
 	}
 	argc -= optind;
@@ -791,10 +754,7 @@ main(int argc, char **argv)
 	if (bk.opts.server_key != NULL || bk.opts.client_key != NULL)
 		cli_usage(synopsis, "--broker-key and --client-key need --broker or --events");
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_bus;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
+	cli_bus_catch();
 
 	if (opt.watch)
 		return watch(argv, argc);

@@ -1,5 +1,4 @@
 /* dh-validate: check channels' integrity and safely reclaim what dead processes held. See LICENSE. */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <setjmp.h>
@@ -38,18 +37,6 @@ struct opts {
 	int has_key;
 	uint8_t key[DH_KEY_BYTES];
 };
-
-static sigjmp_buf bus_jmp;
-static volatile sig_atomic_t bus_armed;
-
-static void
-on_bus(int sig)
-{
-	if (bus_armed)
-		siglongjmp(bus_jmp, 1);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
 
 static _Noreturn void
 help(void)
@@ -198,19 +185,19 @@ validate(const struct opts *o, const char *name, int listed)
 	memset(&rep, 0, sizeof rep);
 	if (dh_name_check(name) < 0)
 		return report_error(o, name, EXIT_USAGE, "invalid channel name");
-	if (sigsetjmp(bus_jmp, 1)) {
-		bus_armed = 0;
+	if (sigsetjmp(cli_bus_env, 1)) {
+		cli_bus_armed = 0;
 		/* the mapping is unusable: leak it rather than touch it again */
 		return report_error(o, name, EXIT_FAIL, "segment truncated while being checked");
 	}
-	bus_armed = 1;
+	cli_bus_armed = 1;
 	rc = dh_block_open(name, o->repair ? 0 : DH_OPEN_RDONLY, &b);
 	if (rc == -ENOENT && listed) {
-		bus_armed = 0;
+		cli_bus_armed = 0;
 		return EXIT_OK; /* removed since we listed it */
 	}
 	if (rc < 0) {
-		bus_armed = 0;
+		cli_bus_armed = 0;
 		if (rc == -ENOENT)
 			return report_error(o, name, EXIT_USAGE, "no such channel");
 		return report_error(o, name, rc == -DH_ECORRUPT || rc == -DH_EVERSION ? EXIT_FAIL : EXIT_USAGE,
@@ -225,13 +212,13 @@ validate(const struct opts *o, const char *name, int listed)
 			/* --all: other channels have other keys; check them without */
 			cli_warn("%s: not this channel's key: MACs not verified", name);
 		} else if (rc < 0) {
-			bus_armed = 0;
+			cli_bus_armed = 0;
 			dh_block_close(b);
 			return report_error(o, name, EXIT_USAGE, dh_strerror(rc));
 		}
 	}
 	rc = dh_check_run(b, flags, STALL_NS, &rep);
-	bus_armed = 0;
+	cli_bus_armed = 0;
 	dh_block_close(b);
 	if (rc < 0) {
 		dh_report_free(&rep);
@@ -255,42 +242,24 @@ validate(const struct opts *o, const char *name, int listed)
 	return ret;
 }
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Every dh.* regular file of the channel directory, sorted; NULL-terminated,
- * owned by the caller. Anything else planted there is no channel and is
- * never opened. */
+/* Every channel of the channel directory, sorted; a bare "dh." is no
+ * channel name at all and is skipped. */
 static char **
 list_all(void)
 {
-	const char *dir = dh_block_dir();
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char **v = NULL;
-	size_t n = 0, cap = 0;
+	char **v;
+	size_t j = 0;
+	int rc;
 
-	if (!d)
-		cli_diec(EXIT_USAGE, -errno, "%s", dir);
-	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, "dh.", 3) != 0 || e->d_name[3] == '\0' || !cli_dirent_regular(d, e))
-			continue;
-		if (n + 1 >= cap) {
-			cap = cap ? cap * 2 : 32;
-			if (!(v = realloc(v, cap * sizeof *v)))
-				cli_diec(EXIT_USAGE, -ENOMEM, "%s", dir);
-		}
-		if (!(v[n++] = strdup(e->d_name + 3)))
-			cli_diec(EXIT_USAGE, -ENOMEM, "%s", dir);
+	if ((rc = dh_channel_list(&v, NULL)) < 0)
+		cli_diec(EXIT_USAGE, rc, "%s", dh_block_dir());
+	for (size_t i = 0; v[i] != NULL; i++) {
+		if (v[i][0] == '\0')
+			free(v[i]);
+		else
+			v[j++] = v[i];
 	}
-	closedir(d);
-	if (!v && !(v = calloc(1, sizeof *v)))
-		cli_diec(EXIT_USAGE, -ENOMEM, "%s", dir);
-	qsort(v, n, sizeof *v, cmp_str);
-	v[n] = NULL;
+	v[j] = NULL;
 	return v;
 }
 
@@ -298,7 +267,6 @@ int
 main(int argc, char **argv)
 {
 	struct opts o;
-	struct sigaction sa;
 	char **names, buf[64];
 	int c, rc, ret = EXIT_OK;
 
@@ -329,12 +297,8 @@ main(int argc, char **argv)
 			break;
 		case 'V':
 			cli_version();
-		case ':':
-			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
 		default:
-			if (optopt != 0)
-				cli_usage(synopsis, "unknown option -%c", optopt);
-			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+			cli_bad_option(synopsis, c, argv);
 		}
 	}
 	argc -= optind;
@@ -355,10 +319,7 @@ main(int argc, char **argv)
 	}
 
 	/* A segment truncated under us faults on access: report it, never crash. */
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_bus;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
+	cli_bus_catch();
 
 	names = o.all ? list_all() : argv;
 	for (int i = 0; names[i]; i++) {
@@ -366,11 +327,8 @@ main(int argc, char **argv)
 		if (rc > ret)
 			ret = rc;
 	}
-	if (o.all) {
-		for (int i = 0; names[i]; i++)
-			free(names[i]);
-		free(names);
-	}
+	if (o.all)
+		dh_channel_list_free(names);
 	dh_key_wipe(o.key);
 	if (cli_close_stdout() != 0)
 		return EXIT_USAGE;

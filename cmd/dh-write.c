@@ -137,10 +137,7 @@ help(void)
 static void
 set_mode(struct opts *o, enum dh_frame_mode m, int csv)
 {
-	if (o->mode != DH_FRAME_RAW && (o->mode != m || o->csv != csv))
-		cli_usage(synopsis, "--lines, --null, --framed, --record-size and --csv exclude each other");
-	o->mode = m;
-	o->csv = csv;
+	cli_framing(&o->mode, &o->csv, m, csv, synopsis, "--lines, --null, --framed, --record-size and --csv");
 }
 
 static void
@@ -148,7 +145,7 @@ parse(int argc, char **argv, struct opts *o)
 {
 	struct cli_config cc;
 	char buf[64];
-	int c, r;
+	int c;
 
 	memset(o, 0, sizeof *o);
 	cli_config_init(&cc);
@@ -163,8 +160,7 @@ parse(int argc, char **argv, struct opts *o)
 		case OPT_FRAMED: set_mode(o, DH_FRAME_FRAMED, 0); break;
 		case 'h': help();
 		case OPT_KEY:
-			if ((r = dh_key_load(optarg, o->key)) < 0)
-				cli_diec(EXIT_FAIL, r, "%s", cli_safe(optarg, buf, sizeof buf));
+			cli_key_load(optarg, o->key, EXIT_FAIL);
 			cc.cfg.key = o->key;
 			break;
 		case OPT_LINES: set_mode(o, DH_FRAME_LINES, 0); break;
@@ -188,12 +184,8 @@ parse(int argc, char **argv, struct opts *o)
 		case OPT_WAIT_READERS:
 			o->wait_readers = cli_opt_number("wait-readers", optarg, 0, 1, DH_READERS_MAX);
 			break;
-		case ':':
-			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
 		default:
-			if (optopt != 0)
-				cli_usage(synopsis, "unknown option -%c", optopt);
-			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+			cli_bad_option(synopsis, c, argv);
 		}
 	}
 	if (argc - optind != 1)
@@ -202,8 +194,7 @@ parse(int argc, char **argv, struct opts *o)
 	cli_owner_env(&o->owner, synopsis);
 	if (cc.any && !o->create)
 		cli_usage(synopsis, "geometry options need --create");
-	if (cc.cfg.key && cc.checksum)
-		cli_die(EXIT_USAGE, "--key and --checksum exclude each other: a key selects the keyed MAC");
+	cli_config_key_conflict(&cc);
 	if (o->create)
 		cc.cfg.schema = o->schema;
 	cli_config_finish(&cc);
