@@ -438,7 +438,8 @@ participant_json(const struct model *m, const struct dh_participant *p)
 		json_object_set_new(o, "claim", claim == UINT64_MAX ? json_null() : ju64(claim));
 	}
 	json_object_set_new(o, "last_active_ns", ju64(p->last_active_ns));
-	json_object_set_new(o, "age_ns", ju64(p->idle_ns));
+	json_object_set_new(o, "idle_ns", ju64(p->idle_ns));
+	json_object_set_new(o, "age_ns", ju64(p->idle_ns));    /* deprecated alias until 0.2 */
 	json_object_set_new(o, "messages", ju64(p->messages));
 	json_object_set_new(o, "bytes", ju64(p->bytes));
 	if (p->index > 0) {
@@ -474,10 +475,11 @@ static json_t *
 channel_json(const struct model *m)
 {
 	const struct dh_snapshot *s = m->s;
-	json_t *o = json_object(), *g = json_object(), *l = json_object(), *st = json_object();
+	json_t *o = json_object(), *g = json_object(), *l = json_object();
 	json_t *c = json_object(), *rd = json_array(), *fs = json_array(), *in = json_object();
 	char h[65];
 
+	/* The vocabulary of dh-json(5), shared with dh-stat and dh-validate. */
 	json_object_set_new(o, "channel", json_string(m->name));
 	json_object_set_new(o, "verdict", json_string(m->rep.problems ? "problems" : "healthy"));
 	json_object_set_new(o, "exit", json_integer(m->rep.problems ? EXIT_FAIL : EXIT_OK));
@@ -486,6 +488,13 @@ channel_json(const struct model *m)
 	json_object_set_new(o, "created_ns", ju64(s->created_ns));
 	json_object_set_new(o, "creator_uid", json_integer(s->creator_uid));
 	json_object_set_new(o, "creator_pid", json_integer(s->creator_pid));
+	json_object_set_new(o, "slots", json_integer(s->cfg.slots));
+	json_object_set_new(o, "slot_size", json_integer(s->cfg.slot_size));
+	json_object_set_new(o, "stride", ju64(s->lay.stride));
+	json_object_set_new(o, "meta_size", json_integer(s->cfg.meta_size));
+	json_object_set_new(o, "max_readers", json_integer(s->cfg.max_readers));
+	json_object_set_new(o, "segment_size", ju64(s->lay.total));
+	/* the same as "geometry", the old nesting: a deprecated alias until 0.2 */
 	json_object_set_new(g, "slots", json_integer(s->cfg.slots));
 	json_object_set_new(g, "slot_size", json_integer(s->cfg.slot_size));
 	json_object_set_new(g, "stride", ju64(s->lay.stride));
@@ -503,21 +512,20 @@ channel_json(const struct model *m)
 	json_object_set_new(o, "keyed", json_boolean(s->keyed));
 	json_object_set_new(o, "evict_after_ns", ju64(s->cfg.evict_after_ns));
 	if (m->record_size > 0) {
-		json_t *sc = json_object();
 		hex(m->schema_hash, 32, h);
-		json_object_set_new(sc, "canonical", jstr(m->schema));
-		json_object_set_new(sc, "hash", json_string(h));
-		json_object_set_new(sc, "record_size", json_integer(m->record_size));
-		json_object_set_new(o, "schema", sc);
+		json_object_set_new(o, "schema", jstr(m->schema));
+		json_object_set_new(o, "schema_hash", json_string(h));
+		json_object_set_new(o, "record_size", json_integer(m->record_size));
 	} else {
 		json_object_set_new(o, "schema", json_null());
+		json_object_set_new(o, "schema_hash", json_null());
+		json_object_set_new(o, "record_size", json_null());
 	}
-	json_object_set_new(st, "committed", ju64(s->committed));
-	json_object_set_new(st, "oldest", ju64(s->committed > s->cfg.slots ? s->committed - s->cfg.slots : 0));
-	json_object_set_new(st, "end_of_stream", json_boolean(s->eos));
-	json_object_set_new(st, "number", ju64(s->stream));
-	json_object_set_new(st, "start", ju64(s->stream_start));
-	json_object_set_new(o, "stream", st);
+	json_object_set_new(o, "committed", ju64(s->committed));
+	json_object_set_new(o, "oldest", ju64(s->committed > s->cfg.slots ? s->committed - s->cfg.slots : 0));
+	json_object_set_new(o, "end_of_stream", json_boolean(s->eos));
+	json_object_set_new(o, "stream", ju64(s->stream));
+	json_object_set_new(o, "stream_start", ju64(s->stream_start));
 	json_object_set_new(c, "messages_written", ju64(s->messages_written));
 	json_object_set_new(c, "bytes_written", ju64(s->bytes_written));
 	json_object_set_new(c, "writer_waits", ju64(s->writer_waits));
