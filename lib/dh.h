@@ -10,7 +10,7 @@
 #include "dh_ring.h"
 #include "dh_frame.h"
 #include "dh_broker.h"
-#include "dh_check.h"
+#include "dh_validate.h"
 #include "dh_key.h"
 #include "dh_schema.h"
 #include "dh_stat.h"
