@@ -14,7 +14,7 @@ PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -DDH_VERSION_STR=\"$(VERSION)\" -Ilib
+CPPFLAGS += -D_GNU_SOURCE -Ilib
 ALL_CFLAGS = -std=c11 $(WARN) $(OPT) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
 ALL_CXXFLAGS = -std=c++17 $(CXXWARN) $(OPT) $(PKG_CFLAGS) $(CXXFLAGS) -MMD -MP
 LDLIBS = $(PKG_LIBS) -lpthread

@@ -1,5 +1,7 @@
 # config.mk: knobs for building and installing dh. Override on the command line.
-VERSION = 0.1.0
+# The version is written once, in lib/dh.h (DH_VERSION), which the
+# programs print; everything else takes it from there.
+VERSION := $(shell sed -n 's/^\#define DH_VERSION "\(.*\)"$$/\1/p' $(dir $(lastword $(MAKEFILE_LIST)))lib/dh.h)
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin

@@ -14,10 +14,6 @@
 
 #include "cli.h"
 
-#ifndef DH_VERSION_STR
-#define DH_VERSION_STR DH_VERSION
-#endif
-
 const char *cli_prog = "dh";
 volatile sig_atomic_t cli_signal;
 
@@ -103,7 +99,7 @@ cli_usage(const char *synopsis, const char *reason, ...)
 void
 cli_version(void)
 {
-	printf("%s %s\n", cli_prog, DH_VERSION_STR);
+	printf("%s %s\n", cli_prog, DH_VERSION);
 	exit(cli_close_stdout());
 }
 

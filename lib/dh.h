@@ -2,6 +2,8 @@
 #ifndef DH_H
 #define DH_H
 
+/* The one place the version is written: config.mk reads it from here for
+ * pkg-config, the Python package and the tarball. */
 #define DH_VERSION "0.1.0"
 
 #include "dh_error.h"
