@@ -14,7 +14,7 @@ PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -Ilib
+CPPFLAGS += -D_GNU_SOURCE -DDH_VERSION=\"$(VERSION)\" -Ilib
 ALL_CFLAGS = -std=c11 $(WARN) $(OPT) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
 ALL_CXXFLAGS = -std=c++17 $(CXXWARN) $(OPT) $(PKG_CFLAGS) $(CXXFLAGS) -MMD -MP
 LDLIBS = $(PKG_LIBS) -lpthread
@@ -229,6 +229,7 @@ install: all $(PY_INSTALL)
 	install -m 0755 $(LIBDH_SO) $(DESTDIR)$(LIBDIR)
 	ln -sf libdh.so.$(SONAME_MAJOR) $(DESTDIR)$(LIBDIR)/libdh.so
 	install -m 0644 $(PUB_HEADERS) $(DESTDIR)$(INCLUDEDIR)/dh
+	sed -i 's|^#define DH_VERSION "[^"]*"$$|#define DH_VERSION "$(VERSION)"|' $(DESTDIR)$(INCLUDEDIR)/dh/dh.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_rel,$(LIBDIR))|' \
 		-e 's|@INCLUDEDIR@|$(call pc_rel,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|' \
 		dh.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/dh.pc

@@ -1,7 +1,8 @@
 # config.mk: knobs for building and installing dh. Override on the command line.
-# The version is written once, in lib/dh.h (DH_VERSION), which the
-# programs print; everything else takes it from there.
-VERSION := $(shell sed -n 's/^\#define DH_VERSION "\(.*\)"$$/\1/p' $(dir $(lastword $(MAKEFILE_LIST)))lib/dh.h)
+# The one place the version is written: the build passes it to the code
+# as -DDH_VERSION; pkg-config, the Python package and the installed dh.h
+# take it from here.
+VERSION = 0.1.0
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin

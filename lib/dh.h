@@ -2,9 +2,11 @@
 #ifndef DH_H
 #define DH_H
 
-/* The one place the version is written: config.mk reads it from here for
- * pkg-config, the Python package and the tarball. */
-#define DH_VERSION "0.1.0"
+/* The version is written once, as VERSION in config.mk: the build passes it
+ * with -DDH_VERSION and make install writes it into the installed copy. */
+#ifndef DH_VERSION
+#define DH_VERSION "unknown"
+#endif
 
 #include "dh_error.h"
 #include "dh_block.h"
