@@ -57,7 +57,7 @@ $(LIBDH_SO): $(LIB_PIC) lib/libdh.map
 
 $(BUILD)/bin/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(LIBDH)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(CLI_OBJ) $(LIBDH) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(CMD_OBJ) $(CLI_OBJ) $(LIBDH) $(LDLIBS) $(CMD_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBDH)
 	@mkdir -p $(dir $@)
@@ -104,6 +104,15 @@ $(BUILD)/fault/inject.so: tests/fault/inject.c
 	$(CC) -std=gnu11 -Wall -Wextra -O1 -fPIC -shared -o $@ $< -ldl
 
 units: $(UNITS) $(CXX_TESTS) $(REPLAYS) $(FAULT)
+
+# A command's own parts beyond its main (issue 13): linked into it alone.
+DIAG_OBJ = $(BUILD)/cmd/diagnose_model.o $(BUILD)/cmd/diagnose_print.o
+$(BUILD)/bin/dh-diagnose: $(DIAG_OBJ)
+$(BUILD)/bin/dh-diagnose: CMD_OBJ += $(DIAG_OBJ)
+$(BUILD)/bin/dh-stat: $(BUILD)/cmd/stat_text.o
+$(BUILD)/bin/dh-stat: CMD_OBJ += $(BUILD)/cmd/stat_text.o
+$(BUILD)/bin/dh-validate: $(BUILD)/cmd/validate_print.o
+$(BUILD)/bin/dh-validate: CMD_OBJ += $(BUILD)/cmd/validate_print.o
 
 # The Python package (issue 15): dh._dh, a CPython extension over libdh's
 # PIC objects, built with setuptools by the system interpreter (never a

@@ -294,9 +294,8 @@ cli_config_init(struct cli_config *c)
 	c->evict_ns = -1;
 }
 
-/* "latest, ring, sync, queue": the choices, from the library's tables. */
-static const char *
-choices(int checksums, char *buf, size_t cap)
+const char *
+cli_choices(int checksums, char *buf, size_t cap)
 {
 	size_t n = 0;
 
@@ -332,7 +331,7 @@ cli_config_option(int opt, const char *arg, struct cli_config *c)
 	case CLI_OPT_CHECKSUM:
 		if (dh_checksum_parse(arg, &cfg->checksum) < 0)
 			cli_die(EXIT_USAGE, "--checksum %s: unknown checksum (%s)", cli_safe(arg, buf, sizeof buf),
-				choices(1, list, sizeof list));
+				cli_choices(1, list, sizeof list));
 		c->checksum = 1;
 		break;
 	case CLI_OPT_EVICT:
@@ -362,7 +361,7 @@ cli_config_option(int opt, const char *arg, struct cli_config *c)
 	case CLI_OPT_POLICY:
 		if (dh_policy_parse(arg, &cfg->policy) < 0)
 			cli_die(EXIT_USAGE, "--policy %s: unknown policy (%s)", cli_safe(arg, buf, sizeof buf),
-				choices(0, list, sizeof list));
+				cli_choices(0, list, sizeof list));
 		break;
 	case CLI_OPT_SLOT_SIZE:
 		cfg->slot_size = (uint32_t)cli_opt_number("slot-size", arg, 1, 1, DH_SLOT_SIZE_MAX);
@@ -660,7 +659,7 @@ cli_framing(enum dh_frame_mode *mode, int *csv, enum dh_frame_mode m, int want_c
 void
 cli_key_load(const char *path, uint8_t *key, int status)
 {
-	char buf[64];
+	char buf[PATH_MAX + 64];       /* a path shown whole: it says which file */
 	int r;
 
 	if ((r = dh_key_load(path, key)) < 0)

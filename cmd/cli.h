@@ -72,6 +72,10 @@ struct cli_config {
 
 void cli_config_init(struct cli_config *c);
 
+/* "latest, ring, sync, queue" (checksums: the kinds --checksum takes),
+ * from the library's tables, for errors and --help.  Returns buf. */
+const char *cli_choices(int checksums, char *buf, size_t cap);
+
 /* 1 if opt is a CLI_OPT_* code (arg stored in c; a bad value is a usage
  * error, exit 2), 0 if it is not a geometry option. */
 int cli_config_option(int opt, const char *arg, struct cli_config *c);
