@@ -91,7 +91,7 @@ shm_sum() {
 
 # data_offset NAME SLOT: byte offset of slot SLOT's payload in the segment.
 data_offset() {
-	dh-diagnose --json "$1" | jq -r --argjson s "$2" '.layout.data_off + $s * .geometry.stride'
+	dh-diagnose --json "$1" | jq -r --argjson s "$2" '.layout.data_off + $s * .stride'
 }
 
 # desc_offset NAME SLOT FIELD: byte offset of a descriptor field of slot SLOT.
