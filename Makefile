@@ -113,6 +113,8 @@ $(BUILD)/bin/dh-stat: $(BUILD)/cmd/stat_text.o
 $(BUILD)/bin/dh-stat: CMD_OBJ += $(BUILD)/cmd/stat_text.o
 $(BUILD)/bin/dh-validate: $(BUILD)/cmd/validate_print.o
 $(BUILD)/bin/dh-validate: CMD_OBJ += $(BUILD)/cmd/validate_print.o
+$(BUILD)/bin/dh-read $(BUILD)/bin/dh-write: $(BUILD)/cmd/meta_cli.o
+$(BUILD)/bin/dh-read $(BUILD)/bin/dh-write: CMD_OBJ += $(BUILD)/cmd/meta_cli.o
 
 # The Python package (issue 15): dh._dh, a CPython extension over libdh's
 # PIC objects, built with setuptools by the system interpreter (never a

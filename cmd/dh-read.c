@@ -11,6 +11,7 @@
 
 #include "broker_cli.h"
 #include "cli.h"
+#include "meta_cli.h"
 
 static const char synopsis[] =
 	"dh-read [-q] [--follow] [--count N] [--from oldest|latest|now|SEQ] [--no-wait] "
@@ -82,12 +83,6 @@ struct out {
 };
 
 /* Undo an open before refusing an untrusted owner (cli_owner_enforce). */
-static void
-close_block(void *b)
-{
-	dh_block_close(b);
-}
-
 static void
 close_reader(void *p)
 {
@@ -383,29 +378,7 @@ emit_header(struct out *o, const struct dh_schema *sc)
 static int
 print_meta(const struct opts *o)
 {
-	struct dh_block *b;
-	void *buf;
-	ssize_t n;
-	int r = dh_block_open(o->name, DH_OPEN_RDONLY, &b);
-
-	if (r == -ENOENT)
-		cli_die(EXIT_FAIL, "%s: no such channel", o->name);
-	if (r < 0)
-		cli_diec(EXIT_FAIL, r, "%s", o->name);
-	cli_owner_enforce(&o->owner, o->name, b, close_block, b);
-	if ((buf = malloc(dh_meta_capacity(b) + 1)) == NULL)
-		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
-	n = dh_meta_read(b, buf, dh_meta_capacity(b) + 1);
-	dh_block_close(b);
-	r = n < 0 ? 0 : cli_write_all(1, buf, (size_t)n);
-	free(buf);
-	if (n == -ENODEV)
-		cli_die(EXIT_FAIL, "%s: channel has no metadata zone", o->name);
-	if (n < 0)
-		cli_diec(EXIT_FAIL, (int)n, "%s: metadata", o->name);
-	if (r < 0 && r != -EPIPE)
-		cli_diec(EXIT_FAIL, r, "write error");
-	return r < 0 ? EXIT_FAIL : cli_close_stdout();
+	return cli_meta_print(o->name, &o->owner);
 }
 
 /* Losses to a lap, reported at once but then at most once a second. */

@@ -11,6 +11,7 @@
 
 #include "broker_cli.h"
 #include "cli.h"
+#include "meta_cli.h"
 #include "csv_cli.h"
 #include "dh_stat.h"
 
@@ -84,12 +85,6 @@ struct status {
 static struct status st;
 
 /* Undo an open before refusing an untrusted owner (cli_owner_enforce). */
-static void
-close_block(void *b)
-{
-	dh_block_close(b);
-}
-
 static void
 close_writer(void *p)
 {
@@ -222,54 +217,7 @@ create(const struct opts *o)
 static void
 write_meta(const struct opts *o)
 {
-	struct dh_block *b;
-	char *data = NULL;
-	size_t len = 0, cap = 0;
-	int fd = open(o->meta, O_RDONLY | O_CLOEXEC), r;
-
-	if (fd < 0)
-		cli_diec(EXIT_FAIL, -errno, "%s", o->meta);
-	for (;;) {
-		ssize_t n;
-
-		if (len == cap) {
-			cap = cap ? cap * 2 : 65536;
-			if (cap > (size_t)DH_META_MAX + 1)
-				cap = (size_t)DH_META_MAX + 1;
-			if (len == cap)
-				cli_die(EXIT_FAIL, "%s: larger than %u bytes", o->meta, DH_META_MAX);
-			if ((data = realloc(data, cap)) == NULL)
-				cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->meta);
-		}
-		n = cli_read_full(fd, data + len, cap - len);
-		if (n < 0)
-			cli_diec(EXIT_FAIL, (int)n, "%s", o->meta);
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	r = dh_block_open(o->name, 0, &b);
-	if (r == 0) {
-		cli_owner_enforce(&o->owner, o->name, b, close_block, b);
-		r = dh_meta_write(b, data, len);
-		cap = dh_meta_capacity(b);
-		dh_block_close(b);
-	}
-	free(data);
-	if (r == -ENOENT)
-		cli_die(EXIT_FAIL, "%s: no such channel", o->name);
-	if (r == -ENODEV)
-		cli_die(EXIT_FAIL, "%s: channel has no metadata zone (dh-create --meta-size)", o->name);
-	if (r == -EMSGSIZE)
-		cli_die(EXIT_FAIL, "%s: %s is %zu bytes, the metadata zone holds %zu", o->name, o->meta,
-			len, cap);
-	if (r == -EBUSY)
-		cli_die(EXIT_FAIL, "%s: metadata: another update is still in progress", o->name);
-	if (r == -ESTALE)
-		cli_die(EXIT_FAIL, "%s: metadata: another update took over; ours was discarded", o->name);
-	if (r < 0)
-		cli_diec(EXIT_FAIL, r, "%s: metadata", o->name);
+	cli_meta_write(o->name, o->meta, &o->owner);
 }
 
 static double
