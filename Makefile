@@ -122,8 +122,8 @@ units: $(UNITS) $(CXX_TESTS) $(REPLAYS) $(FAULT)
 DIAG_OBJ = $(BUILD)/cmd/diagnose_model.o $(BUILD)/cmd/diagnose_print.o
 $(BUILD)/bin/dh-diagnose: $(DIAG_OBJ)
 $(BUILD)/bin/dh-diagnose: CMD_OBJ += $(DIAG_OBJ)
-$(BUILD)/bin/dh-stat: $(BUILD)/cmd/stat_text.o
-$(BUILD)/bin/dh-stat: CMD_OBJ += $(BUILD)/cmd/stat_text.o
+$(BUILD)/bin/dh-stat: $(BUILD)/cmd/stat_text.o $(BUILD)/cmd/stat_pass.o
+$(BUILD)/bin/dh-stat: CMD_OBJ += $(BUILD)/cmd/stat_text.o $(BUILD)/cmd/stat_pass.o
 $(BUILD)/bin/dh-validate: $(BUILD)/cmd/validate_print.o
 $(BUILD)/bin/dh-validate: CMD_OBJ += $(BUILD)/cmd/validate_print.o
 $(BUILD)/bin/dh-read $(BUILD)/bin/dh-write: $(BUILD)/cmd/meta_cli.o

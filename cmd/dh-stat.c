@@ -14,6 +14,7 @@
 #include "dh_schema.h"
 #include "dh_stat.h"
 #include "stat_mon.h"
+#include "stat_pass.h"
 #include "stat_text.h"
 
 static const char synopsis[] =
@@ -40,23 +41,6 @@ static const struct option longopts[] = {
 	{ "version", no_argument, NULL, 'V' },
 	{ "watch", required_argument, NULL, OPT_WATCH },
 	{ NULL, 0, NULL, 0 }
-};
-
-/* One channel seen in one pass. */
-struct chan {
-	char *name;
-	int error;
-	struct dh_snapshot *snap;
-	char *schema;              /* canonical schema text, NULL if none */
-	uint64_t mono_ns;          /* when snap was taken */
-	int has_rate;
-	double msgs_per_s, bytes_per_s;
-};
-
-struct pass {
-	struct chan *c;
-	size_t n;
-	uint64_t now_ns;           /* CLOCK_REALTIME of the pass */
 };
 
 static struct {
@@ -95,124 +79,6 @@ help(void)
 	       "channel could not be read or output failed, 2 usage error.\n");
 	exit(cli_close_stdout());
 }
-
-/* --- taking snapshots ------------------------------------------------------ */
-
-/* A segment truncated under us raises SIGBUS on access: report it as
- * corrupt instead of dying. */
-static int
-snapshot(struct dh_block *b, struct dh_snapshot *s, char *schema, size_t cap)
-{
-	int rc;
-
-	if (sigsetjmp(cli_bus_env, 1))
-		return -DH_ECORRUPT;
-	cli_bus_armed = 1;
-	rc = dh_block_snapshot(b, s);
-	if (rc == 0 && s->record_size > 0)
-		dh_block_schema(b, schema, cap, NULL);
-	cli_bus_armed = 0;
-	return rc;
-}
-
-static uint64_t
-now_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void
-take(struct chan *c)
-{
-	char schema[DH_SCHEMA_MAX];
-	struct dh_block *b;
-	int rc;
-
-	if (dh_name_check(c->name) < 0) {
-		c->error = -DH_EFOREIGN; /* a dh.* file no dh tool could have made */
-		return;
-	}
-	if (!c->snap && !(c->snap = malloc(sizeof *c->snap)))
-		cli_die(EXIT_FAIL, "out of memory");
-	/* a listing does not wait for creators: an unpublished file says so at once */
-	if ((rc = dh_block_open(c->name, DH_OPEN_RDONLY | DH_OPEN_NOWAIT, &b)) == 0) {
-		schema[0] = '\0';
-		rc = snapshot(b, c->snap, schema, sizeof schema);
-		c->mono_ns = now_ns(CLOCK_MONOTONIC);
-		dh_block_close(b);
-		if (rc == 0 && c->snap->record_size > 0 && !(c->schema = strdup(schema)))
-			cli_die(EXIT_FAIL, "out of memory");
-	}
-	c->error = rc;
-}
-
-static void
-add(struct pass *p, const char *name)
-{
-	struct chan *c;
-
-	if (!(c = realloc(p->c, (p->n + 1) * sizeof *c)))
-		cli_die(EXIT_FAIL, "out of memory");
-	p->c = c;
-	c = &p->c[p->n++];
-	memset(c, 0, sizeof *c);
-	if (!(c->name = strdup(name)))
-		cli_die(EXIT_FAIL, "out of memory");
-}
-
-/* Every channel of the channel directory, sorted by name. */
-static int
-list(struct pass *p)
-{
-	char **names;
-	int rc;
-
-	if ((rc = dh_channel_list(&names, NULL)) < 0) {
-		cli_warnc(rc, "%s", dh_block_dir());
-		return -1;
-	}
-	for (size_t i = 0; names[i] != NULL; i++)
-		if (opt.filter == NULL || stat_filter_match(opt.filter, names[i]))
-			add(p, names[i]);
-	dh_channel_list_free(names);
-	return 0;
-}
-
-static void
-pass_free(struct pass *p)
-{
-	for (size_t i = 0; i < p->n; i++) {
-		free(p->c[i].name);
-		free(p->c[i].snap);
-		free(p->c[i].schema);
-	}
-	free(p->c);
-	memset(p, 0, sizeof *p);
-}
-
-/* Rates against the previous pass's view of the same channel. */
-static void
-rates(struct pass *cur, const struct pass *prev)
-{
-	for (size_t i = 0; i < cur->n; i++) {
-		struct chan *c = &cur->c[i];
-
-		for (size_t j = 0; j < prev->n && c->error == 0; j++) {
-			const struct chan *o = &prev->c[j];
-
-			if (o->error != 0 || strcmp(o->name, c->name) != 0)
-				continue;
-			c->has_rate = dh_stat_rate(o->snap, c->snap, c->mono_ns - o->mono_ns, &c->msgs_per_s,
-						   &c->bytes_per_s) == 0;
-			break;
-		}
-	}
-}
-
-/* --- main loop ------------------------------------------------------------- */
 
 /* --broker, --events: the broker's view instead of /dev/shm. */
 static int
@@ -288,13 +154,13 @@ collect(struct pass *p, char **names, int nnames)
 	memset(p, 0, sizeof *p);
 	if (nnames > 0) {
 		for (int i = 0; i < nnames; i++)
-			add(p, names[i]);
-	} else if (list(p) < 0) {
+			stat_add(p, names[i]);
+	} else if (stat_list(p, opt.filter) < 0) {
 		exit(EXIT_FAIL);
 	}
-	p->now_ns = now_ns(CLOCK_REALTIME);
+	p->now_ns = stat_now_ns(CLOCK_REALTIME);
 	for (size_t i = 0; i < p->n; i++)
-		take(&p->c[i]);
+		stat_take(&p->c[i]);
 }
 
 static int
@@ -308,13 +174,13 @@ watch(char **names, int nnames)
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	while (!cli_signal) {
 		collect(&cur, names, nnames);
-		rates(&cur, &prev);
+		stat_rates(&cur, &prev);
 		if (opt.tty)
 			fputs("\033[H\033[2J", stdout);
 		else if (prev.c != NULL && opt.fmt != FMT_JSON)
 			putchar('\n');
 		failed |= print_pass(&cur);
-		pass_free(&prev);
+		stat_pass_free(&prev);
 		prev = cur;
 		if (fflush(stdout) != 0 || ferror(stdout))
 			break;
@@ -325,12 +191,12 @@ watch(char **names, int nnames)
 			next.tv_nsec -= 1000000000;
 		}
 		/* fell behind (a slow pass, a stopped process): restart the cadence */
-		if ((uint64_t)next.tv_sec * 1000000000u + (uint64_t)next.tv_nsec < now_ns(CLOCK_MONOTONIC))
+		if ((uint64_t)next.tv_sec * 1000000000u + (uint64_t)next.tv_nsec < stat_now_ns(CLOCK_MONOTONIC))
 			clock_gettime(CLOCK_MONOTONIC, &next);
 		while (!cli_signal && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
 			;
 	}
-	pass_free(&prev);
+	stat_pass_free(&prev);
 	if (cli_close_stdout() != 0)
 		return EXIT_FAIL;
 	cli_reraise();
@@ -351,10 +217,10 @@ live_take(void *arg, struct stat_frame *f)
 {
 	struct live *l = arg;
 
-	pass_free(&l->prev);
+	stat_pass_free(&l->prev);
 	l->prev = l->cur;
 	collect(&l->cur, l->names, l->nnames);
-	rates(&l->cur, &l->prev);
+	stat_rates(&l->cur, &l->prev);
 	free(l->ch);
 	if (!(l->ch = calloc(l->cur.n ? l->cur.n : 1, sizeof *l->ch)))
 		return -ENOMEM;
@@ -388,8 +254,8 @@ live(char **names, int nnames)
 			rc = watch(names, nnames);
 		}
 	}
-	pass_free(&l.prev);
-	pass_free(&l.cur);
+	stat_pass_free(&l.prev);
+	stat_pass_free(&l.cur);
 	free(l.ch);
 	return rc;
 }
@@ -467,7 +333,7 @@ main(int argc, char **argv)
 		return watch(argv, argc);
 	collect(&p, argv, argc);
 	failed = print_pass(&p);
-	pass_free(&p);
+	stat_pass_free(&p);
 	if (cli_close_stdout() != 0)
 		return EXIT_FAIL;
 	return failed ? EXIT_FAIL : EXIT_OK;
