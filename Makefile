@@ -14,7 +14,7 @@ PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -DDH_VERSION_STR=\"$(VERSION)\" -Ilib
+CPPFLAGS += -D_GNU_SOURCE -DDH_VERSION=\"$(VERSION)\" -Ilib
 ALL_CFLAGS = -std=c11 $(WARN) $(OPT) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
 ALL_CXXFLAGS = -std=c++17 $(CXXWARN) $(OPT) $(PKG_CFLAGS) $(CXXFLAGS) -MMD -MP
 LDLIBS = $(PKG_LIBS) -lpthread
@@ -118,6 +118,17 @@ $(BUILD)/fault/inject.so: tests/fault/inject.c
 	$(CC) -std=gnu11 -Wall -Wextra -O1 -fPIC -shared -o $@ $< -ldl
 
 units: $(UNITS) $(CXX_TESTS) $(REPLAYS) $(FAULT)
+
+# A command's own parts beyond its main (issue 13): linked into it alone.
+DIAG_OBJ = $(BUILD)/cmd/diagnose_model.o $(BUILD)/cmd/diagnose_print.o
+$(BUILD)/bin/dh-diagnose: $(DIAG_OBJ)
+$(BUILD)/bin/dh-diagnose: CMD_OBJ += $(DIAG_OBJ)
+$(BUILD)/bin/dh-stat: $(BUILD)/cmd/stat_text.o $(BUILD)/cmd/stat_pass.o
+$(BUILD)/bin/dh-stat: CMD_OBJ += $(BUILD)/cmd/stat_text.o $(BUILD)/cmd/stat_pass.o
+$(BUILD)/bin/dh-validate: $(BUILD)/cmd/validate_print.o
+$(BUILD)/bin/dh-validate: CMD_OBJ += $(BUILD)/cmd/validate_print.o
+$(BUILD)/bin/dh-read $(BUILD)/bin/dh-write: $(BUILD)/cmd/meta_cli.o
+$(BUILD)/bin/dh-read $(BUILD)/bin/dh-write: CMD_OBJ += $(BUILD)/cmd/meta_cli.o
 
 # The Python package (issue 15): dh._dh, a CPython extension over libdh's
 # PIC objects, built with setuptools by the system interpreter (never a
@@ -251,6 +262,7 @@ install: all $(PY_INSTALL)
 	install -m 0755 $(LIBDH_SO) $(DESTDIR)$(LIBDIR)
 	ln -sf libdh.so.$(SONAME_MAJOR) $(DESTDIR)$(LIBDIR)/libdh.so
 	install -m 0644 $(PUB_HEADERS) $(DESTDIR)$(INCLUDEDIR)/dh
+	sed -i 's|^#define DH_VERSION "[^"]*"$$|#define DH_VERSION "$(VERSION)"|' $(DESTDIR)$(INCLUDEDIR)/dh/dh.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_rel,$(LIBDIR))|' \
 		-e 's|@INCLUDEDIR@|$(call pc_rel,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|' \
 		dh.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/dh.pc

@@ -11,6 +11,7 @@
 
 #include "broker_cli.h"
 #include "cli.h"
+#include "meta_cli.h"
 #include "net_cli.h"
 #include "progress.h"
 
@@ -62,7 +63,7 @@ struct opts {
 	const char *name;
 	struct dh_reader_opts ro;
 	enum dh_frame_mode mode;
-	int framing, csv, meta, no_wait, quiet, strict;
+	int csv, meta, no_wait, quiet, strict;
 	struct dh_schema *want;    /* --schema */
 	struct dh_schema *sc;      /* the channel's, when decoding records (--json, --csv) */
 	uint64_t count;            /* 0: unlimited */
@@ -114,12 +115,6 @@ struct out {
 };
 
 /* Undo an open before refusing an untrusted owner (cli_owner_enforce). */
-static void
-close_block(void *b)
-{
-	dh_block_close(b);
-}
-
 static void
 close_reader(void *p)
 {
@@ -177,11 +172,7 @@ help(void)
 static void
 set_mode(struct opts *o, enum dh_frame_mode m, int csv)
 {
-	if (o->framing && (o->mode != m || o->csv != csv))
-		cli_usage(synopsis, "--lines, --null, --framed, --json and --csv exclude each other");
-	o->mode = m;
-	o->csv = csv;
-	o->framing = 1;
+	cli_framing(&o->mode, &o->csv, m, csv, synopsis, "--lines, --null, --framed, --json and --csv");
 }
 
 static void
@@ -221,8 +212,7 @@ parse(int argc, char **argv, struct opts *o)
 		case 'h': help();
 		case OPT_JSON: set_mode(o, DH_FRAME_JSON, 0); break;
 		case OPT_KEY:
-			if ((c = dh_key_load(optarg, o->key)) < 0)
-				cli_diec(EXIT_FAIL, c, "%s", cli_safe(optarg, buf, sizeof buf));
+			cli_key_load(optarg, o->key, EXIT_FAIL);
 			o->ro.key = o->key;
 			break;
 		case OPT_LINES: set_mode(o, DH_FRAME_LINES, 0); break;
@@ -252,12 +242,8 @@ parse(int argc, char **argv, struct opts *o)
 					cli_safe(optarg, buf, sizeof buf));
 			o->wait = 1;
 			break;
-		case ':':
-			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
 		default:
-			if (optopt != 0)
-				cli_usage(synopsis, "unknown option -%c", optopt);
-			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+			cli_bad_option(synopsis, c, argv);
 		}
 	}
 	if (argc - optind != 1)
@@ -439,29 +425,7 @@ emit_header(struct out *o, const struct dh_schema *sc)
 static int
 print_meta(const struct opts *o)
 {
-	struct dh_block *b;
-	void *buf;
-	ssize_t n;
-	int r = dh_block_open(o->name, DH_OPEN_RDONLY, &b);
-
-	if (r == -ENOENT)
-		cli_die(EXIT_FAIL, "%s: no such channel", o->name);
-	if (r < 0)
-		cli_diec(EXIT_FAIL, r, "%s", o->name);
-	cli_owner_enforce(&o->owner, o->name, b, close_block, b);
-	if ((buf = malloc(dh_meta_capacity(b) + 1)) == NULL)
-		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
-	n = dh_meta_read(b, buf, dh_meta_capacity(b) + 1);
-	dh_block_close(b);
-	r = n < 0 ? 0 : cli_write_all(1, buf, (size_t)n);
-	free(buf);
-	if (n == -ENODEV)
-		cli_die(EXIT_FAIL, "%s: channel has no metadata zone", o->name);
-	if (n < 0)
-		cli_diec(EXIT_FAIL, (int)n, "%s: metadata", o->name);
-	if (r < 0 && r != -EPIPE)
-		cli_diec(EXIT_FAIL, r, "write error");
-	return r < 0 ? EXIT_FAIL : cli_close_stdout();
+	return cli_meta_print(o->name, &o->owner);
 }
 
 /* Losses to a lap, reported at once but then at most once a second. */

@@ -11,6 +11,7 @@
 
 #include "broker_cli.h"
 #include "cli.h"
+#include "meta_cli.h"
 #include "csv_cli.h"
 #include "net_cli.h"
 #include "dh_stat.h"
@@ -90,12 +91,6 @@ static struct progress *pg;
 
 /* Undo an open before refusing an untrusted owner (cli_owner_enforce). */
 static void
-close_block(void *b)
-{
-	dh_block_close(b);
-}
-
-static void
 close_writer(void *p)
 {
 	dh_writer_close(p);
@@ -149,10 +144,7 @@ help(void)
 static void
 set_mode(struct opts *o, enum dh_frame_mode m, int csv)
 {
-	if (o->mode != DH_FRAME_RAW && (o->mode != m || o->csv != csv))
-		cli_usage(synopsis, "--lines, --null, --framed, --record-size and --csv exclude each other");
-	o->mode = m;
-	o->csv = csv;
+	cli_framing(&o->mode, &o->csv, m, csv, synopsis, "--lines, --null, --framed, --record-size and --csv");
 }
 
 static void
@@ -160,7 +152,7 @@ parse(int argc, char **argv, struct opts *o)
 {
 	struct cli_config cc;
 	char buf[64];
-	int c, r;
+	int c;
 
 	memset(o, 0, sizeof *o);
 	cli_config_init(&cc);
@@ -176,8 +168,7 @@ parse(int argc, char **argv, struct opts *o)
 		case OPT_FRAMED: set_mode(o, DH_FRAME_FRAMED, 0); break;
 		case 'h': help();
 		case OPT_KEY:
-			if ((r = dh_key_load(optarg, o->key)) < 0)
-				cli_diec(EXIT_FAIL, r, "%s", cli_safe(optarg, buf, sizeof buf));
+			cli_key_load(optarg, o->key, EXIT_FAIL);
 			cc.cfg.key = o->key;
 			break;
 		case OPT_LINES: set_mode(o, DH_FRAME_LINES, 0); break;
@@ -207,12 +198,8 @@ parse(int argc, char **argv, struct opts *o)
 		case OPT_WAIT_READERS:
 			o->wait_readers = cli_opt_number("wait-readers", optarg, 0, 1, DH_READERS_MAX);
 			break;
-		case ':':
-			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
 		default:
-			if (optopt != 0)
-				cli_usage(synopsis, "unknown option -%c", optopt);
-			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+			cli_bad_option(synopsis, c, argv);
 		}
 	}
 	if (argc - optind != 1)
@@ -221,8 +208,7 @@ parse(int argc, char **argv, struct opts *o)
 	cli_owner_env(&o->owner, synopsis);
 	if (cc.any && !o->create)
 		cli_usage(synopsis, "geometry options need --create");
-	if (cc.cfg.key && cc.checksum)
-		cli_die(EXIT_USAGE, "--key and --checksum exclude each other: a key selects the keyed MAC");
+	cli_config_key_conflict(&cc);
 	if (o->create)
 		cc.cfg.schema = o->schema;
 	cli_config_finish(&cc);
@@ -256,54 +242,7 @@ create(const struct opts *o)
 static void
 write_meta(const struct opts *o)
 {
-	struct dh_block *b;
-	char *data = NULL;
-	size_t len = 0, cap = 0;
-	int fd = open(o->meta, O_RDONLY | O_CLOEXEC), r;
-
-	if (fd < 0)
-		cli_diec(EXIT_FAIL, -errno, "%s", o->meta);
-	for (;;) {
-		ssize_t n;
-
-		if (len == cap) {
-			cap = cap ? cap * 2 : 65536;
-			if (cap > (size_t)DH_META_MAX + 1)
-				cap = (size_t)DH_META_MAX + 1;
-			if (len == cap)
-				cli_die(EXIT_FAIL, "%s: larger than %u bytes", o->meta, DH_META_MAX);
-			if ((data = realloc(data, cap)) == NULL)
-				cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->meta);
-		}
-		n = cli_read_full(fd, data + len, cap - len);
-		if (n < 0)
-			cli_diec(EXIT_FAIL, (int)n, "%s", o->meta);
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	r = dh_block_open(o->name, 0, &b);
-	if (r == 0) {
-		cli_owner_enforce(&o->owner, o->name, b, close_block, b);
-		r = dh_meta_write(b, data, len);
-		cap = dh_meta_capacity(b);
-		dh_block_close(b);
-	}
-	free(data);
-	if (r == -ENOENT)
-		cli_die(EXIT_FAIL, "%s: no such channel", o->name);
-	if (r == -ENODEV)
-		cli_die(EXIT_FAIL, "%s: channel has no metadata zone (dh-create --meta-size)", o->name);
-	if (r == -EMSGSIZE)
-		cli_die(EXIT_FAIL, "%s: %s is %zu bytes, the metadata zone holds %zu", o->name, o->meta,
-			len, cap);
-	if (r == -EBUSY)
-		cli_die(EXIT_FAIL, "%s: metadata: another update is still in progress", o->name);
-	if (r == -ESTALE)
-		cli_die(EXIT_FAIL, "%s: metadata: another update took over; ours was discarded", o->name);
-	if (r < 0)
-		cli_diec(EXIT_FAIL, r, "%s: metadata", o->name);
+	cli_meta_write(o->name, o->meta, &o->owner);
 }
 
 /* Wait until standard input is readable (so no slot is held while idle).

@@ -11,11 +11,9 @@
 #include <sodium.h>
 
 #include "dh_broker.h"
+#include "dh.h"
 #include "dh_error.h"
 
-#ifndef DH_VERSION_STR
-#define DH_VERSION_STR "0.1.0"
-#endif
 
 #define MS 1000000LL
 
@@ -734,7 +732,7 @@ do_ping(struct req *q)
 		return -1;
 	chans = dh_broker_count(q->b, &readers);
 	json_object_set_new(q->rep, "protocol", json_integer(DH_BROKER_PROTOCOL));
-	json_object_set_new(q->rep, "version", json_string(DH_VERSION_STR));
+	json_object_set_new(q->rep, "version", json_string(DH_VERSION));
 	lifetimes(q);
 	json_object_set_new(q->rep, "events", q->b->events ? json_string(q->b->events) : json_null());
 	json_object_set_new(q->rep, "channels", json_integer(chans));

@@ -173,7 +173,7 @@ now_ms() {
 	printf 'one\ntwo\nthree\n' >&"$DH_FEED"
 	dh_await listed '.channels[] | select(.channel == $n) | .metrics.messages == 3'
 	# spoil message 1: its reader reports it, and the broker announces it
-	off=$(dh-diagnose --json "$n" | jq -r '.layout.data_off + 1 * .geometry.stride')
+	off=$(dh-diagnose --json "$n" | jq -r '.layout.data_off + 1 * .stride')
 	"$HOSTILE" xor "$(dh_shm "$n")" "$off" 0x20
 	reader_bg r --lines --name rd --broker "$EP" "$n"
 	dh_await has_event '.event == "reader_joined" and .channel == $n'

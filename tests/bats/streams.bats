@@ -105,7 +105,7 @@ run_pipeline() {
 	printf 'b\n' | dh-write "$ch"
 	[ "$(dh-stat --json "$ch" | jq '.channels[0].stream')" -eq 2 ]
 	[ "$(dh-stat --json "$ch" | jq '.channels[0].stream_start')" -eq 1 ]
-	[ "$(dh-diagnose --json "$ch" | jq -c '[.stream.number, .stream.start]')" = '[2,1]' ]
+	[ "$(dh-diagnose --json "$ch" | jq -c '[.stream, .stream_start]')" = '[2,1]' ]
 }
 
 @test "a dh-write that refuses its input leaves the ended stream as it found it" {
