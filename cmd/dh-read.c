@@ -254,7 +254,7 @@ parse(int argc, char **argv, struct opts *o)
 			cli_safe(o->name, buf, sizeof buf), DH_NAME_MAX);
 	cli_owner_env(&o->owner, synopsis);
 	if (cli_net_setup(&o->net, synopsis) &&
-	    (o->meta || o->wait || (o->no_wait && o->net.connect) || (o->net.serve && (o->framing || o->count))))
+	    (o->meta || o->wait || (o->no_wait && o->net.connect) || (o->net.serve && (o->mode != DH_FRAME_RAW || o->count))))
 		cli_usage(synopsis, o->net.serve ? "--serve takes no --meta, --wait-channel, output or --count option"
 						 : "--connect takes no --meta, --wait-channel or --no-wait");
 	if (o->no_wait)

@@ -180,8 +180,7 @@ parse(int argc, char **argv, struct opts *o)
 		case OPT_PROGRESS: progress_opt_mode(&o->progress, optarg, synopsis); break;
 		case OPT_PROGRESS_INTERVAL: progress_opt_interval(&o->progress, optarg, synopsis); break;
 		case OPT_REMOTE_KEY:
-			if ((r = dh_key_load(optarg, o->rkey)) < 0)
-				cli_diec(EXIT_FAIL, r, "%s", cli_safe(optarg, buf, sizeof buf));
+			cli_key_load(optarg, o->rkey, EXIT_FAIL);
 			o->remote_key = 1;
 			break;
 		case OPT_RECORD_SIZE:
