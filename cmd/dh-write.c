@@ -83,6 +83,11 @@ struct status {
 
 static struct status st;
 
+/* Messages published at once at most (the library caps it at half the
+ * ring): large enough to amortize the publication, small enough that the
+ * reader starts on a burst while the rest of it is being written. */
+#define BATCH_MAX 256
+
 /* Undo an open before refusing an untrusted owner (cli_owner_enforce). */
 static void
 close_block(void *b)
@@ -312,11 +317,15 @@ progress(struct dh_writer *w, int final)
 	char b1[16], b2[16], fill[8] = "-", lag[24] = "-", line[160];
 	struct timespec rt;
 	struct dh_stat s;
-	double t = now(), dt = final ? t - st.t0 : t - st.last;
+	double t, dt;
 	uint64_t db = final ? st.bytes : st.bytes - st.last_bytes;
 	int n;
 
-	if (!st.on || (!final && t - st.last < 0.2))
+	if (!st.on)
+		return;         /* before the clock: this runs once per message */
+	t = now();
+	dt = final ? t - st.t0 : t - st.last;
+	if (!final && t - st.last < 0.2)
 		return;
 	clock_gettime(CLOCK_REALTIME, &rt);
 	if (dh_block_snapshot(dh_writer_block(w), st.snap) == 0) {
@@ -344,6 +353,11 @@ wait_input(struct dh_writer *w)
 	 * still ends the poll */
 	struct pollfd p[2] = { { .fd = 0, .events = POLLIN }, { .fd = cli_signal_fd(), .events = POLLIN } };
 
+	/* Input ready: keep building the batch.  Not ready: publish what we
+	 * have before we sleep, so a slow source sees per-line latency. */
+	if (poll(p, 1, 0) > 0)
+		return 0;
+	dh_writer_flush(w);
 	for (;;) {
 		int n;
 
@@ -630,6 +644,9 @@ main(int argc, char **argv)
 	if (st.on && (st.snap = calloc(1, sizeof *st.snap)) == NULL)
 		st.on = 0;
 	st.t0 = st.last = now();
+	/* a burst of input goes out in batches; wait_input flushes when the
+	 * input runs dry */
+	dh_writer_set_batch(w, BATCH_MAX);
 
 	ret = EXIT_OK;
 	if (o.wait_readers > 0 && (r = dh_writer_wait_readers(w, (unsigned)o.wait_readers,
