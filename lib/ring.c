@@ -275,7 +275,7 @@ sync_space(struct dh_writer *w, uint64_t s, int live)
 {
 	struct dh_block *b = w->b;
 	uint64_t need = s + 1 - b->cfg.slots, gen, min = UINT64_MAX, now = 0;
-	int blocked = 0;
+	int blocked = 0, seen = 0;
 
 	gen = atomic_load(&b->hdr->reader_gen);
 	if (s < b->cfg.slots || (gen == w->gen_cache && w->min_cache >= need))
@@ -312,6 +312,7 @@ sync_space(struct dh_writer *w, uint64_t s, int live)
 				}
 			}
 		}
+		seen = 1;
 		pos = raw & ~DH_POS_HOLD;
 		if (!holds_back(raw, need, st == DH_ENT_EVICTED)) {
 			if (st == DH_ENT_EVICTED)
@@ -321,6 +322,12 @@ sync_space(struct dh_writer *w, uint64_t s, int live)
 		}
 		if (pos < min)
 			min = pos;
+	}
+	if (!seen) {
+		/* Nobody attached: like a pipe's writer, keep what no reader
+		 * has consumed rather than overwrite it. */
+		min = atomic_load(&b->hdr->drained);
+		blocked = min < need;
 	}
 	w->gen_cache = gen;
 	w->min_cache = min;
@@ -581,6 +588,17 @@ dh_writer_wait_readers(struct dh_writer *w, unsigned n, int64_t timeout_ns)
 	return 0;
 }
 
+/* As for data: only the first release after the writer went to sleep
+ * makes a system call. */
+static void
+wake_writer(struct dh_hdr *h)
+{
+	if (atomic_load(&h->space_sleep) && atomic_exchange(&h->space_sleep, 0)) {
+		atomic_fetch_add(&h->space_futex, 1);
+		dh__futex_wake(&h->space_futex);
+	}
+}
+
 /* --- reader --------------------------------------------------------------- */
 
 struct dh_reader {
@@ -666,23 +684,34 @@ dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_re
 
 	n = b->cfg.slots;
 	/* A consistent look at the stream: see dh_writer_open for the order. */
-	uint64_t stream, eos, sstart;
+	uint64_t stream, eos, sstart, unread;
 	do {
 		stream = atomic_load(&h->stream);
 		eos = atomic_load(&h->eos_seq);
 		sstart = atomic_load(&h->stream_start);
 		c = atomic_load(&h->committed);
+		/* sync: what readers that left consumed; queue: what was claimed */
+		unread = b->pol->claims ? atomic_load(&h->claim_head) : atomic_load(&h->drained);
 	} while (atomic_load(&h->stream) != stream);
 	oldest = c > n ? c - n : 0;
+	if (unread < oldest)
+		unread = oldest;
 	/* Like opening a FIFO: a reader that arrives after the stream ended
-	 * waits for the next one and reads it from its first message.  The
-	 * held tail of the ended stream stays reachable with an explicit
-	 * start (oldest, a seq), and without waiting (dh-read --no-wait). */
-	if (eos != DH_SEQ_NONE && eos <= c &&
+	 * gets what no reader consumed of it (the lossless policies keep
+	 * that for it) and otherwise waits for the next stream and reads it
+	 * from its first message.  The held tail of the ended stream stays
+	 * reachable with an explicit start (oldest, a seq), and without
+	 * waiting (dh-read --no-wait). */
+	if (eos != DH_SEQ_NONE && eos <= c && opts->start == DH_START_DEFAULT &&
+	    (b->pol->positions_hold || b->pol->claims) && unread < eos) {
+		oldest = unread;
+	} else if (eos != DH_SEQ_NONE && eos <= c &&
 	    (opts->start == DH_START_DEFAULT || opts->start == DH_START_NOW)) {
 		r->between = 1;
 		r->joined = stream;
 		c = eos;
+	} else if (opts->start == DH_START_DEFAULT && b->pol->positions_hold && unread < sstart) {
+		oldest = unread; /* an earlier stream's rest nobody read, kept for us: first */
 	} else if (opts->start == DH_START_DEFAULT && sstart > oldest && sstart <= c) {
 		oldest = sstart; /* the running stream's first message, not the last one's tail */
 	}
@@ -727,6 +756,7 @@ dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_re
 	 * each other (C11 allows it; ARMv8.3 LDAPR does it): one of the two
 	 * must see the other, so a full fence here, off the hot path. */
 	atomic_thread_fence(memory_order_seq_cst);
+	wake_writer(h); /* a sync writer may be keeping messages for a reader */
 	*out = r;
 	return 0;
 }
@@ -735,17 +765,6 @@ void
 dh_reader_set_cancel(struct dh_reader *r, struct dh_cancel *c)
 {
 	r->cancel = c;
-}
-
-/* As for data: only the first release after the writer went to sleep
- * makes a system call. */
-static void
-wake_writer(struct dh_hdr *h)
-{
-	if (atomic_load(&h->space_sleep) && atomic_exchange(&h->space_sleep, 0)) {
-		atomic_fetch_add(&h->space_futex, 1);
-		dh__futex_wake(&h->space_futex);
-	}
 }
 
 void
@@ -778,6 +797,8 @@ dh_reader_close(struct dh_reader *r)
 	if (!r)
 		return;
 	dh_reader_release(r);
+	if (r->b->pol->positions_hold)
+		dh__fold_drained(r->b->hdr, atomic_load(&r->e->position));
 	atomic_store(&r->e->state, dh__ent_with(atomic_load(&r->e->state), DH_ENT_FREE));
 	wake_writer(r->b->hdr);
 	dh__lock_drop(r->b->fd, r->idx);

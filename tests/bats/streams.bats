@@ -35,6 +35,8 @@ run_pipeline() {
 @test "a reader arriving after the stream ended waits for the next one and reads only it" {
 	dh-create "$ch"
 	printf 'old\n' | dh-write "$ch"
+	run -0 dh-read "$ch"       # consumed: nothing of that stream is left unread
+	assert_output old
 	reader_bg late "$ch"
 	dh_await readers_at_least "$ch" 1
 	dh_await eval '[ "$(proc_state '"$RPID"')" = S ]'
@@ -82,6 +84,8 @@ run_pipeline() {
 @test "a reader attached while a stream runs starts at that stream's first message, not the last one's tail" {
 	dh-create --slots 8 "$ch"
 	printf 'old1\nold2\n' | dh-write --lines "$ch"
+	run -0 dh-read --lines "$ch"    # consumed: nothing of the old stream is kept for later
+	assert_output $'old1\nold2'
 	dh_feed "$ch" --lines
 	echo new1 >&"$DH_FEED"
 	dh_await eval '[ "$(dh-stat --json "$ch" | jq ".channels[0].committed")" -eq 3 ]'
@@ -107,6 +111,8 @@ run_pipeline() {
 @test "a dh-write that refuses its input leaves the ended stream as it found it" {
 	dh-create --slot-size 16 "$ch"
 	printf 'a\n' | dh-write --lines "$ch"
+	run -0 dh-read --lines "$ch"
+	assert_output a
 	reader_bg waiting --lines "$ch"    # between streams: waits for the next
 	dh_await readers_at_least "$ch" 1
 	run -1 dh-write --csv "$ch" <<<"x,y"
@@ -141,4 +147,109 @@ run_pipeline() {
 	status_of "$rpid"
 	assert_equal "$st" 0
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/out")" $'x\ny'
+}
+
+# --- issue 12, part 2: no silent loss on a lossless channel ---------------
+
+# writer_waiting NAME: the writer is asleep waiting for space right now
+writer_waiting() {
+	[ "$(dh-stat --json "$1" | jq '.channels[0].counters.writer_waits')" -ge 1 ]
+}
+
+@test "sync, no reader: the writer keeps every unread message and waits; the next reader gets them all" {
+	dh-create --slots 4 --slot-size 64 "$ch"
+	dh_bg sh -c 'seq 1 10 | exec dh-write --lines "$1"' sh "$ch"
+	local w=$DH_BG_PID
+	dh_await writer_waiting "$ch"
+	# the ring is full of unread messages: the writer stops there
+	[ "$(dh-stat --json "$ch" | jq '.channels[0].committed')" -eq 4 ]
+	kill -0 "$w"
+	run -0 dh-read --lines "$ch"
+	assert_output "$(seq 1 10)"
+	status_of "$w"
+	assert_equal "$st" 0
+	[ "$(dh-stat --json "$ch" | jq -c '.channels[0] | [.committed, .counters.readers_lost, .health]')" = '[10,0,"ok"]' ]
+}
+
+@test "sync, no reader: dh-write --timeout gives up with exit 3 and the kept messages stay readable" {
+	dh-create --slots 4 --slot-size 64 "$ch"
+	run -3 --separate-stderr dh-write --lines --timeout 200ms "$ch" < <(seq 1 10)
+	assert_equal "$stderr" "dh-write: $ch: timed out waiting for space"
+	run -0 dh-read --lines "$ch"
+	assert_output "$(seq 1 4)"
+}
+
+@test "a reader arriving after a stream nobody read gets all of it and exits at its end (sync, queue)" {
+	local p
+	for p in sync queue; do
+		ch=$(dh_name "$p")
+		dh-create --policy "$p" --slots 8 "$ch"
+		seq 1 5 | dh-write --lines "$ch"
+		run -0 dh-read --lines "$ch"
+		assert_output "$(seq 1 5)"
+		# now consumed: the next reader waits for the next stream
+		reader_bg "late-$p" --lines "$ch"
+		dh_await readers_at_least "$ch" 1
+		printf 'next\n' | dh-write --lines --wait-readers 1 "$ch"
+		status_of "$RPID"
+		assert_equal "$st" 0
+		assert_equal "$(cat "$BATS_TEST_TMPDIR/late-$p.out")" next
+	done
+}
+
+@test "a reader that read part of a stream and left: the next one continues after it (sync)" {
+	dh-create --slots 8 "$ch"
+	seq 1 6 | dh-write --lines "$ch"
+	run -0 dh-read --lines --count 2 "$ch"
+	assert_output $'1\n2'
+	run -0 dh-read --lines "$ch"
+	assert_output "$(seq 3 6)"
+}
+
+@test "ring and latest: a reader arriving after the stream ended waits for the next one even if nobody read it" {
+	local p
+	for p in ring latest; do
+		ch=$(dh_name "$p")
+		dh-create --policy "$p" "$ch"
+		printf 'old\n' | dh-write --lines "$ch"
+		reader_bg "late-$p" --lines "$ch"
+		dh_await readers_at_least "$ch" 1
+		printf 'new\n' | dh-write --lines --wait-readers 1 "$ch"
+		status_of "$RPID"
+		assert_equal "$st" 0
+		assert_equal "$(cat "$BATS_TEST_TMPDIR/late-$p.out")" new
+	done
+}
+
+@test "health describes the present: a refused --key is warn until dh-validate --repair acknowledges it; counters stay" {
+	local key=$BATS_TEST_TMPDIR/k other=$BATS_TEST_TMPDIR/other
+	head -c 32 /dev/urandom >"$key"
+	head -c 32 /dev/urandom >"$other"
+	chmod 600 "$key" "$other"
+	dh-create --key "$key" "$ch"
+	run -1 dh-write --key "$other" "$ch" </dev/null
+	[ "$(dh-stat --json "$ch" | jq -r '.channels[0].health')" = "warn" ]
+	run -0 --separate-stderr dh-validate --repair --key "$key" "$ch"
+	assert_output "$ch: acknowledged: acknowledged 0 schema and 1 key refusals, 0 checksum failures, 0 queue messages lost (lifetime totals)"$'\n'"$ch: valid, 0 committed messages checked"
+	run -0 dh-stat --json "$ch"
+	[ "$(jq -c '.channels[0] | [.health, .counters.key_mismatches, .acknowledged.key_mismatches]' <<<"$output")" = '["ok",1,1]' ]
+	# a second repair has nothing to acknowledge; a new refusal warns again
+	run -0 --separate-stderr dh-validate --repair --key "$key" "$ch"
+	refute_output --partial acknowledged
+	run -1 dh-read --key "$other" --no-wait "$ch"
+	[ "$(dh-stat --json "$ch" | jq -c '.channels[0] | [.health, .counters.key_mismatches]')" = '["warn",2]' ]
+}
+
+@test "sync: a writer that finds an earlier stream unread keeps it; the next reader gets it first, then the new stream" {
+	dh-create --slots 4 "$ch"
+	printf 'old1\nold2\n' | dh-write --lines "$ch"
+	dh_bg sh -c 'seq 1 5 | exec dh-write --lines "$1"' sh "$ch"
+	local w=$DH_BG_PID
+	dh_await writer_waiting "$ch"
+	# old1 old2 1 2 fill the ring: nothing unread was overwritten
+	[ "$(dh-stat --json "$ch" | jq -c '.channels[0] | [.committed, .stream]')" = '[4,2]' ]
+	run -0 dh-read --lines "$ch"
+	assert_output "$(printf 'old1\nold2\n'; seq 1 5)"
+	status_of "$w"
+	assert_equal "$st" 0
 }
