@@ -199,14 +199,16 @@ test_killed_midbatch(enum dh_policy pol)
 		size_t cap;
 		int e = !cw;
 
-		/* a queue writer waits for consumption: consume as we go */
-		struct dh_reader *q = pol == DH_POLICY_QUEUE ? ropen(name, DH_START_DEFAULT, 0, 0) : NULL;
+		/* sync and queue writers wait for consumption (sync keeps what
+		 * no reader consumed): consume as we go */
+		int consume = pol == DH_POLICY_QUEUE || pol == DH_POLICY_SYNC;
+		struct dh_reader *q = consume ? ropen(name, DH_START_DEFAULT, 0, 0) : NULL;
 		struct dh_msg qm;
 
 		close(p[0]);
 		for (uint64_t s = 0; !e && s < 10; s++) {
 			e = pl_write(cw, s, SZ, 0) != 0;
-			if (!e && pol == DH_POLICY_QUEUE)
+			if (!e && consume)
 				e = !q || dh_reader_next(q, &qm, 0) != 0;
 		}
 		dh_reader_close(q);
