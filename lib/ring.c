@@ -641,6 +641,8 @@ struct dh_reader {
 	uint64_t hold_step;
 	uint64_t tick;          /* CLOCK_MONOTONIC_COARSE at the last of those */
 	int touch_due;          /* record activity with the next delivery */
+	uint64_t *kept;         /* queue, dh_reader_keep_claims: delivered, still claimed */
+	uint32_t nkept;
 };
 
 int
@@ -782,8 +784,78 @@ dh_reader_set_cancel(struct dh_reader *r, struct dh_cancel *c)
 	r->cancel = c;
 }
 
+static void release_current(struct dh_reader *r);
+
+/* Mark queue message seq done, from our own claim only: if the word is
+ * not ours any more (damage), we release nothing rather than clobber a slot
+ * the writer may have reused.  seq_cst, like the sync position: ordered
+ * before the sleep-flag check in wake_writer.  1 if it was ours. */
+static int
+claim_done(struct dh_reader *r, uint64_t seq)
+{
+	uint64_t mine = qword(seq, (uint64_t)r->idx);
+
+	return atomic_compare_exchange_strong(&dh__desc(r->b, seq)->qword, &mine, qword(seq, DH_Q_DONE));
+}
+
+int
+dh_reader_keep_claims(struct dh_reader *r)
+{
+	if (!r->b->pol->claims)
+		return -EINVAL;
+	if (!r->kept && !(r->kept = malloc(sizeof *r->kept * r->b->cfg.slots)))
+		return -ENOMEM;
+	return 0;
+}
+
+void
+dh_reader_release_kept(struct dh_reader *r)
+{
+	if (!r->nkept)
+		return;
+	for (uint32_t i = 0; i < r->nkept; i++)
+		claim_done(r, r->kept[i]);
+	r->nkept = 0;
+	wake_writer(r->b->hdr);
+}
+
+uint64_t
+dh_reader_settle(struct dh_reader *r, uint64_t passed)
+{
+	uint64_t n = 0;
+
+	if (!r->kept)
+		return 0;
+	if (r->held) {
+		if (r->nkept == r->b->cfg.slots)
+			dh_reader_release_kept(r); /* damage only, as in next */
+		r->kept[r->nkept++] = r->held_seq;
+		r->held = 0;
+		atomic_store_explicit(&r->e->claim, DH_SEQ_NONE, memory_order_relaxed);
+	}
+	for (uint32_t i = 0; i < r->nkept; i++)
+		if (claim_done(r, r->kept[i]) && i >= passed)
+			n++;
+	r->nkept = 0;
+	if (n) {
+		atomic_fetch_add(&r->b->hdr->queue_lost, n);
+		bump(&r->e->lost, n);
+		wake_writer(r->b->hdr);
+	}
+	return n;
+}
+
 void
 dh_reader_release(struct dh_reader *r)
+{
+	dh_reader_release_kept(r);
+	release_current(r);
+}
+
+/* The message handed out last, not the kept ones (their bytes may still
+ * be on their way out). */
+static void
+release_current(struct dh_reader *r)
 {
 	struct dh_block *b = r->b;
 
@@ -791,13 +863,7 @@ dh_reader_release(struct dh_reader *r)
 		return;
 	r->held = 0;
 	if (b->pol->claims) {
-		/* From our own claim only: if the word is not ours any more
-		 * (damage), we release nothing rather than clobber a slot the
-		 * writer may have reused.  seq_cst, like the sync position below:
-		 * ordered before the sleep-flag check in wake_writer. */
-		uint64_t mine = qword(r->held_seq, (uint64_t)r->idx);
-		atomic_compare_exchange_strong(&dh__desc(b, r->held_seq)->qword, &mine,
-					       qword(r->held_seq, DH_Q_DONE));
+		claim_done(r, r->held_seq);
 		atomic_store_explicit(&r->e->claim, DH_SEQ_NONE, memory_order_relaxed);
 	} else {
 		/* seq_cst: ordered before the waiter check, like the writer's commit */
@@ -819,6 +885,7 @@ dh_reader_close(struct dh_reader *r)
 	dh__lock_drop(r->b->fd, r->idx);
 	dh_block_close(r->b);
 	free(r->copy);
+	free(r->kept);
 	free(r);
 }
 
@@ -1267,7 +1334,7 @@ next_queue(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 	r->held_seq = s;
 	st = atomic_load_explicit(&d->stamp, memory_order_acquire);
 	if (st != 2 * s + 2 || d->length > b->cfg.slot_size) {
-		dh_reader_release(r);
+		release_current(r);
 		m->seq = s;
 		return fail(r, -DH_ECORRUPT);
 	}
@@ -1275,7 +1342,7 @@ next_queue(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 	    dh__check_verify(b, s, dh__slot(b, s), d->length, d->check) < 0) {
 		count_bad(r);
 		m->seq = s;
-		dh_reader_release(r);
+		release_current(r);
 		return -DH_ECHECKSUM;
 	}
 	deliver(r, m, dh__slot(b, s), d->length, s, d->time_ns);
@@ -1292,8 +1359,17 @@ dh_reader_next(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 {
 	const struct dh_policy_desc *pol = r->b->pol;
 
-	if (!pol->positions_hold)
+	if (r->kept && r->held) {
+		/* passed on only when the caller says so (dh_reader_release);
+		 * one claim per slot, so the array cannot fill unless the
+		 * segment is damaged */
+		if (r->nkept == r->b->cfg.slots)
+			dh_reader_release_kept(r);
+		r->kept[r->nkept++] = r->held_seq;
+		r->held = 0;
+	} else if (!pol->positions_hold) {
 		dh_reader_release(r);
+	}
 	if (pol->newest_only)
 		return next_latest(r, m, timeout_ns);
 	if (pol->claims)
