@@ -64,7 +64,7 @@ committed_is() {
 
 @test "--help prints the usage first, to stdout, exit 0; --version" {
 	run -0 --separate-stderr dh-stat --help
-	assert_line -n 0 'usage: dh-stat [--json | --prometheus] [--watch SEC] [--all-fields] [NAME ...]'
+	assert_line -n 0 'usage: dh-stat [--json | --prometheus] [--watch SEC] [--all-fields] [--filter PATTERN] [NAME ...]'
 	[ -z "$stderr" ]
 	run -0 --separate-stderr dh-stat -V
 	assert_output --regexp '^dh-stat [0-9]+\.[0-9]+\.[0-9]+$'
@@ -80,7 +80,7 @@ committed_is() {
 		[ "${#stderr_lines[@]}" -le 2 ] || fail "more than two lines for '$args': $stderr"
 	done
 	run -2 --separate-stderr dh-stat --bogus
-	assert_equal "${stderr_lines[1]}" 'usage: dh-stat [--json | --prometheus] [--watch SEC] [--all-fields] [NAME ...]'
+	assert_equal "${stderr_lines[1]}" 'usage: dh-stat [--json | --prometheus] [--watch SEC] [--all-fields] [--filter PATTERN] [NAME ...]'
 }
 
 # --- listing ----------------------------------------------------------------
