@@ -111,6 +111,7 @@ struct xport {
 	uint32_t slots;             /* dh ring geometry: slots of `size` bytes */
 	int copy;                   /* dh: writer copies from a buffer, reader copies out */
 	int busy;                   /* dh reader: poll with timeout 0 instead of waiting */
+	unsigned batch;             /* dh writer: publish in batches of this many (0, 1: each) */
 	/* filled by x_setup */
 	char name[96];              /* dh channel */
 	char ep[MAX_READERS][128];  /* zmq endpoints, one per reader (bound by the reader) */
@@ -135,6 +136,7 @@ void x_reader_close(struct xport *x);
 void x_writer_open(struct xport *x);
 unsigned char *x_writer_begin(struct xport *x); /* where to put the next `size` bytes */
 void x_writer_commit(struct xport *x);
+void x_writer_flush(struct xport *x);          /* publish a batch in progress (dh) */
 void x_writer_end(struct xport *x);            /* end of stream, flushed */
 void x_writer_close(struct xport *x);
 
@@ -180,6 +182,7 @@ int paced_once(struct xport *x, uint64_t n, uint64_t gap_ns, int spin, int reade
 void run_throughput(void);
 void run_latency(void);
 void run_pipeline(void);
+void run_lines(void);
 void run_fanout(void);
 void run_stress(void);
 void run_idle(void);

@@ -150,6 +150,7 @@ warm_up(struct xport *x, struct ctl *c, uint64_t warm_n, char *why, size_t whyle
 		fill(x_writer_begin(x), x->size, &h);
 		x_writer_commit(x);
 	}
+	x_writer_flush(x);      /* the readers wait for all of it */
 	return gather(c, k, 'W', NULL, why, whylen);
 }
 

@@ -305,6 +305,46 @@ table_pipeline(void)
 	}
 }
 
+static double
+secs(const char *key)
+{
+	struct row *r = row_find(key);
+
+	return r && r->ok ? r->secs : 0;
+}
+
+static void
+table_lines(void)
+{
+	int any = 0;
+
+	for (int i = 0; i < nrows; i++)
+		any |= strcmp(rows[i].section, "lines") == 0;
+	if (!any)
+		return;
+	printf("\n3b. LINES, `seq 1 %s` as lines, NUL records or frames, through two stages into wc\n",
+	       B.quick ? "1000000" : "5000000");
+	printf("   dh: a sync channel of 4096 slots of 64 B, xxh3; dh-write publishes in batches and flushes\n"
+	       "   whenever its input has nothing ready. First two stages pinned apart, wc unpinned.\n");
+	printf("  %-38s %8s %10s %11s\n", "pipeline", "seconds", "records/s", "vs cat|cat");
+	for (int i = 0; i < nrows; i++) {
+		struct row *r = &rows[i];
+		char m[16], a[16], ck[48];
+		if (strcmp(r->section, "lines"))
+			continue;
+		if (!r->ok) {
+			print_failed(r);
+			continue;
+		}
+		snprintf(ck, sizeof ck, "%.*s.cat", (int)(strrchr(r->key, '.') - r->key), r->key);
+		si(m, sizeof m, r->msgs_s);
+		a[0] = 0;
+		if (strstr(r->key, ".dh"))
+			ratio(a, sizeof a, secs(ck), r->secs);
+		printf("  %-38s %8.3f %10s %11s\n", r->label, r->secs, m, a);
+	}
+}
+
 static void
 table_fanout(void)
 {
@@ -386,7 +426,8 @@ struct target {
 	int known;
 };
 
-static struct target targets[8];
+static struct target targets[24];
+static int issue7_targets;      /* targets before this index are issue 7's, the rest issue 14's */
 static int ntargets;
 
 static void
@@ -426,14 +467,30 @@ eval_targets(void)
 	       n && n->ok ? n->secs : 0, 1.0, 1);
 	target("idle dh-read, % of a core                    <  1", idle && idle->ok ? idle->cpu_pct + 1e-9 : 0, 1, 1,
 	       0);
+	issue7_targets = ntargets;
+	target("64 B msg/s, libdh none / zmq ipc             >= 5x", msgs("tput.64.dh-none"), msgs("tput.64.zmq"), 5, 1);
+	target("64 B msg/s, libdh none batched / zmq ipc     >= 5x", msgs("tput.64.dh-none-batch"), msgs("tput.64.zmq"),
+	       5, 1);
+	target("64 B msg/s, libdh none / pipe                >= 10x", msgs("tput.64.dh-none"), msgs("tput.64.pipe"), 10,
+	       1);
+	target("64 B msg/s, libdh none batched / pipe        >= 10x", msgs("tput.64.dh-none-batch"),
+	       msgs("tput.64.pipe"), 10, 1);
+	target("fan-out 4, libdh none / zmq PUB/SUB          >= 5x", msgs("fanout4.64.dh-none"),
+	       msgs("fanout4.64.zmq"), 5, 1);
+	target("fan-out 4, libdh none batched / zmq PUB/SUB  >= 5x", msgs("fanout4.64.dh-none-batch"),
+	       msgs("fanout4.64.zmq"), 5, 1);
+	target("lines, dh-write|dh-read|wc / cat|cat|wc      >= 0.25x", secs("lines.lines.cat"),
+	       secs("lines.lines.dh"), 0.25, 1);
+	target("busy-poll p50 / cache-line floor             <= 3x", p50("lat.64.dh-busy-none"), p50("lat.64.floor"), 3, 0);
 }
 
 static void
 table_targets(void)
 {
-	printf("\nTARGETS (issue 7)\n");
 	for (int i = 0; i < ntargets; i++) {
 		struct target *t = &targets[i];
+		if (i == 0 || i == issue7_targets)
+			printf("\nTARGETS (issue %d)\n", i ? 14 : 7);
 		if (!t->known)
 			printf("  [n/a   ] %s: not measured\n", t->what);
 		else
@@ -515,6 +572,10 @@ write_json(const char *path, double wall)
 			jnum(f, "p999_ns", r->p999);
 			jnum(f, "max_ns", r->pmax);
 			fprintf(f, ", \"samples\": %llu", (unsigned long long)r->samples);
+		}
+		if (!strcmp(r->section, "lines")) {
+			jnum(f, "seconds", r->secs);
+			fprintf(f, ", \"records\": %llu", (unsigned long long)r->samples);
 		}
 		if (!strcmp(r->section, "pipeline")) {
 			jnum(f, "seconds", r->secs);
@@ -614,6 +675,7 @@ main(int argc, char **argv)
 	run_case("throughput", run_throughput);
 	run_case("latency", run_latency);
 	run_case("pipeline", run_pipeline);
+	run_case("lines", run_lines);
 	run_case("fan-out", run_fanout);
 	run_case("stress", run_stress);
 	run_case("idle", run_idle);
@@ -622,6 +684,7 @@ main(int argc, char **argv)
 	table_throughput();
 	table_latency();
 	table_pipeline();
+	table_lines();
 	table_fanout();
 	table_idle();
 	eval_targets();

@@ -4,21 +4,29 @@
 
 #include "bench.h"
 
+/* Batched rows: the writer publishes this many messages at once (a producer
+ * with a burst of data ready); every message is still stamped, checked and
+ * read one by one. */
+#define BATCH 64
+
 struct variant {
 	const char *key;
 	enum xkind kind;
 	enum dh_checksum ck;
 	int copy;
+	unsigned batch;         /* dh: batched publication (dh_writer_set_batch) */
 };
 
 static const struct variant variants[] = {
-	{ "dh-none", X_DH, DH_CHECKSUM_NONE, 0 },
-	{ "dh-xxh3", X_DH, DH_CHECKSUM_XXH3, 0 },
-	{ "dh-blake2b", X_DH, DH_CHECKSUM_BLAKE2B, 0 },
-	{ "dh-none-copy", X_DH, DH_CHECKSUM_NONE, 1 },
-	{ "pipe", X_PIPE, DH_CHECKSUM_NONE, 0 },
-	{ "unix", X_UNIX, DH_CHECKSUM_NONE, 0 },
-	{ "zmq", X_ZMQ, DH_CHECKSUM_NONE, 0 },
+	{ "dh-none", X_DH, DH_CHECKSUM_NONE, 0, 0 },
+	{ "dh-xxh3", X_DH, DH_CHECKSUM_XXH3, 0, 0 },
+	{ "dh-blake2b", X_DH, DH_CHECKSUM_BLAKE2B, 0, 0 },
+	{ "dh-none-copy", X_DH, DH_CHECKSUM_NONE, 1, 0 },
+	{ "dh-none-batch", X_DH, DH_CHECKSUM_NONE, 0, BATCH },
+	{ "dh-xxh3-batch", X_DH, DH_CHECKSUM_XXH3, 0, BATCH },
+	{ "pipe", X_PIPE, DH_CHECKSUM_NONE, 0, 0 },
+	{ "unix", X_UNIX, DH_CHECKSUM_NONE, 0, 0 },
+	{ "zmq", X_ZMQ, DH_CHECKSUM_NONE, 0, 0 },
 };
 #define NVAR (sizeof variants / sizeof *variants)
 
@@ -45,6 +53,7 @@ one(struct row *r, const struct variant *v, size_t size, int nreaders, uint64_t 
 	x.nreaders = nreaders;
 	x.ck = v->ck;
 	x.copy = v->copy;
+	x.batch = v->batch;
 	x.slots = tput_slots(size);
 	if (stream_once(&x, dur, rcpu, &res) < 0) {
 		r->errors++;
@@ -79,7 +88,8 @@ run_throughput(void)
 
 	for (size_t s = 0; s < NSIZE; s++)
 		for (size_t v = 0; v < NVAR; v++) {
-			struct xport x = { .kind = variants[v].kind, .ck = variants[v].ck, .copy = variants[v].copy };
+			struct xport x = { .kind = variants[v].kind, .ck = variants[v].ck, .copy = variants[v].copy,
+				   .batch = variants[v].batch };
 			snprintf(key, sizeof key, "tput.%zu.%s", sizes[s], variants[v].key);
 			snprintf(label, sizeof label, "%s", x_label(&x));
 			rows[s][v] = want(key) ? row_new("throughput", key, label, sizes[s]) : NULL;
@@ -101,24 +111,26 @@ void
 run_fanout(void)
 {
 	static const struct variant fv[] = {
-		{ "dh-none", X_DH, DH_CHECKSUM_NONE, 0 },
-		{ "dh-xxh3", X_DH, DH_CHECKSUM_XXH3, 0 },
-		{ "pipe", X_PIPE, DH_CHECKSUM_NONE, 0 },
-		{ "zmq", X_ZMQ, DH_CHECKSUM_NONE, 0 },
+		{ "dh-none", X_DH, DH_CHECKSUM_NONE, 0, 0 },
+		{ "dh-xxh3", X_DH, DH_CHECKSUM_XXH3, 0, 0 },
+		{ "dh-none-batch", X_DH, DH_CHECKSUM_NONE, 0, BATCH },
+		{ "pipe", X_PIPE, DH_CHECKSUM_NONE, 0, 0 },
+		{ "zmq", X_ZMQ, DH_CHECKSUM_NONE, 0, 0 },
 	};
-	struct row *rows[4];
+	enum { NF = sizeof fv / sizeof *fv };
+	struct row *rows[NF];
 	uint64_t dur = B.quick ? 60000000u : 400000000u;
 	char key[48];
 
-	for (size_t v = 0; v < 4; v++) {
-		struct xport x = { .kind = fv[v].kind, .ck = fv[v].ck, .nreaders = 4 };
+	for (size_t v = 0; v < NF; v++) {
+		struct xport x = { .kind = fv[v].kind, .ck = fv[v].ck, .nreaders = 4, .batch = fv[v].batch };
 		snprintf(key, sizeof key, "fanout4.64.%s", fv[v].key);
 		rows[v] = want(key) ? row_new("fanout", key, x_label(&x), 64) : NULL;
 	}
 	for (int rep = 0; rep < REPS; rep++)
-		for (size_t v = 0; v < 4; v++)
+		for (size_t v = 0; v < NF; v++)
 			if (rows[v])
 				one(rows[v], &fv[v], 64, 4, dur, -1, rep);
-	for (size_t v = 0; v < 4; v++)
+	for (size_t v = 0; v < NF; v++)
 		conclude(rows[v]);
 }

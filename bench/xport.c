@@ -22,8 +22,8 @@ x_label(const struct xport *x)
 
 	switch (x->kind) {
 	case X_DH:
-		snprintf(buf, sizeof buf, "libdh %s%s%s", dh_checksum_name(x->ck), x->copy ? " +copy" : "",
-			 x->busy ? " busy-poll" : "");
+		snprintf(buf, sizeof buf, "libdh %s%s%s%s", dh_checksum_name(x->ck), x->copy ? " +copy" : "",
+			 x->busy ? " busy-poll" : "", x->batch > 1 ? " batched" : "");
 		return buf;
 	case X_PIPE:
 		return x->nreaders > 1 ? "pipe (one per reader)" : "pipe";
@@ -254,6 +254,8 @@ x_writer_open(struct xport *x)
 	case X_DH:
 		if ((rc = dh_writer_open(x->name, "dh-bench", &x->w, NULL)) < 0)
 			die("writer %s: %s", x->name, dh_strerror(rc));
+		if (x->batch > 1)
+			dh_writer_set_batch(x->w, x->batch);
 		if (x->copy && !(x->buf = calloc(1, x->size)))
 			die("out of memory");
 		break;
@@ -337,6 +339,13 @@ x_writer_commit(struct xport *x)
 		zsend(x, x->buf, x->size);
 		break;
 	}
+}
+
+void
+x_writer_flush(struct xport *x)
+{
+	if (x->kind == X_DH)
+		dh_writer_flush(x->w);
 }
 
 void

@@ -89,6 +89,11 @@ struct opts {
 /* --progress: NULL when off. */
 static struct progress *pg;
 
+/* Messages published at once at most (the library caps it at half the
+ * ring): large enough to amortize the publication, small enough that the
+ * reader starts on a burst while the rest of it is being written. */
+#define BATCH_MAX 256
+
 /* Undo an open before refusing an untrusted owner (cli_owner_enforce). */
 static void
 close_writer(void *p)
@@ -247,12 +252,17 @@ write_meta(const struct opts *o)
 /* Wait until standard input is readable (so no slot is held while idle).
  * 0, or -EINTR when a signal arrived. */
 static int
-wait_input(void)
+wait_input(struct dh_writer *w)
 {
 	/* the signal pipe too: a signal landing after the flag test below
 	 * still ends the poll */
 	struct pollfd p[2] = { { .fd = 0, .events = POLLIN }, { .fd = cli_signal_fd(), .events = POLLIN } };
 
+	/* Input ready: keep building the batch.  Not ready: publish what we
+	 * have before we sleep, so a slow source sees per-line latency. */
+	if (poll(p, 1, 0) > 0)
+		return 0;
+	dh_writer_flush(w);
 	for (;;) {
 		int n;
 
@@ -293,7 +303,7 @@ pump_raw(const struct opts *o, struct dh_writer *w)
 		ssize_t n;
 		int r;
 
-		if ((r = wait_input()) < 0)
+		if ((r = wait_input(w)) < 0)
 			return failed(o, w, r, "input");
 		if ((r = dh_writer_reserve(w, &slot, &cap, o->timeout_ns)) < 0)
 			return failed(o, w, r, "space");
@@ -432,7 +442,7 @@ pump_framed(const struct opts *o, struct dh_writer *w)
 			ret = bad_item(o, w, d, r);
 			break;
 		}
-		if ((r = dh_frame_dec_space(d, &p, &len)) < 0 || (r = wait_input()) < 0) {
+		if ((r = dh_frame_dec_space(d, &p, &len)) < 0 || (r = wait_input(w)) < 0) {
 			ret = failed(o, w, r, "input");
 			break;
 		}
@@ -528,6 +538,9 @@ main(int argc, char **argv)
 	if (fcntl(0, F_GETPIPE_SZ) > 0 && fcntl(0, F_GETPIPE_SZ) < (1 << 20))
 		(void)fcntl(0, F_SETPIPE_SZ, 1 << 20);   /* bigger reads; best effort */
 	pg = progress_start(&o.progress, o.name, dh_writer_block(w), 0);
+	/* a burst of input goes out in batches; wait_input flushes when the
+	 * input runs dry */
+	dh_writer_set_batch(w, BATCH_MAX);
 
 	ret = EXIT_OK;
 	if (o.wait_readers > 0 && (r = dh_writer_wait_readers(w, (unsigned)o.wait_readers,

@@ -449,6 +449,13 @@ public:
 	/* Mark end-of-stream: readers finish after what was committed. */
 	void eos() { detail::check(dh_writer_eos(get("eos")), "dh::writer::eos: " + name_); }
 
+	/* Batched publication (dh_writer_set_batch): commits become visible
+	 * max at a time, at flush(), before a wait for space, at eos() and at
+	 * close.  Returns the batch size in force (clamped to half the ring). */
+	unsigned set_batch(unsigned max) { return dh_writer_set_batch(get("set_batch"), max); }
+	void flush() { dh_writer_flush(get("flush")); }
+	std::uint64_t pending() const { return dh_writer_pending(get("pending")); }
+
 	void wait_readers(unsigned n, duration timeout = forever)
 	{
 		detail::check(dh_writer_wait_readers(get("wait_readers"), n, detail::ns(timeout)),

@@ -45,7 +45,8 @@ int dh_writer_open_opts(const char *name, const struct dh_writer_opts *opts, str
 			pid_t *holder);
 
 /* Release the writer entry (end-of-stream is not marked: call dh_writer_eos
- * first for that). Aborts a reserved, uncommitted slot. NULL is a no-op. */
+ * first for that). Publishes pending commits, aborts a reserved, uncommitted
+ * slot. NULL is a no-op. */
 void dh_writer_close(struct dh_writer *w);
 
 /* Reserve the next slot: *buf points into shared memory, *cap bytes long.
@@ -53,11 +54,37 @@ void dh_writer_close(struct dh_writer *w);
  * ones when configured). Nothing is visible until commit. */
 int dh_writer_reserve(struct dh_writer *w, void **buf, size_t *cap, int64_t timeout_ns);
 
-/* Publish len bytes of the reserved slot (checksum computed here), waking
- * readers only if some are waiting. -EINVAL without a reservation,
- * -DH_ETOOBIG if len > cap, -DH_ESCHEMA if the channel has a schema and
- * len is not its record size. */
+/* Commit len bytes of the reserved slot (checksum computed here) and, unless
+ * a batch is being built (dh_writer_set_batch), publish it, waking readers
+ * only if some are waiting. -EINVAL without a reservation, -DH_ETOOBIG if
+ * len > cap, -DH_ESCHEMA if the channel has a schema and len is not its
+ * record size (nothing is committed on error; the reservation stays). */
 int dh_writer_commit(struct dh_writer *w, size_t len);
+
+/*
+ * Batched publication.  With a batch of max > 1, dh_writer_commit stamps
+ * and checks each message as before but makes it visible only when max
+ * commits are pending, or at dh_writer_flush: readers then see the whole
+ * batch with one store of the committed count and are woken (if asleep)
+ * once for it.  Pending commits are also published before the writer waits
+ * for space (or returns -EAGAIN for it), by dh_writer_eos and by
+ * dh_writer_close, never lost by the writer itself; a writer that dies
+ * loses its unpublished commits (they were never visible; dh-validate
+ * --repair publishes those a checksum proves whole).  A caller that needs
+ * latency flushes whenever its source has nothing more ready.
+ *
+ * max is clamped to half the ring's slots (at least 1); 0 or 1 publishes
+ * every commit (the default).  Returns the batch size in force.  Every
+ * message of a batch carries in time_ns the commit time of the batch's
+ * first message (the clock is read once per batch).
+ */
+unsigned dh_writer_set_batch(struct dh_writer *w, unsigned max);
+
+/* Publish every pending commit now (a no-op when none is pending). 0. */
+int dh_writer_flush(struct dh_writer *w);
+
+/* Commits made and not yet published. */
+uint64_t dh_writer_pending(const struct dh_writer *w);
 
 /* Drop the reservation; the slot stays invisible. */
 void dh_writer_abort(struct dh_writer *w);
@@ -65,7 +92,8 @@ void dh_writer_abort(struct dh_writer *w);
 /* reserve + memcpy + commit. */
 int dh_writer_write(struct dh_writer *w, const void *data, size_t len, int64_t timeout_ns);
 
-/* Mark end-of-stream at the current committed count and wake all readers. */
+/* Publish pending commits, mark end-of-stream at the committed count and
+ * wake all readers. */
 int dh_writer_eos(struct dh_writer *w);
 
 /* Wait until at least n readers are attached and alive. */

@@ -66,7 +66,7 @@ dh_block_slot(struct dh_block *b, uint64_t committed, uint32_t slot, struct dh_s
 	} else {
 		v->seq = v->stamp / 2 - 1;
 		v->state = v->seq == v->expected ? DH_SLOT_COMMITTED
-			 : v->seq == committed   ? DH_SLOT_UNPUBLISHED
+			 : v->seq >= committed && v->seq - committed < n && v->seq % n == slot ? DH_SLOT_UNPUBLISHED
 						 : DH_SLOT_INCONSISTENT;
 	}
 	if (!b->pol->claims)

@@ -85,6 +85,13 @@ struct dh_writer {
 	uint32_t stall_word[DH_READERS_MAX + 1];
 	struct dh_cancel *cancel;
 	int started;                   /* this session's stream has begun */
+	/* Batched publication: commits up to `pub` are visible (the committed
+	 * count); those from pub to seq are stamped and checked but not yet
+	 * published.  batch is the most we let pile up before publishing. */
+	uint64_t pub;
+	uint64_t pend_bytes;
+	uint64_t batch_time;           /* commit time of the batch's first message */
+	unsigned batch;
 };
 
 /* Begin the next stream: its start first, then the old end mark cleared,
@@ -103,6 +110,38 @@ start_stream(struct dh_writer *w)
 	/* readers waiting between streams */
 	atomic_fetch_add(&h->data_futex, 1);
 	dh__futex_wake(&h->data_futex);
+}
+
+/*
+ * Make every commit so far visible: one release store of the count, the
+ * statistics once for the lot, and at most one wake-up.  The stamps were
+ * made even one by one at commit, so a reader that sees the count sees
+ * every message below it whole.
+ */
+static void
+publish(struct dh_writer *w)
+{
+	struct dh_hdr *h = w->b->hdr;
+	uint64_t n = w->seq - w->pub;
+
+	if (n == 0)
+		return;
+	atomic_store_explicit(&h->committed, w->seq, memory_order_release);
+	w->pub = w->seq;
+	atomic_store_explicit(&w->e->position, w->seq, memory_order_relaxed);
+	dh__touch(w->e, w->batch_time);
+	bump(&h->messages_written, n);
+	bump(&h->bytes_written, w->pend_bytes);
+	bump(&w->e->messages, n);
+	bump(&w->e->bytes, w->pend_bytes);
+	w->pend_bytes = 0;
+	/* The locked add orders committed before the sleep-flag check (Dekker
+	 * with the reader, which sets the flag before it looks for data): no
+	 * lost wake-up. Only the first publication after a reader went to
+	 * sleep pays for a system call; the ones before it wakes up do not. */
+	atomic_fetch_add(&h->data_futex, 1);
+	if (atomic_load(&h->data_sleep) && atomic_exchange(&h->data_sleep, 0))
+		dh__futex_wake(&h->data_futex);
 }
 
 int
@@ -150,6 +189,8 @@ dh_writer_open_opts(const char *name, const struct dh_writer_opts *opts, struct 
 	/* A predecessor that died mid-write left an odd stamp and an
 	 * unchanged committed count: we simply rewrite that seq. */
 	w->seq = atomic_load(&b->hdr->committed);
+	w->pub = w->seq;
+	w->batch = 1;
 	w->gen_cache = UINT64_MAX;
 	w->e->pid = (uint32_t)getpid();
 	fill_name(w->e->name, label);
@@ -171,6 +212,7 @@ dh_writer_close(struct dh_writer *w)
 	if (!w)
 		return;
 	w->reserved = 0;
+	publish(w);
 	atomic_store(&w->e->state, dh__ent_with(atomic_load(&w->e->state), DH_ENT_FREE));
 	dh__lock_drop(w->b->fd, 0);
 	dh_block_close(w->b);
@@ -338,7 +380,12 @@ wait_space(struct dh_writer *w, uint64_t s, int64_t timeout_ns)
 	uint64_t start = 0, last_live = 0;
 	int rc = 0;
 
-	if (has_space(w, s, 0) || has_space(w, s, 1))
+	if (has_space(w, s, 0))
+		return 0;
+	/* Our readers may be waiting for exactly what we have not published
+	 * yet: never wait with a batch held back. */
+	publish(w);
+	if (has_space(w, s, 1))
 		return 0;
 	if (timeout_ns == 0)
 		return -EAGAIN;
@@ -378,6 +425,20 @@ wait_space(struct dh_writer *w, uint64_t s, int64_t timeout_ns)
 	return rc;
 }
 
+/* The common case without a call: latest and ring never wait; in sync the
+ * slowest position cached at the last scan is past the slot's old message
+ * (a reader that attached since bumped reader_gen, which the reserve looks
+ * at after its odd stamp).  Queue looks at the slot's claim word. */
+static inline int
+space_cached(const struct dh_writer *w, uint64_t s)
+{
+	const struct dh_block *b = w->b;
+
+	if (b->pol->positions_hold)
+		return s < b->cfg.slots || w->min_cache >= s + 1 - b->cfg.slots;
+	return !b->pol->claims;
+}
+
 int
 dh_writer_reserve(struct dh_writer *w, void **buf, size_t *cap, int64_t timeout_ns)
 {
@@ -388,7 +449,7 @@ dh_writer_reserve(struct dh_writer *w, void **buf, size_t *cap, int64_t timeout_
 	if (!w->reserved) {
 		if (!w->started)
 			start_stream(w);
-		if ((rc = wait_space(w, s, timeout_ns)) < 0)
+		if (!space_cached(w, s) && (rc = wait_space(w, s, timeout_ns)) < 0)
 			return rc;
 		struct dh_desc *d = dh__desc(b, s);
 		if (b->pol->positions_hold) {
@@ -414,10 +475,8 @@ int
 dh_writer_commit(struct dh_writer *w, size_t len)
 {
 	struct dh_block *b = w->b;
-	struct dh_hdr *h = b->hdr;
 	uint64_t s = w->seq;
 	struct dh_desc *d = dh__desc(b, s);
-	uint64_t now;
 
 	if (!w->reserved)
 		return -EINVAL;
@@ -425,32 +484,51 @@ dh_writer_commit(struct dh_writer *w, size_t len)
 		return -DH_ETOOBIG;
 	if (b->record_size && len != b->record_size)
 		return -DH_ESCHEMA;
-	now = dh__now_real();
+	/* One clock read per batch: every message of a batch carries the time
+	 * its first one was committed (dh_writer_set_batch). */
+	if (s == w->pub || w->batch == 1)
+		w->batch_time = dh__now_real();
 	d->length = (uint32_t)len;
 	d->flags = 0;
-	d->time_ns = now;
+	d->time_ns = w->batch_time;
 	if (b->ck->digest_len)
 		dh__check_compute(b, s, dh__slot(b, s), (uint32_t)len, d->check);
 	atomic_store_explicit(&d->stamp, 2 * s + 2, memory_order_release);
 	if (b->pol->claims)
 		atomic_store_explicit(&d->qword, qword(s, DH_Q_AVAIL), memory_order_release);
-	atomic_store_explicit(&h->committed, s + 1, memory_order_release);
 	w->seq = s + 1;
 	w->reserved = 0;
-	atomic_store_explicit(&w->e->position, s + 1, memory_order_relaxed);
-	dh__touch(w->e, now);
-	bump(&h->messages_written, 1);
-	bump(&h->bytes_written, len);
-	bump(&w->e->messages, 1);
-	bump(&w->e->bytes, len);
-	/* The locked add orders committed before the sleep-flag check (Dekker
-	 * with the reader, which sets the flag before it looks for data): no
-	 * lost wake-up. Only the first commit after a reader went to sleep
-	 * pays for a system call; the ones before it wakes up do not. */
-	atomic_fetch_add(&h->data_futex, 1);
-	if (atomic_load(&h->data_sleep) && atomic_exchange(&h->data_sleep, 0))
-		dh__futex_wake(&h->data_futex);
+	w->pend_bytes += len;
+	if (w->seq - w->pub >= w->batch)
+		publish(w);
 	return 0;
+}
+
+int
+dh_writer_flush(struct dh_writer *w)
+{
+	publish(w);
+	return 0;
+}
+
+uint64_t
+dh_writer_pending(const struct dh_writer *w)
+{
+	return w->seq - w->pub;
+}
+
+unsigned
+dh_writer_set_batch(struct dh_writer *w, unsigned max)
+{
+	/* At most half the ring: the other half is what readers work through
+	 * while we fill this one, and a latest reader's newest message is
+	 * never the one being overwritten. */
+	unsigned cap = w->b->cfg.slots / 2 ? w->b->cfg.slots / 2 : 1;
+
+	w->batch = max == 0 ? 1 : max > cap ? cap : max;
+	if (w->seq - w->pub >= w->batch)
+		publish(w);
+	return w->batch;
 }
 
 void
@@ -483,6 +561,7 @@ dh_writer_eos(struct dh_writer *w)
 
 	if (!w->started)
 		start_stream(w); /* an empty stream: its readers see its end */
+	publish(w);
 	atomic_store(&h->eos_seq, w->seq);
 	atomic_fetch_add(&h->eos_count, 1);
 	atomic_fetch_add(&h->data_futex, 1);
@@ -553,6 +632,16 @@ struct dh_reader {
 	uint64_t dead_checked;  /* mono ns of the last writer liveness check */
 	struct dh_cancel *cancel;
 	uint8_t check[32];      /* the stored check of the message last delivered */
+	/* Runs: the committed count is loaded once, then every message below
+	 * it is taken without looking again; a sync reader publishes its hold
+	 * at the start of a run, every hold_step messages and once the coarse
+	 * clock has ticked, not per message (an older hold covers every later
+	 * message: the writer reuses no slot at or past it). */
+	uint64_t avail;         /* committed count last loaded */
+	uint64_t hold_at;       /* seq our position word holds */
+	uint64_t hold_step;
+	uint64_t tick;          /* CLOCK_MONOTONIC_COARSE at the last of those */
+	int touch_due;          /* record activity with the next delivery */
 	uint64_t *kept;         /* queue, dh_reader_keep_claims: delivered, still claimed */
 	uint32_t nkept;
 };
@@ -626,6 +715,8 @@ reader_open(const char *name, const struct dh_reader_opts *opts, int relay, stru
 	r->b = b;
 	r->idx = idx;
 	r->e = &b->table[idx];
+	r->hold_step = b->cfg.slots / 8 ? b->cfg.slots / 8 : 1;
+	r->touch_due = 1;
 	r->follow = opts->follow;
 	r->e->pid = (uint32_t)getpid();
 	fill_name(r->e->name, opts->label);
@@ -926,6 +1017,22 @@ await_data(struct dh_reader *r, int64_t timeout_ns, uint64_t *start)
 	return rc == -EINTR ? -EINTR : 0;
 }
 
+/* Has the coarse clock ticked (1-4 ms) since we last published? A vDSO read
+ * of a few ns, where the hold store and the activity record cost more. */
+static int
+tick_moved(struct dh_reader *r)
+{
+	struct timespec ts;
+	uint64_t t;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	t = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	if (t == r->tick)
+		return 0;
+	r->tick = t;
+	return 1;
+}
+
 /* seq_cst: after our hold is published (see sync_space) */
 static int
 evicted(struct dh_reader *r)
@@ -960,7 +1067,10 @@ deliver(struct dh_reader *r, struct dh_msg *m, const void *data, uint32_t len, u
 	r->delivered++;
 	bump(&r->e->messages, 1);
 	bump(&r->e->bytes, len);
-	dh__touch(r->e, now_coarse());
+	if (r->touch_due) {
+		r->touch_due = 0;
+		dh__touch(r->e, now_coarse());
+	}
 }
 
 /* The reader's position was overtaken; move to the oldest message held. */
@@ -1017,8 +1127,10 @@ dh__seqlock_copy(const struct dh_block *b, const struct dh_desc *d, uint64_t seq
 /*
  * A stamp newer than the seq we want: is it one the writer could have
  * written since (a lap), or damage?  A lap stamp names a later seq of the
- * same slot, at most the one being written now.  Read after the stamp, the
- * committed count is at least that seq.
+ * same slot, at most the one being written now.  The writer runs ahead of
+ * the committed count by at most one batch (less than one lap of the ring,
+ * dh_writer_set_batch), so read after the stamp, the count plus one lap is
+ * beyond that seq.
  */
 static int
 lapped(const struct dh_block *b, uint64_t pos, uint64_t st)
@@ -1026,7 +1138,7 @@ lapped(const struct dh_block *b, uint64_t pos, uint64_t st)
 	uint64_t t = (st - 1) / 2; /* 2t+1 and 2t+2 both name t */
 
 	return t > pos && t % b->cfg.slots == pos % b->cfg.slots &&
-	       t <= atomic_load_explicit(&b->hdr->committed, memory_order_acquire);
+	       t < atomic_load_explicit(&b->hdr->committed, memory_order_acquire) + b->cfg.slots;
 }
 
 /* sync: publish that we hold seq pos in place; 0, or -DH_EEVICTED. */
@@ -1037,6 +1149,7 @@ hold(struct dh_reader *r, uint64_t pos)
 	 * and announces this one; then our eviction is either visible here or
 	 * the evictor sees the hold (sync_space, dh-validate). */
 	atomic_store(&r->e->position, pos | DH_POS_HOLD);
+	r->hold_at = pos;
 	if (r->held) {
 		r->held = 0;
 		wake_writer(r->b->hdr);
@@ -1068,7 +1181,17 @@ next_ordered(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 			dh_reader_release(r);
 			return -DH_EEVICTED;
 		}
-		c = atomic_load_explicit(&b->hdr->committed, memory_order_acquire);
+		int run = 0;
+		c = r->avail;
+		if (pos >= c) {
+			c = r->avail = atomic_load_explicit(&b->hdr->committed, memory_order_acquire);
+			run = r->touch_due = 1;
+		} else if (tick_moved(r)) {
+			/* a slow consumer inside a long run: its hold and its
+			 * activity are never more than a clock tick old, so the
+			 * writer's stall timer and the tools judge it as before */
+			run = r->touch_due = 1;
+		}
 		if (pos >= c) {
 			dh_reader_release(r);
 			if ((rc = await_data(r, timeout_ns, &start)) != 0)
@@ -1079,8 +1202,12 @@ next_ordered(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 			skip_lapped(r);
 			continue;
 		}
-		if (!copy && (rc = hold(r, pos)) < 0)
-			return rc;
+		if (!copy && (run || !r->held || pos - r->hold_at >= r->hold_step)) {
+			if ((rc = hold(r, pos)) < 0)
+				return rc;
+		} else if (!copy) {
+			r->held = 0;    /* the previous message: covered by hold_at */
+		}
 		d = dh__desc(b, pos);
 		st = atomic_load_explicit(&d->stamp, memory_order_acquire);
 		if (st != 2 * pos + 2) {

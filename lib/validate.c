@@ -351,8 +351,16 @@ check_writer(struct ctx *c)
 	}
 	word = atomic_load(&e->state);
 	if (dh__ent_state(word) == DH_ENT_ACTIVE && atomic_load(&b->hdr->committed) == s) {
-		if (g && g->kind == DH_FIND_WRITER_UNPUBLISHED)
-			published = publish_orphan(c, s);
+		/* a batch: every message of it the writer completed, up to the
+		 * first gap.  Its messages share the batch's commit time, which
+		 * tells them from an earlier dead writer's leftovers further on. */
+		if (g && g->kind == DH_FIND_WRITER_UNPUBLISHED) {
+			uint64_t t0 = dh__desc(b, s)->time_ns;
+			while (published < (int)b->cfg.slots / 2 + 1 &&
+			       (!published || dh__desc(b, s + (uint64_t)published)->time_ns == t0) &&
+			       publish_orphan(c, s + (uint64_t)published))
+				published++;
+		}
 		atomic_store(&e->state, dh__ent_with(word, DH_ENT_FREE));
 	}
 	dh__lock_drop(c->fd, 0);
@@ -364,7 +372,7 @@ check_writer(struct ctx *c)
 			set_action(c->rep, g, DH_ACT_NONE); /* left invisible: the next writer rewrites it */
 	}
 	if (published)
-		c->committed = s + 1;
+		c->committed = s + (uint64_t)published;
 }
 
 /* The newest seq below committed that maps to slot i, or UINT64_MAX. */
@@ -376,6 +384,16 @@ expected_seq(const struct ctx *c, uint32_t i)
 	if (c->committed <= i)
 		return UINT64_MAX;
 	return c->committed - 1 - ((c->committed - 1 - i) % n);
+}
+
+/* May slot i hold seq t written but not yet published?  A writer runs
+ * ahead of the count by at most one batch, less than one lap. */
+static int
+unpublished(const struct ctx *c, uint64_t t, uint32_t i)
+{
+	uint64_t n = c->b->cfg.slots;
+
+	return t >= c->committed && t - c->committed < n && t % n == i;
 }
 
 static void
@@ -444,15 +462,16 @@ check_slots(struct ctx *c)
 					(unsigned long long)want);
 		} else if (stamp & 1) {
 			uint64_t t = (stamp - 1) / 2;
-			if (t != c->committed || t % b->cfg.slots != i)
+			if (!unpublished(c, t, i))
 				f = add(c->rep, DH_FIND_DESC, DH_ACT_UNREPAIRABLE,
-					"slot %u marked as being written with message %llu; only message %llu may be",
-					i, (unsigned long long)t, (unsigned long long)c->committed);
+					"slot %u marked as being written with message %llu; only messages %llu to %llu may be",
+					i, (unsigned long long)t, (unsigned long long)c->committed,
+					(unsigned long long)(c->committed + b->cfg.slots - 1));
 		} else {
 			uint64_t t = stamp / 2 - 1;
-			if (t == c->committed && t % b->cfg.slots == i) {
-				/* complete but unpublished: a live writer between two
-				 * stores, or a dead one reported by check_writer */
+			if (unpublished(c, t, i)) {
+				/* complete but unpublished: a live writer's batch, or
+				 * a dead one's, reported by check_writer */
 			} else if (t != want) {
 				f = add(c->rep, DH_FIND_DESC, DH_ACT_UNREPAIRABLE,
 					"slot %u holds message %llu, expected %llu", i, (unsigned long long)t,

@@ -943,6 +943,7 @@ typedef struct {
 	char *name;
 	int64_t timeout_ns;
 	int closed, busy, eos_on_exit;
+	unsigned batch;           /* set_batch's value in force; write_many restores it */
 	pid_t pid;
 	uint32_t record_size;
 	PyObject *schema;
@@ -1059,6 +1060,7 @@ writer_init(WriterObject *self, PyObject *args, PyObject *kw)
 	self->w = w;
 	self->pid = getpid();
 	self->eos_on_exit = eos;
+	self->batch = 1;
 	if ((self->name = strdup(name)) == NULL) {
 		PyErr_NoMemory();
 		return -1;
@@ -1246,6 +1248,8 @@ writer_write_many(WriterObject *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_ValueError, "size must be > 0");
 		return NULL;
 	}
+	/* published in batches, and all of it before we return */
+	dh_writer_set_batch(self->w, 256);
 	for (off = 0; off < b.len; off += size) {
 		Py_ssize_t len = b.len - off < size ? b.len - off : size;
 
@@ -1254,6 +1258,8 @@ writer_write_many(WriterObject *self, PyObject *args, PyObject *kw)
 			break;
 		n++;
 	}
+	dh_writer_flush(self->w);
+	dh_writer_set_batch(self->w, self->batch);
 	PyBuffer_Release(&b);
 	if (rc < 0)
 		return raise_rc(rc == -EAGAIN ? -ETIMEDOUT : rc, self->name);
@@ -1323,6 +1329,38 @@ writer_eos(WriterObject *self, PyObject *Py_UNUSED(ignored))
 	if ((rc = dh_writer_eos(self->w)) < 0)
 		return raise_rc(rc, self->name);
 	Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(writer_flush_doc, "flush()\n--\n\nPublish every commit of the batch being built (see set_batch).");
+
+static PyObject *
+writer_flush(WriterObject *self, PyObject *Py_UNUSED(ignored))
+{
+	if (writer_usable(self) < 0)
+		return NULL;
+	dh_writer_flush(self->w);
+	Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(writer_set_batch_doc,
+"set_batch(n) -> int\n--\n\n"
+"Publish commits in batches of up to n (clamped to half the ring's slots;\n"
+"0 or 1: each at once, the default): readers see a batch at once, when it\n"
+"is full, at flush(), before the writer waits for space, at eos() and at\n"
+"close.  Every message of a batch carries the commit time of its first.\n"
+"Returns the batch size in force.");
+
+static PyObject *
+writer_set_batch(WriterObject *self, PyObject *arg)
+{
+	unsigned long n = PyLong_AsUnsignedLong(arg);
+
+	if (n == (unsigned long)-1 && PyErr_Occurred())
+		return NULL;
+	if (writer_usable(self) < 0)
+		return NULL;
+	self->batch = dh_writer_set_batch(self->w, n > UINT_MAX ? UINT_MAX : (unsigned)n);
+	return PyLong_FromUnsignedLong(self->batch);
 }
 
 PyDoc_STRVAR(writer_wait_readers_doc,
@@ -1473,6 +1511,15 @@ writer_get_name(WriterObject *self, void *c)
 }
 
 static PyObject *
+writer_get_pending(WriterObject *self, void *c)
+{
+	(void)c;
+	if (writer_usable(self) < 0)
+		return NULL;
+	return PyLong_FromUnsignedLongLong(dh_writer_pending(self->w));
+}
+
+static PyObject *
 writer_get_seq(WriterObject *self, void *c)
 {
 	(void)c;
@@ -1540,6 +1587,8 @@ static PyMethodDef writer_methods[] = {
 	  writer_write_many_doc },
 	{ "reserve", (PyCFunction)(void (*)(void))writer_reserve, METH_VARARGS | METH_KEYWORDS, writer_reserve_doc },
 	{ "eos", (PyCFunction)writer_eos, METH_NOARGS, writer_eos_doc },
+	{ "flush", (PyCFunction)writer_flush, METH_NOARGS, writer_flush_doc },
+	{ "set_batch", (PyCFunction)writer_set_batch, METH_O, writer_set_batch_doc },
 	{ "wait_readers", (PyCFunction)(void (*)(void))writer_wait_readers, METH_VARARGS | METH_KEYWORDS,
 	  writer_wait_readers_doc },
 	{ "set_meta", (PyCFunction)writer_set_meta, METH_O, writer_set_meta_doc },
@@ -1553,6 +1602,7 @@ static PyMethodDef writer_methods[] = {
 static PyGetSetDef writer_getset[] = {
 	{ "name", (getter)writer_get_name, NULL, "Channel name.", NULL },
 	{ "seq", (getter)writer_get_seq, NULL, "Sequence number the next commit gets.", NULL },
+	{ "pending", (getter)writer_get_pending, NULL, "Commits not yet published (see set_batch).", NULL },
 	{ "slot_size", (getter)writer_get_slot_size, NULL, "Largest message, bytes.", NULL },
 	{ "schema", (getter)writer_get_schema, NULL, "Canonical record schema of the channel, or None.", NULL },
 	{ "record_size", (getter)writer_get_record_size, NULL, "Record size in bytes (0: no schema).", NULL },

@@ -110,6 +110,57 @@ setup() {
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/follow.out")" $'msg-0\nmsg-1\nmsg-2\nnew-3\nnew-4'
 }
 
+@test "writer killed mid-batch: its unpublished commits and torn frame are never visible; a new writer rewrites them" {
+	dh-create --slots 8 --slot-size 64 "$ch"
+	read_bg follow --follow --count 5 --lines "$ch"
+	cp_bg w crash "$ch" 2 midbatch
+	await_stopped "$CPID"
+	local w=$CPID
+	dh_await lines_of "$BATS_TEST_TMPDIR/follow.out" 2
+	# stopped with msg-2 and msg-3 committed but not published, seq 4 torn
+	run -0 --separate-stderr dh-read --no-wait --from oldest --lines "$ch"
+	assert_output $'msg-0\nmsg-1'
+	run -1 --separate-stderr dh-validate "$ch"
+	assert_output "$ch: writer_stalled: writer (pid $w) alive but stopped; nothing can safely take its place [unrepairable]
+$ch: 1 problem remains (dh-validate --repair fixes what is safe)"
+
+	kill9 "$w"
+	run -1 dh-diagnose --slot 3 --json "$ch"
+	[ "$(jq -c '.slot | [.state, .seq]' <<<"$output")" = '["unpublished",3]' ]
+	run -1 dh-diagnose --slot 4 --json "$ch"
+	[ "$(jq -c '.slot | [.state, .seq]' <<<"$output")" = '["writing",4]' ]
+	run -1 --separate-stderr dh-read --from oldest --lines "$ch"
+	assert_output $'msg-0\nmsg-1'
+
+	crashpoint write "$ch" 3 new
+	status_of "$RPID"
+	[ "$st" -eq 0 ]
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/follow.out")" $'msg-0\nmsg-1\nnew-2\nnew-3\nnew-4'
+	run -0 --separate-stderr dh-read --from oldest --lines "$ch"
+	assert_output $'msg-0\nmsg-1\nnew-2\nnew-3\nnew-4'
+	refute_output --partial TORN
+	run -0 dh-validate "$ch"
+}
+
+@test "writer killed mid-batch: repair publishes the batch's messages a checksum proves whole, not the torn one" {
+	dh-create --slots 8 --slot-size 64 "$ch"
+	cp_bg w crash "$ch" 2 midbatch
+	await_stopped "$CPID"
+	local w=$CPID
+	kill9 "$w"
+	run -0 --separate-stderr dh-validate --repair "$ch"
+	assert_line "$ch: writer_dead: writer (crashpoint, pid $w) died at seq 2 without end-of-stream [repaired]"
+	assert_line "$ch: writer_unpublished: message 2 was complete but not published when the writer died [repaired]"
+	run -0 --separate-stderr dh-read --no-wait --lines "$ch"
+	assert_output $'msg-0\nmsg-1\nmsg-2\nmsg-3'
+	run -0 dh-validate "$ch"
+	assert_output "$ch: valid, 4 committed messages checked"
+	crashpoint write "$ch" 1 new
+	run -0 --separate-stderr dh-read --no-wait --from oldest --lines "$ch"
+	assert_output $'msg-0\nmsg-1\nmsg-2\nmsg-3\nnew-4'
+	refute_output --partial TORN
+}
+
 @test "keyed channel: without the key, repair cannot prove an unpublished message whole and leaves it invisible" {
 	local k=$BATS_TEST_TMPDIR/key
 	dh-create --keygen "$k"

@@ -60,6 +60,42 @@ setup() {
 	cmp "$T/in" "$T/out"
 }
 
+# has_lines FILE N: FILE has at least N lines.
+has_lines() {
+	[ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]
+}
+
+@test "lines from a slow source: each line is published as soon as the input has nothing more ready" {
+	# dh-write batches bursts; a line with no more input behind it must not
+	# wait in a batch for the next (or for end of input)
+	dh-create --slots 64 --slot-size 64 "$ch"
+	dh_feed "$ch" --lines
+	reader_bg r --lines "$ch"
+	for i in 1 2 3 4 5; do
+		echo "reading-$i" >&"$DH_FEED"
+		dh_await -t 5 has_lines "$T/r.out" "$i"
+	done
+	printf 'burst-%s\n' $(seq 1 3000) >&"$DH_FEED"
+	dh_await -t 10 has_lines "$T/r.out" 3005
+	dh_feed_end
+	status_of "$RPID"
+	assert_equal "$st" 0
+	run -0 sed -n '5p;6p;3005p' "$T/r.out"
+	assert_output $'reading-5\nburst-1\nburst-3000'
+}
+
+@test "lines: a 200000-line burst through a small ring arrives whole and in order, batched" {
+	seq 1 200000 >"$T/in"
+	dh-create --slots 256 --slot-size 64 "$ch"
+	reader_bg r --lines "$ch"
+	dh_await readers_at_least "$ch" 1
+	run -0 dh-write --lines "$ch" <"$T/in"
+	status_of "$RPID"
+	assert_equal "$st" 0
+	cmp "$T/in" "$T/r.out"
+	[ "$(dh-stat --json "$ch" | jq .channels[0].committed)" = 200000 ]
+}
+
 @test "null: NUL-terminated records, binary-safe round trip" {
 	printf 'one\0two\nlines\0\0\377\001\0' >"$T/in"
 	run -0 dh-write --create --null "$ch" <"$T/in"

@@ -136,6 +136,25 @@ test_sync()
 }
 
 static void
+test_batch()
+{
+	string n = mkchan(dh::policy::sync, 16);
+	dh::reader r(n);
+	dh::writer w(n);
+	unsigned cap = w.set_batch(100), four = w.set_batch(4);
+	for (int i = 0; i < 3; i++)
+		w.write(string("b") + std::to_string(i), dh::no_wait);
+	std::error_code ec;
+	auto none = r.next(dh::no_wait, ec);
+	ok(cap == 8 && four == 4 && w.pending() == 3 && !none && dh::is_timeout(ec),
+	   "batch: clamped to half the ring (%u), 3 commits pending, a reader sees none (%s)", cap, cstr(ec));
+	w.flush();
+	w.eos();
+	ok(w.pending() == 0 && drain(r) == std::vector<string>{"b0", "b1", "b2"},
+	   "batch: flush() publishes them; read in order");
+}
+
+static void
 test_ring()
 {
 	string n = mkchan(dh::policy::ring, 4);
@@ -750,10 +769,10 @@ int
 main()
 {
 	char tmpl[] = "/tmp/dhtest-cpp.XXXXXX";
-	plan(48);
+	plan(50);
 	tap_watch(120, "test_cpp");
 	if (!mkdtemp(tmpl)) {
-		fail_rest(48, "mkdtemp");
+		fail_rest(50, "mkdtemp");
 		return done();
 	}
 	tmpdir = tmpl;
@@ -763,6 +782,7 @@ main()
 		diag("dh-read is not on PATH: the interop tests will fail");
 
 	group("sync", 2, test_sync);
+	group("batch", 2, test_batch);
 	group("ring", 2, test_ring);
 	group("latest", 3, test_latest);
 	group("queue", 2, test_queue);

@@ -8,6 +8,8 @@
  *	midpayload  half of the payload "TORN..." is in the slot
  *	prepublish  payload, length, checksum and the even stamp are stored, the
  *	            committed count is not (what dh_writer_commit does up to there)
+ *	midbatch    with a batch of 4, two more messages are committed but not
+ *	            published, and a third is reserved with "TORN" half written
  * crashpoint [-k KEYFILE] read NAME
  *	read what is there without waiting: payloads one per line on stdout,
  *	"checksum mismatch at seq N" on stderr; exit 1 if any failed
@@ -104,10 +106,17 @@ do_crash(const char *name, unsigned long count, const char *point, const char *p
 	uint64_t s;
 	int n, rc;
 
-	if (strcmp(point, "reserve") && strcmp(point, "midpayload") && strcmp(point, "prepublish"))
+	if (strcmp(point, "reserve") && strcmp(point, "midpayload") && strcmp(point, "prepublish") &&
+	    strcmp(point, "midbatch"))
 		usage();
 	for (unsigned long i = 0; i < count; i++)
 		put(w, prefix);
+	if (strcmp(point, "midbatch") == 0) {
+		dh_writer_set_batch(w, 4);
+		put(w, prefix);
+		put(w, prefix);
+		point = "midpayload";
+	}
 	s = dh_writer_seq(w);
 	if ((rc = dh_writer_reserve(w, &buf, &cap, 5000000000ll)) < 0)
 		fail("reserve", rc);

@@ -90,6 +90,10 @@ check() {
 t_all=$(now)
 for m in "$top"/tests/model/*.pml; do
 	name=$(basename "$m" .pml)
+	# tests/model/run.sh NAME...: only those models
+	if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$name"; then
+		continue
+	fi
 	for v in $(variants "$m" verify | tr ' ' '+'); do
 		check "$m" "$name" "$(echo "$v" | tr '+' ' ')" verify
 	done

@@ -34,6 +34,39 @@ def test_every_message_in_order(chan, policy):
     assert got == list(enumerate(want))
 
 
+def test_a_batch_is_invisible_until_flushed_then_read_whole(chan):
+    n = chan()
+    dh.create(n, slots=16, slot_size=64, policy="sync")
+    with dh.Reader(n, timeout=0) as r, dh.Writer(n) as w:
+        assert w.set_batch(1000) == 8             # half the ring at most
+        assert w.set_batch(4) == 4
+        for p in payloads(3):
+            w.write(p)
+        assert w.pending == 3
+        with pytest.raises(dh.Timeout):
+            r.read()
+        w.flush()
+        assert w.pending == 0
+        got = []
+        for _ in range(3):
+            m = r.read()
+            got.append((m.seq, bytes(m.data)))
+        assert got == list(enumerate(payloads(3)))
+        w.write(b"last")                          # published by eos() on exit
+    with dh.Reader(n, timeout=1, start="held") as r:
+        assert [bytes(m.data) for m in r][-1] == b"last"
+
+
+def test_write_many_is_visible_when_it_returns(chan):
+    n = chan()
+    dh.create(n, slots=64, slot_size=8, policy="sync")
+    with dh.Reader(n, timeout=0) as r, dh.Writer(n, eos=False) as w:
+        assert w.write_many(b"abcdefgh" * 20, 8) == 20
+        assert w.pending == 0
+        got = [r.read().seq for _ in range(20)]
+    assert got == list(range(20))
+
+
 def test_latest_policy_delivers_the_newest(chan):
     n = chan()
     dh.create(n, slots=4, slot_size=64, policy="latest")

@@ -71,8 +71,10 @@ reader(void *arg)
 	return NULL;
 }
 
+/* batch > 1: publish in batches of that many, flushing now and then as a
+ * writer whose source runs dry would. */
 static int
-run(enum dh_policy policy, uint64_t count)
+run(enum dh_policy policy, uint64_t count, unsigned batch)
 {
 	char name[64];
 	struct dh_config c;
@@ -84,7 +86,7 @@ run(enum dh_policy policy, uint64_t count)
 	unsigned char buf[200];
 	int rc, ok = 1;
 
-	snprintf(name, sizeof name, "dhtest-tsan-%d-%d", (int)getpid(), (int)policy);
+	snprintf(name, sizeof name, "dhtest-tsan-%d-%d-%u", (int)getpid(), (int)policy, batch);
 	dh_config_init(&c);
 	c.slots = 32;
 	c.slot_size = sizeof buf;
@@ -105,8 +107,11 @@ run(enum dh_policy policy, uint64_t count)
 		fprintf(stderr, "writer open: %s\n", dh_strerror(rc));
 		ok = 0;
 	} else {
+		dh_writer_set_batch(w, batch);
 		for (uint64_t s = 0; s < count; s++) {
 			size_t len = 8 + s % (sizeof buf - 8);
+			if (batch > 1 && s % 37 == 0)
+				dh_writer_flush(w);
 			memcpy(buf, &s, 8);
 			memset(buf + 8, (unsigned char)s, len - 8);
 			if ((rc = dh_writer_write(w, buf, len, -1)) < 0) {
@@ -134,8 +139,8 @@ run(enum dh_policy policy, uint64_t count)
 		if (got != count)
 			ok = 0;
 	}
-	printf("%s %s: %llu messages, %llu delivered, %llu bad\n", ok && !bad ? "ok" : "not ok",
-	       dh_policy_name(policy), (unsigned long long)count, (unsigned long long)got,
+	printf("%s %s%s: %llu messages, %llu delivered, %llu bad\n", ok && !bad ? "ok" : "not ok",
+	       dh_policy_name(policy), batch > 1 ? " batched" : "", (unsigned long long)count, (unsigned long long)got,
 	       (unsigned long long)bad);
 	free(seen);
 	pthread_barrier_destroy(&ready);
@@ -149,7 +154,9 @@ main(int argc, char **argv)
 	uint64_t count = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
 	int ok = 1;
 
-	for (int p = DH_POLICY_LATEST; p <= DH_POLICY_QUEUE; p++)
-		ok &= run((enum dh_policy)p, count);
+	for (int p = DH_POLICY_LATEST; p <= DH_POLICY_QUEUE; p++) {
+		ok &= run((enum dh_policy)p, count, 1);
+		ok &= run((enum dh_policy)p, count, 16);
+	}
 	return ok ? 0 : 1;
 }
