@@ -636,7 +636,11 @@ print_pass(const struct pass *p)
 		for (size_t i = 0; i < p->n; i++)
 			if (p->c[i].error != 0) {
 				char name[4 * DH_NAME_MAX + 8];
-				cli_warnc(p->c[i].error, "%s", dh_stat_safe(p->c[i].name, name, sizeof name));
+				/* worded like the other commands' (issue 17) */
+				if (p->c[i].error == -ENOENT)
+					cli_warn("%s: no such channel", dh_stat_safe(p->c[i].name, name, sizeof name));
+				else
+					cli_warnc(p->c[i].error, "%s", dh_stat_safe(p->c[i].name, name, sizeof name));
 				failed = 1;
 			}
 	if (opt.fmt == FMT_TEXT) {

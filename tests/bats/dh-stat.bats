@@ -204,7 +204,7 @@ committed_is() {
 @test "a missing named channel: message, exit 1, the others still shown" {
 	dh-create "$ch"
 	run -1 --separate-stderr dh-stat "$ch-missing" "$ch"
-	assert_equal "$stderr" "dh-stat: $ch-missing: No such file or directory"
+	assert_equal "$stderr" "dh-stat: $ch-missing: no such channel"
 	assert_line --regexp "^channel +$ch\$"
 	refute_line --regexp "$ch-missing"
 }
