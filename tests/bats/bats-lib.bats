@@ -169,3 +169,15 @@ timed() {
 	assert_equal "${stderr_lines[0]}" "dh_assert_valid: $ch: dh-validate found problems:"
 	[[ "$stderr" == *reader_dead* ]] || fail "$stderr"
 }
+
+@test "the example of dh(7) TESTING WITH BATS runs and passes (./filter being cat)" {
+	mandoc -Tascii "$DH_TOP/man/dh.7" | sed 's/.\x08//g' |
+		awk '/^TESTING WITH BATS/ { on = 1 } on && /^ +load \/usr\/share/ { ex = 1 }
+		     ex { print } ex && /^ +}$/ { exit }' | sed 's/^           //' >"$T/ex.bats"
+	grep -q '^@test ' "$T/ex.bats" || fail "no example found: $(cat "$T/ex.bats")"
+	sed -i -e "s|^load /usr/share/dh/bats/dh.bash|load $DH_TOP/bats/dh.bash|" -e 's|\./filter|cat|' "$T/ex.bats"
+	run env -i PATH="$PATH" HOME="$HOME" "$BATS_ROOT/bin/bats" --tap "$T/ex.bats" 3>&-
+	assert_line "ok 1 the filter passes three lines through"
+	run -0 sh -c "ls /dev/shm | grep -c '^dh\.dhbats-ex-' || true"
+	assert_output 0
+}
