@@ -118,7 +118,8 @@ committed_is() {
 	dh_await readers_at_least "$ch" 1
 	kill -STOP "$reader"
 	seq 1 3 >&"$DH_FEED"
-	dh_await committed_is "$ch" 3
+	dh_wait_committed "$ch" 3
+	dh_assert_committed "$ch" 3
 	run -0 dh-stat
 	row=$(line_of "$ch" "$output")
 	head=${lines[0]}
@@ -154,7 +155,8 @@ committed_is() {
 	dh-create "$ch"
 	dh_feed "$ch" --lines
 	printf 'a\n' >&"$DH_FEED"
-	dh_await committed_is "$ch" 1
+	dh_wait_committed "$ch" 1
+	dh_assert_committed "$ch" 1
 	kill -KILL "$DH_FEED_PID"
 	wait "$DH_FEED_PID" || true
 	run -0 dh-stat

@@ -14,7 +14,7 @@ setup() {
 # that line and exits 0 at the end of the stream.
 run_pipeline() {
 	reader_bg "r$1" "$ch"
-	dh_await readers_at_least "$ch" 1
+	dh_wait_readers "$ch" 1
 	printf 'run-%s\n' "$1" | dh-write --wait-readers 1 "$ch"
 	status_of "$RPID"
 	assert_equal "$st" 0
@@ -36,7 +36,7 @@ run_pipeline() {
 	dh-create "$ch"
 	printf 'old\n' | dh-write "$ch"
 	reader_bg late "$ch"
-	dh_await readers_at_least "$ch" 1
+	dh_wait_readers "$ch" 1
 	dh_await eval '[ "$(proc_state '"$RPID"')" = S ]'
 	# it is waiting, not done: nothing out, still attached
 	kill -0 "$RPID"
@@ -51,7 +51,7 @@ run_pipeline() {
 	dh-create "$ch"
 	printf 'old\n' | dh-write "$ch"
 	reader_bg now --from now "$ch"
-	dh_await readers_at_least "$ch" 1
+	dh_wait_readers "$ch" 1
 	printf 'new\n' | dh-write --wait-readers 1 "$ch"
 	status_of "$RPID"
 	assert_equal "$st" 0
@@ -72,7 +72,7 @@ run_pipeline() {
 @test "--follow reads stream after stream" {
 	dh-create "$ch"
 	reader_bg f --follow "$ch"
-	dh_await readers_at_least "$ch" 1
+	dh_wait_readers "$ch" 1
 	printf 'one\n' | dh-write "$ch"
 	printf 'two\n' | dh-write "$ch"
 	dh_await has_lines "$BATS_TEST_TMPDIR/f.out" 2
@@ -84,9 +84,10 @@ run_pipeline() {
 	printf 'old1\nold2\n' | dh-write --lines "$ch"
 	dh_feed "$ch" --lines
 	echo new1 >&"$DH_FEED"
-	dh_await eval '[ "$(dh-stat --json "$ch" | jq ".channels[0].committed")" -eq 3 ]'
+	dh_wait_committed "$ch" 3
+	dh_assert_committed "$ch" 3
 	reader_bg mid --lines "$ch"
-	dh_await readers_at_least "$ch" 1
+	dh_wait_readers "$ch" 1
 	echo new2 >&"$DH_FEED"
 	dh_feed_end
 	status_of "$RPID"
@@ -108,7 +109,7 @@ run_pipeline() {
 	dh-create --slot-size 16 "$ch"
 	printf 'a\n' | dh-write --lines "$ch"
 	reader_bg waiting --lines "$ch"    # between streams: waits for the next
-	dh_await readers_at_least "$ch" 1
+	dh_wait_readers "$ch" 1
 	run -1 dh-write --csv "$ch" <<<"x,y"
 	run -1 dh-write --record-size 32 "$ch" <<<"abc"
 	[ "$(dh-stat --json "$ch" | jq -c '.channels[0] | [.end_of_stream, .stream, .writer]')" = '[true,1,null]' ]
