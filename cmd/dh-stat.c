@@ -64,7 +64,8 @@ static struct {
 static _Noreturn void
 help(void)
 {
-	printf("usage: %s\n       %s\n       %s\n\n", synopsis, synopsis_broker, synopsis_events);
+	cli_print_usage(stdout, (const char *const[]){ synopsis, synopsis_broker, synopsis_events, NULL });
+	putchar('\n');
 	printf("Show the channels in /dev/shm, or the full picture of each channel NAME.\n\n"
 	       "  --json           one JSON document per refresh\n"
 	       "  --prometheus     Prometheus text exposition format\n"

@@ -99,8 +99,9 @@ close_writer(void *p)
 static _Noreturn void
 help(void)
 {
-	printf("usage: %s\n\n", synopsis);
-	printf("Copy standard input into channel NAME until end of input, then mark end-of-stream.\n\n"
+	cli_print_usage(stdout, (const char *const[]){ synopsis, NULL });
+	putchar('\n');
+	printf("Copy standard input into channel NAME until end of input, then mark\nend-of-stream.\n\n"
 	       "  --create             create NAME if missing, with the geometry options below\n"
 	       "  --slots N, --slot-size SIZE, --policy P, --checksum C, --meta-size SIZE,\n"
 	       "  --max-readers N, --mode OCTAL, --evict-after DUR   as in dh-create(1)\n"
@@ -119,8 +120,8 @@ help(void)
 	       "  --wait-readers N     wait until N readers are attached before writing\n"
 	       "  --no-eos             do not mark end-of-stream at the end\n"
 	       "  --progress           live status line on standard error when it is a terminal\n"
-	       "  --meta FILE          replace the metadata zone with FILE (alone: read no input\n"
-	       "                       when standard input is a terminal)\n"
+	       "  --meta FILE          replace the metadata zone with FILE (- reads standard\n"
+	       "                       input, and no data then, nor with a terminal as input)\n"
 	       "  --name LABEL         label shown by dh-stat for this writer\n"
 	       "  --owner USER         use NAME only if USER owns it (default: $DH_OWNER, else\n"
 	       "                       only channels of yours or root's; --create too)\n"
@@ -234,7 +235,8 @@ write_meta(const struct opts *o)
 	struct dh_block *b;
 	char *data = NULL;
 	size_t len = 0, cap = 0;
-	int fd = open(o->meta, O_RDONLY | O_CLOEXEC), r;
+	int from_stdin = strcmp(o->meta, "-") == 0;
+	int fd = from_stdin ? 0 : open(o->meta, O_RDONLY | O_CLOEXEC), r;
 
 	if (fd < 0)
 		cli_diec(EXIT_FAIL, -errno, "%s", o->meta);
@@ -257,7 +259,8 @@ write_meta(const struct opts *o)
 			break;
 		len += (size_t)n;
 	}
-	close(fd);
+	if (!from_stdin)
+		close(fd);
 	r = dh_block_open(o->name, 0, &b);
 	if (r == 0) {
 		cli_owner_enforce(&o->owner, o->name, b, close_block, b);
@@ -617,7 +620,8 @@ main(int argc, char **argv)
 		create(&o);
 	if (o.meta != NULL) {
 		write_meta(&o);
-		if (isatty(0))
+		/* --meta - has consumed standard input: there is no data to write */
+		if (isatty(0) || strcmp(o.meta, "-") == 0)
 			return EXIT_OK;
 	}
 	cli_catch_signals(0);

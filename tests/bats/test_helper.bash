@@ -61,6 +61,19 @@ dh_man_synopsis() {
 		END { if (form != "") print form }'
 }
 
+# dh_usage_forms: read the output of --help, or a usage error, on stdin;
+# print its usage forms, one per line, the wrapped lines of each form
+# joined and blanks squeezed (what dh_man_synopsis prints of the page).
+dh_usage_forms() {
+	awk '
+		!on && sub(/^usage: /, "") { on = 1; form = $0; cmd = $1; next }
+		!on { next }
+		NF == 0 || $0 !~ /^ / { exit }
+		$1 == cmd { print form; form = $0; next }
+		{ form = form " " $0 }
+		END { if (on) print form }' | awk '{ $1 = $1; print }'
+}
+
 # dh_locked NAME: true while some process holds a lock on the channel's
 # file, i.e. while a participant (writer or reader) is attached and alive.
 dh_locked() {
