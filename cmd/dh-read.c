@@ -73,6 +73,12 @@ struct out {
 	char *buf;
 	size_t len, cap;
 	int err;                   /* first write error (-errno) */
+	size_t done;               /* bytes the failed flush got out */
+	/* queue: claims are kept until their bytes are out; where each kept
+	 * message ends in buf (0: written directly) */
+	struct dh_reader *keeper;
+	size_t *ends;
+	size_t nends;
 };
 
 /* Undo an open before refusing an untrusted owner (cli_owner_enforce). */
@@ -257,10 +263,28 @@ writev_all(struct iovec *iov, int n)
 static int
 flush(struct out *o)
 {
-	if (o->err == 0 && o->len > 0)
-		o->err = cli_write_all(1, o->buf, o->len);
-	o->len = 0;
-	return o->err;
+	while (o->err == 0 && o->done < o->len) {
+		ssize_t n = write(1, o->buf + o->done, o->len - o->done);
+
+		if (n < 0 && errno == EINTR && !cli_signal)
+			continue;
+		if (n < 0) {
+			o->err = -errno;
+		} else {
+			o->done += (size_t)n;
+			/* a signal cut the write short: do not block again */
+			if (cli_signal && o->done < o->len)
+				o->err = -EINTR;
+		}
+	}
+	if (o->err != 0)
+		return o->err;
+	o->len = o->done = 0;
+	/* everything delivered before the current message is out now */
+	if (o->keeper)
+		dh_reader_release_kept(o->keeper);
+	o->nends = 0;
+	return 0;
 }
 
 static int
@@ -431,6 +455,13 @@ pump(const struct opts *o, struct dh_reader *r)
 
 	if ((out.buf = malloc(out.cap)) == NULL)
 		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
+	/* A queue message is done only once written out: killed or cut off
+	 * before that, it is counted lost, never silently dropped. */
+	if (dh_reader_keep_claims(r) == 0) {
+		out.keeper = r;
+		if ((out.ends = malloc(sizeof *out.ends * (dh_block_config(dh_reader_block(r))->slots + 1))) == NULL)
+			cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
+	}
 	/* On a channel that evicts stalled readers, a message used in place
 	 * stays held until we let go of it: copy it out and let go before
 	 * writing, so a stalled consumer downstream holds nothing. */
@@ -460,6 +491,8 @@ pump(const struct opts *o, struct dh_reader *r)
 			if (m.lost > 0 && !o->quiet)
 				lost_report(o, &lost, m.lost, m.seq, 0);
 			rc = o->sc != NULL ? emit_record(&out, o, &m) : emit(&out, o->mode, &m);
+			if (out.keeper && out.err == 0)
+				out.ends[out.nends++] = out.len;
 			if (rc == -EMSGSIZE && out.err == 0) {
 				cli_warn("%s: message at seq %llu is %zu bytes, not a record of the schema (%u bytes)",
 					 o->name, (unsigned long long)m.seq, m.len, o->sc->size);
@@ -491,12 +524,26 @@ pump(const struct opts *o, struct dh_reader *r)
 			break;          /* DH_END, -EAGAIN with --no-wait, or an error */
 		}
 	}
-	dh_reader_release(r);
 	lost_report(o, &lost, 0, 0, 1);
 	flush(&out);
+	if (out.err == 0) {
+		dh_reader_release(r);
+	} else if (out.keeper) {
+		size_t passed = 0;
+
+		while (passed < out.nends && out.ends[passed] <= out.done)
+			passed++;
+		uint64_t n = dh_reader_settle(r, passed);
+
+		if (n > 0 && !o->quiet)
+			cli_warn("%s: %llu claimed messages not written out, counted lost", o->name,
+				 (unsigned long long)n);
+	}
 	free(out.buf);
+	free(out.ends);
 	free(own);
-	if (out.err != 0 && out.err != -EPIPE) {
+	/* interrupted while the output was blocked: a signal exit, not a write error */
+	if (out.err != 0 && out.err != -EPIPE && !(out.err == -EINTR && cli_signal)) {
 		cli_warnc(out.err, "write error");
 		ret = EXIT_FAIL;
 	}

@@ -633,6 +633,8 @@ dh__reap(struct dh_block *b, int index, int self_index)
 			}
 		}
 	}
+	if (b->pol->positions_hold && index > 0)
+		dh__fold_drained(b->hdr, atomic_load(&e->position));
 	atomic_store(&e->claim, DH_SEQ_NONE);
 	atomic_store(&e->state, dh__ent_with(word, DH_ENT_FREE));
 	if (index > 0)
@@ -688,6 +690,11 @@ dh_block_snapshot(struct dh_block *b, struct dh_snapshot *s)
 	s->checksum_failures = atomic_load(&h->checksum_failures);
 	s->schema_mismatches = atomic_load(&h->schema_mismatches);
 	s->key_mismatches = atomic_load(&h->key_mismatches);
+	s->acked_schema_mismatches = atomic_load(&h->acked_schema_mismatches);
+	s->acked_key_mismatches = atomic_load(&h->acked_key_mismatches);
+	s->acked_checksum_failures = atomic_load(&h->acked_checksum_failures);
+	s->acked_queue_lost = atomic_load(&h->acked_queue_lost);
+	s->drained = atomic_load(&h->drained);
 	s->keyed = b->cfg.checksum == DH_CHECKSUM_MAC;
 	s->claim_head = atomic_load(&h->claim_head);
 	s->writer_sessions = atomic_load(&h->writer_sessions);

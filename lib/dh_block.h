@@ -200,6 +200,10 @@ struct dh_snapshot {
 	uint64_t readers_lost;       /* messages readers lost to laps (ring) or asked for unheld, ever */
 	uint64_t checksum_failures;
 	uint64_t schema_mismatches, key_mismatches;
+	/* the four counters' values dh-validate --repair last acknowledged:
+	 * health counts only what came after */
+	uint64_t acked_schema_mismatches, acked_key_mismatches, acked_checksum_failures, acked_queue_lost;
+	uint64_t drained;            /* sync: seq up to which departed readers consumed */
 	uint64_t claim_head;         /* queue: next seq to claim (backlog = committed - claim_head) */
 	uint64_t writer_sessions;    /* writers that have opened the channel */
 	uint32_t data_waiters;       /* readers asleep waiting for data now */

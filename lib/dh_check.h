@@ -22,6 +22,8 @@ enum dh_finding_kind {
 	DH_FIND_DESC,               /* slot descriptor out of range */
 	DH_FIND_STATE,              /* header counters or table entry inconsistent */
 	DH_FIND_KEY_UNVERIFIED,     /* keyed channel checked without its key: MACs not verified */
+	DH_FIND_ACKNOWLEDGED,       /* repair: past refusals, checksum failures and queue losses
+	                               acknowledged; health reports only later ones */
 	DH_FIND_LAST
 };
 

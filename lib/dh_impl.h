@@ -109,6 +109,17 @@ struct dh_hdr {
 	DH_ALIGNED(64) _Atomic uint64_t stream;      /* current stream number, 0: none yet */
 	_Atomic uint64_t stream_start;               /* seq of its first message */
 	_Atomic uint64_t readers_lost;               /* messages readers lost to laps, ever */
+	/* sync: seq up to which readers that have left had consumed.  With
+	 * no reader attached the writer keeps everything from here on, as a
+	 * pipe keeps unread bytes; a reader that arrives after the stream
+	 * ended reads what is left of it from here. */
+	_Atomic uint64_t drained;
+	/* Counter values dh-validate --repair acknowledged: health describes
+	 * what happened since, the counters above stay lifetime totals. */
+	_Atomic uint64_t acked_schema_mismatches;
+	_Atomic uint64_t acked_key_mismatches;
+	_Atomic uint64_t acked_checksum_failures;
+	_Atomic uint64_t acked_queue_lost;
 };
 
 /*
@@ -269,6 +280,17 @@ void dh__futex_wake(_Atomic uint32_t *word);
 /* As dh__futex_wait, but -EINTR only once c is raised (c may be NULL: plain). */
 int dh__futex_wait_cancel(struct dh_cancel *c, _Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns);
 int dh__cancel_sleep(struct dh_cancel *c, int64_t ns);
+
+/* A sync reader leaves (closed, or reaped dead): what it consumed stays
+ * consumed for the writer and for readers that come later. */
+static inline void
+dh__fold_drained(struct dh_hdr *h, uint64_t position_word)
+{
+	uint64_t pos = position_word & ~DH_POS_HOLD, cur = atomic_load(&h->drained);
+
+	while (cur < pos && !atomic_compare_exchange_weak(&h->drained, &cur, pos))
+		;
+}
 
 static inline void *
 dh__slot(const struct dh_block *b, uint64_t seq)

@@ -138,8 +138,32 @@ struct dh_msg {
 int dh_reader_next(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns);
 
 /* Done with the current message: advances the position (sync) or marks the
- * queue claim done, letting the writer reuse the slot.  Implied by next. */
+ * queue claim done (and every kept one), letting the writer reuse the slot.
+ * Implied by next unless claims are kept. */
 void dh_reader_release(struct dh_reader *r);
+
+/*
+ * Queue: keep the claims of delivered messages until dh_reader_release
+ * (which then marks them all done) instead of releasing each at the next
+ * call, so that a message is done only once the caller has passed it on
+ * (dh-read: written to its output).  A reader killed meanwhile has its
+ * claims counted lost by whoever reaps it, never silently dropped.  At most
+ * one claim per slot, so the writer waits for the caller's release once
+ * they fill the ring: release before blocking on anything.  0, -EINVAL on
+ * other policies, -ENOMEM.
+ */
+int dh_reader_keep_claims(struct dh_reader *r);
+
+/* Queue, keeping claims: mark done the messages delivered before the
+ * current one (their bytes are out; the current one's may not be). */
+void dh_reader_release_kept(struct dh_reader *r);
+
+/* Queue, keeping claims, when the caller stops: of the messages still
+ * claimed (the kept ones in delivery order, then the current one), the
+ * first `passed` were passed on and are marked done; the others are marked
+ * done and counted lost (queue_lost, the entry's lost).  Returns how many
+ * were counted lost. */
+uint64_t dh_reader_settle(struct dh_reader *r, uint64_t passed);
 
 /* Make every wait of r return -EINTR once c is raised (NULL: none). */
 void dh_reader_set_cancel(struct dh_reader *r, struct dh_cancel *c);

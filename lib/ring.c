@@ -233,7 +233,7 @@ sync_space(struct dh_writer *w, uint64_t s, int live)
 {
 	struct dh_block *b = w->b;
 	uint64_t need = s + 1 - b->cfg.slots, gen, min = UINT64_MAX, now = 0;
-	int blocked = 0;
+	int blocked = 0, seen = 0;
 
 	gen = atomic_load(&b->hdr->reader_gen);
 	if (s < b->cfg.slots || (gen == w->gen_cache && w->min_cache >= need))
@@ -270,6 +270,7 @@ sync_space(struct dh_writer *w, uint64_t s, int live)
 				}
 			}
 		}
+		seen = 1;
 		pos = raw & ~DH_POS_HOLD;
 		if (!holds_back(raw, need, st == DH_ENT_EVICTED)) {
 			if (st == DH_ENT_EVICTED)
@@ -279,6 +280,12 @@ sync_space(struct dh_writer *w, uint64_t s, int live)
 		}
 		if (pos < min)
 			min = pos;
+	}
+	if (!seen) {
+		/* Nobody attached: like a pipe's writer, keep what no reader
+		 * has consumed rather than overwrite it. */
+		min = atomic_load(&b->hdr->drained);
+		blocked = min < need;
 	}
 	w->gen_cache = gen;
 	w->min_cache = min;
@@ -516,6 +523,17 @@ dh_writer_wait_readers(struct dh_writer *w, unsigned n, int64_t timeout_ns)
 	return 0;
 }
 
+/* As for data: only the first release after the writer went to sleep
+ * makes a system call. */
+static void
+wake_writer(struct dh_hdr *h)
+{
+	if (atomic_load(&h->space_sleep) && atomic_exchange(&h->space_sleep, 0)) {
+		atomic_fetch_add(&h->space_futex, 1);
+		dh__futex_wake(&h->space_futex);
+	}
+}
+
 /* --- reader --------------------------------------------------------------- */
 
 struct dh_reader {
@@ -534,6 +552,8 @@ struct dh_reader {
 	unsigned char *copy;
 	uint64_t dead_checked;  /* mono ns of the last writer liveness check */
 	struct dh_cancel *cancel;
+	uint64_t *kept;         /* queue, dh_reader_keep_claims: delivered, still claimed */
+	uint32_t nkept;
 };
 
 int
@@ -590,23 +610,34 @@ dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_re
 
 	n = b->cfg.slots;
 	/* A consistent look at the stream: see dh_writer_open for the order. */
-	uint64_t stream, eos, sstart;
+	uint64_t stream, eos, sstart, unread;
 	do {
 		stream = atomic_load(&h->stream);
 		eos = atomic_load(&h->eos_seq);
 		sstart = atomic_load(&h->stream_start);
 		c = atomic_load(&h->committed);
+		/* sync: what readers that left consumed; queue: what was claimed */
+		unread = b->pol->claims ? atomic_load(&h->claim_head) : atomic_load(&h->drained);
 	} while (atomic_load(&h->stream) != stream);
 	oldest = c > n ? c - n : 0;
+	if (unread < oldest)
+		unread = oldest;
 	/* Like opening a FIFO: a reader that arrives after the stream ended
-	 * waits for the next one and reads it from its first message.  The
-	 * held tail of the ended stream stays reachable with an explicit
-	 * start (oldest, a seq), and without waiting (dh-read --no-wait). */
-	if (eos != DH_SEQ_NONE && eos <= c &&
+	 * gets what no reader consumed of it (the lossless policies keep
+	 * that for it) and otherwise waits for the next stream and reads it
+	 * from its first message.  The held tail of the ended stream stays
+	 * reachable with an explicit start (oldest, a seq), and without
+	 * waiting (dh-read --no-wait). */
+	if (eos != DH_SEQ_NONE && eos <= c && opts->start == DH_START_DEFAULT &&
+	    (b->pol->positions_hold || b->pol->claims) && unread < eos) {
+		oldest = unread;
+	} else if (eos != DH_SEQ_NONE && eos <= c &&
 	    (opts->start == DH_START_DEFAULT || opts->start == DH_START_NOW)) {
 		r->between = 1;
 		r->joined = stream;
 		c = eos;
+	} else if (opts->start == DH_START_DEFAULT && b->pol->positions_hold && unread < sstart) {
+		oldest = unread; /* an earlier stream's rest nobody read, kept for us: first */
 	} else if (opts->start == DH_START_DEFAULT && sstart > oldest && sstart <= c) {
 		oldest = sstart; /* the running stream's first message, not the last one's tail */
 	}
@@ -651,6 +682,7 @@ dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_re
 	 * each other (C11 allows it; ARMv8.3 LDAPR does it): one of the two
 	 * must see the other, so a full fence here, off the hot path. */
 	atomic_thread_fence(memory_order_seq_cst);
+	wake_writer(h); /* a sync writer may be keeping messages for a reader */
 	*out = r;
 	return 0;
 }
@@ -661,19 +693,78 @@ dh_reader_set_cancel(struct dh_reader *r, struct dh_cancel *c)
 	r->cancel = c;
 }
 
-/* As for data: only the first release after the writer went to sleep
- * makes a system call. */
-static void
-wake_writer(struct dh_hdr *h)
+static void release_current(struct dh_reader *r);
+
+/* Mark queue message seq done, from our own claim only: if the word is
+ * not ours any more (damage), we release nothing rather than clobber a slot
+ * the writer may have reused.  seq_cst, like the sync position: ordered
+ * before the sleep-flag check in wake_writer.  1 if it was ours. */
+static int
+claim_done(struct dh_reader *r, uint64_t seq)
 {
-	if (atomic_load(&h->space_sleep) && atomic_exchange(&h->space_sleep, 0)) {
-		atomic_fetch_add(&h->space_futex, 1);
-		dh__futex_wake(&h->space_futex);
+	uint64_t mine = qword(seq, (uint64_t)r->idx);
+
+	return atomic_compare_exchange_strong(&dh__desc(r->b, seq)->qword, &mine, qword(seq, DH_Q_DONE));
+}
+
+int
+dh_reader_keep_claims(struct dh_reader *r)
+{
+	if (!r->b->pol->claims)
+		return -EINVAL;
+	if (!r->kept && !(r->kept = malloc(sizeof *r->kept * r->b->cfg.slots)))
+		return -ENOMEM;
+	return 0;
+}
+
+void
+dh_reader_release_kept(struct dh_reader *r)
+{
+	if (!r->nkept)
+		return;
+	for (uint32_t i = 0; i < r->nkept; i++)
+		claim_done(r, r->kept[i]);
+	r->nkept = 0;
+	wake_writer(r->b->hdr);
+}
+
+uint64_t
+dh_reader_settle(struct dh_reader *r, uint64_t passed)
+{
+	uint64_t n = 0;
+
+	if (!r->kept)
+		return 0;
+	if (r->held) {
+		if (r->nkept == r->b->cfg.slots)
+			dh_reader_release_kept(r); /* damage only, as in next */
+		r->kept[r->nkept++] = r->held_seq;
+		r->held = 0;
+		atomic_store_explicit(&r->e->claim, DH_SEQ_NONE, memory_order_relaxed);
 	}
+	for (uint32_t i = 0; i < r->nkept; i++)
+		if (claim_done(r, r->kept[i]) && i >= passed)
+			n++;
+	r->nkept = 0;
+	if (n) {
+		atomic_fetch_add(&r->b->hdr->queue_lost, n);
+		bump(&r->e->lost, n);
+		wake_writer(r->b->hdr);
+	}
+	return n;
 }
 
 void
 dh_reader_release(struct dh_reader *r)
+{
+	dh_reader_release_kept(r);
+	release_current(r);
+}
+
+/* The message handed out last, not the kept ones (their bytes may still
+ * be on their way out). */
+static void
+release_current(struct dh_reader *r)
 {
 	struct dh_block *b = r->b;
 
@@ -681,13 +772,7 @@ dh_reader_release(struct dh_reader *r)
 		return;
 	r->held = 0;
 	if (b->pol->claims) {
-		/* From our own claim only: if the word is not ours any more
-		 * (damage), we release nothing rather than clobber a slot the
-		 * writer may have reused.  seq_cst, like the sync position below:
-		 * ordered before the sleep-flag check in wake_writer. */
-		uint64_t mine = qword(r->held_seq, (uint64_t)r->idx);
-		atomic_compare_exchange_strong(&dh__desc(b, r->held_seq)->qword, &mine,
-					       qword(r->held_seq, DH_Q_DONE));
+		claim_done(r, r->held_seq);
 		atomic_store_explicit(&r->e->claim, DH_SEQ_NONE, memory_order_relaxed);
 	} else {
 		/* seq_cst: ordered before the waiter check, like the writer's commit */
@@ -702,11 +787,14 @@ dh_reader_close(struct dh_reader *r)
 	if (!r)
 		return;
 	dh_reader_release(r);
+	if (r->b->pol->positions_hold)
+		dh__fold_drained(r->b->hdr, atomic_load(&r->e->position));
 	atomic_store(&r->e->state, dh__ent_with(atomic_load(&r->e->state), DH_ENT_FREE));
 	wake_writer(r->b->hdr);
 	dh__lock_drop(r->b->fd, r->idx);
 	dh_block_close(r->b);
 	free(r->copy);
+	free(r->kept);
 	free(r);
 }
 
@@ -1119,7 +1207,7 @@ next_queue(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 	r->held_seq = s;
 	st = atomic_load_explicit(&d->stamp, memory_order_acquire);
 	if (st != 2 * s + 2 || d->length > b->cfg.slot_size) {
-		dh_reader_release(r);
+		release_current(r);
 		m->seq = s;
 		return fail(r, -DH_ECORRUPT);
 	}
@@ -1127,7 +1215,7 @@ next_queue(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 	    dh__check_verify(b, s, dh__slot(b, s), d->length, d->check) < 0) {
 		count_bad(r);
 		m->seq = s;
-		dh_reader_release(r);
+		release_current(r);
 		return -DH_ECHECKSUM;
 	}
 	deliver(r, m, dh__slot(b, s), d->length, s, d->time_ns);
@@ -1144,8 +1232,17 @@ dh_reader_next(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 {
 	const struct dh_policy_desc *pol = r->b->pol;
 
-	if (!pol->positions_hold)
+	if (r->kept && r->held) {
+		/* passed on only when the caller says so (dh_reader_release);
+		 * one claim per slot, so the array cannot fill unless the
+		 * segment is damaged */
+		if (r->nkept == r->b->cfg.slots)
+			dh_reader_release_kept(r);
+		r->kept[r->nkept++] = r->held_seq;
+		r->held = 0;
+	} else if (!pol->positions_hold) {
 		dh_reader_release(r);
+	}
 	if (pol->newest_only)
 		return next_latest(r, m, timeout_ns);
 	if (pol->claims)

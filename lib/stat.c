@@ -135,7 +135,8 @@ dh_stat_derive(const struct dh_snapshot *s, uint64_t now_ns, struct dh_stat *out
 		st.fill = st.lag < s->cfg.slots ? st.lag : s->cfg.slots;
 	if (st.writer == DH_P_DEAD && !s->eos)
 		st.health |= DH_HEALTH_WRITER_DEAD;
-	if (s->checksum_failures > 0)
+	/* past events that dh-validate --repair acknowledged do not count */
+	if (s->checksum_failures > s->acked_checksum_failures)
 		st.health |= DH_HEALTH_CHECKSUM;
 	if (st.readers_dead)
 		st.health |= DH_HEALTH_READER_DEAD;
@@ -143,9 +144,9 @@ dh_stat_derive(const struct dh_snapshot *s, uint64_t now_ns, struct dh_stat *out
 		st.health |= DH_HEALTH_EVICTED;
 	if (st.readers_unknown)
 		st.health |= DH_HEALTH_UNKNOWN;
-	if (s->schema_mismatches > 0 || s->key_mismatches > 0)
+	if (s->schema_mismatches > s->acked_schema_mismatches || s->key_mismatches > s->acked_key_mismatches)
 		st.health |= DH_HEALTH_MISMATCH;
-	if (st.lost > 0 || s->queue_lost > 0)
+	if (st.lost > 0 || s->queue_lost > s->acked_queue_lost)
 		st.health |= DH_HEALTH_LOST;
 	if (dh_policy_info(s->cfg.policy)->positions_hold && st.writer == DH_P_ALIVE && st.lag_known &&
 	    st.lag >= s->cfg.slots)
@@ -360,6 +361,11 @@ json_channel(const struct dh_stat_channel *c, uint64_t now_ns, unsigned flags)
 			      ju64(s->readers_lost), "checksum_failures",
 			      ju64(s->checksum_failures), "schema_mismatches", ju64(s->schema_mismatches),
 			      "key_mismatches", ju64(s->key_mismatches)));
+	/* what health no longer counts (dh-validate --repair) */
+	bad |= jset(o, "acknowledged",
+		    json_pack("{so so so so}", "checksum_failures", ju64(s->acked_checksum_failures),
+			      "schema_mismatches", ju64(s->acked_schema_mismatches), "key_mismatches",
+			      ju64(s->acked_key_mismatches), "queue_lost", ju64(s->acked_queue_lost)));
 	if (s->nparticipants > 0 && (s->part[0].state != DH_P_FREE || flags & DH_STAT_ALL))
 		w = json_participant(s, 0);
 	else

@@ -25,6 +25,7 @@ static const char *const finding_names[] = {
 	[DH_FIND_DESC] = "descriptor",
 	[DH_FIND_STATE] = "state",
 	[DH_FIND_KEY_UNVERIFIED] = "key_unverified",
+	[DH_FIND_ACKNOWLEDGED] = "acknowledged",
 };
 
 static const char *const action_names[] = {
@@ -525,6 +526,31 @@ probe_fd(const struct dh_block *b)
 	return fd;
 }
 
+/* Health describes the present: events up to now are acknowledged, their
+ * lifetime counters stay.  Last, so that failures this run quarantined are
+ * among them. */
+static void
+acknowledge(struct ctx *c)
+{
+	struct dh_hdr *h = c->b->hdr;
+	uint64_t sm = atomic_load(&h->schema_mismatches), km = atomic_load(&h->key_mismatches);
+	uint64_t cf = atomic_load(&h->checksum_failures), ql = atomic_load(&h->queue_lost);
+	uint64_t n = (sm - atomic_load(&h->acked_schema_mismatches)) + (km - atomic_load(&h->acked_key_mismatches)) +
+		     (cf - atomic_load(&h->acked_checksum_failures)) + (ql - atomic_load(&h->acked_queue_lost));
+
+	if (n == 0)
+		return;
+	atomic_store(&h->acked_schema_mismatches, sm);
+	atomic_store(&h->acked_key_mismatches, km);
+	atomic_store(&h->acked_checksum_failures, cf);
+	atomic_store(&h->acked_queue_lost, ql);
+	/* informational: nothing was broken, and "repaired N" stays the count of fixes */
+	add(c->rep, DH_FIND_ACKNOWLEDGED, DH_ACT_NONE,
+	    "acknowledged %llu schema and %llu key refusals, %llu checksum failures, %llu queue messages lost "
+	    "(lifetime totals)",
+	    (unsigned long long)sm, (unsigned long long)km, (unsigned long long)cf, (unsigned long long)ql);
+}
+
 int
 dh_check_run(struct dh_block *b, int flags, uint64_t stall_ns, struct dh_report *rep)
 {
@@ -551,6 +577,8 @@ dh_check_run(struct dh_block *b, int flags, uint64_t stall_ns, struct dh_report 
 	check_writer(&c);
 	check_readers(&c);
 	check_slots(&c);
+	if (c.repair)
+		acknowledge(&c);
 	free(c.buf);
 	close(c.fd);
 	return 0;

@@ -170,7 +170,7 @@ writer_waited() {
 	[ "$(jdiag "$1" .counters.writer_waits)" -ge 1 ]
 }
 
-@test "sync reader killed while it blocks a writer: the writer reaps it and goes on" {
+@test "sync reader killed while it blocks a writer: the writer reaps it and keeps what it left unread" {
 	dh-create --slots 4 --slot-size 64 "$ch"
 	cp_bg r hold "$ch" 1
 	local r=$CPID
@@ -182,12 +182,15 @@ writer_waited() {
 	! exited "$w"
 
 	kill9 "$r"
+	dh_await eval '[ "$(dh-diagnose --json "$ch" | jq .counters.readers_reaped)" = 1 ]'
+	# the dead reader never consumed msg-0: like a pipe's, the writer keeps
+	# it (and what follows) for the next reader instead of overwriting it
+	run -0 --separate-stderr dh-read --lines "$ch"
+	assert_output $'msg-0\nmsg-1\nmsg-2\nmsg-3\nnew-4\nnew-5'
 	status_of "$w"
 	[ "$st" -eq 0 ]
 	run -0 dh-diagnose --json "$ch"
 	[ "$(jq -c '[.verdict, .readers, .counters.readers_reaped, .stream.committed]' <<<"$output")" = '["healthy",[],1,6]' ]
-	run -0 --separate-stderr dh-read --from oldest --lines "$ch"
-	assert_output $'msg-2\nmsg-3\nnew-4\nnew-5'
 }
 
 @test "sync reader killed with no writer running: DEAD, reclaimed by --repair, a no-op the second time" {
@@ -206,9 +209,14 @@ writer_waited() {
 	assert_output "$ch: valid, 4 committed messages checked"
 	run -0 dh-diagnose --json "$ch"
 	[ "$(jq -c '[.readers, .counters.readers_reaped]' <<<"$output")" = '[[],1]' ]
-	crashpoint write "$ch" 2 new
+	# nothing was consumed: the next writer waits for a reader rather than overwrite
+	cp_bg w write "$ch" 2 new
+	local w=$CPID
+	dh_await writer_waited "$ch"
 	run -0 --separate-stderr dh-read --from oldest --lines "$ch"
-	assert_output $'msg-2\nmsg-3\nnew-4\nnew-5'
+	assert_output $'msg-0\nmsg-1\nmsg-2\nmsg-3\nnew-4\nnew-5'
+	status_of "$w"
+	[ "$st" -eq 0 ]
 }
 
 @test "queue reader killed holding a claim: the message is counted lost, never delivered twice" {

@@ -294,7 +294,7 @@ committed_is() {
 # --- --watch ------------------------------------------------------------------
 
 @test "--watch --json: one document per refresh with rates; SIGINT exits 130" {
-	dh-create "$ch"
+	dh-create --slots 128 "$ch"   # room for the 100 lines: no reader is attached
 	dh_feed "$ch" --lines
 	dh_bg sh -c 'exec dh-stat --watch 50ms --json "$1" >"$2" 2>"$2.err"' sh "$ch" "$T/w"
 	pid=$DH_BG_PID
