@@ -51,7 +51,7 @@ dh_channel_name() {
 }
 
 dh_temp_channel() {
-	local tag= name
+	local tag='' name
 	if [ "${1:-}" = -t ]; then
 		tag=$2
 		shift 2
@@ -99,7 +99,7 @@ _dh_show() {
 # _dh_timeout_opts "$@": parse -t S / -m WHAT into _dh_t / _dh_m, leaving
 # the count of words consumed in _dh_n.
 _dh_timeout_opts() {
-	_dh_t=$DH_WAIT_TIMEOUT _dh_m= _dh_n=0
+	_dh_t=$DH_WAIT_TIMEOUT _dh_m='' _dh_n=0
 	while :; do
 		case ${1:-} in
 		-t) _dh_t=$2 ;;

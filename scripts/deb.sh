@@ -13,7 +13,8 @@ src=$out/src
 rm -rf "$src" "$out"/*.deb "$out"/*.ddeb "$out"/*.buildinfo "$out"/*.changes
 mkdir -p "$src"
 if git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
-	# a tracked file deleted in the work tree is left out
+	# a tracked file deleted in the work tree is left out ($f is the inner sh's)
+	# shellcheck disable=SC2016
 	(cd "$top" && git ls-files -z --cached --others --exclude-standard |
 		xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
 		xargs -0 cp --parents -t "$src")
