@@ -23,6 +23,8 @@ else
 		xargs -0 cp --parents -t "$src")
 fi
 echo "deb: dpkg-buildpackage in $src (log: $out/build.log)"
+# run from make (make deb, make check): not the caller's jobserver or flags
+unset MAKEFLAGS MFLAGS MAKELEVEL
 if ! (cd "$src" && DEB_BUILD_OPTIONS="parallel=${DEB_JOBS:-2} ${DEB_BUILD_OPTIONS:-}" \
 	dpkg-buildpackage -b -us -uc) >"$out/build.log" 2>&1; then
 	tail -40 "$out/build.log" >&2
