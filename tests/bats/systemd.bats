@@ -103,3 +103,21 @@ verify() { # UNIT-FILE...: systemd-analyze verify within the scratch root
 	run -0 $cmd
 	assert_output ""
 }
+
+@test "dh-broker.service's command line serves: a client lists through its socket, SIGTERM stops it cleanly" {
+	# /run/dh-broker (RuntimeDirectory=) moved into the test's directory
+	run_dir=$BATS_TEST_TMPDIR/run
+	mkdir -p "$run_dir"
+	cmd=$(sed -n 's/^ExecStart=//p' "$U/dh-broker.service")
+	cmd=${cmd//\/run\/dh-broker/$run_dir}
+	cmd=${cmd/\/usr\/local\/bin\//$R/usr/local/bin/}
+	# shellcheck disable=SC2086
+	dh_bg $cmd
+	dh_wait -m "the broker's sockets" test -S "$run_dir/broker.sock" -a -S "$run_dir/events.sock"
+	run -0 dh-stat --broker "ipc://$run_dir/broker.sock" --json
+	jq -e '.channels == []' <<<"$output"
+	kill -TERM "$DH_BG_PID"
+	run wait "$DH_BG_PID"
+	assert_equal "$status" 143
+	[ ! -e "$run_dir/broker.sock" ] || fail "the broker left its socket behind"
+}
