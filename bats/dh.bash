@@ -5,7 +5,7 @@
 #     load /usr/share/dh/bats/dh.bash
 #     load "$DH_TOP/bats/dh.bash"
 # and call dh_cleanup from teardown (it runs even when the test failed).
-# Needs bash, jq, and the dh commands on PATH.
+# Needs bash 5 (EPOCHREALTIME), jq, and the dh commands on PATH.
 #
 # Channels:    dh_channel_name [TAG]     a name unique to this test
 #              dh_temp_channel [-t TAG] [DH-CREATE-OPTION...]
