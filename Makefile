@@ -23,7 +23,7 @@ LIB_SRC = $(sort $(wildcard lib/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_SRC = $(sort $(wildcard cmd/dh-*.c))
 CMDS = $(CMD_SRC:cmd/%.c=$(BUILD)/bin/%)
-CLI_OBJ = $(BUILD)/cmd/cli.o $(BUILD)/cmd/broker_cli.o $(BUILD)/cmd/csv_cli.o
+CLI_OBJ = $(BUILD)/cmd/cli.o $(BUILD)/cmd/broker_cli.o $(BUILD)/cmd/csv_cli.o $(BUILD)/cmd/progress.o
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNITS = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBDH = $(BUILD)/libdh.a
@@ -57,7 +57,20 @@ $(LIBDH_SO): $(LIB_PIC) lib/libdh.map
 
 $(BUILD)/bin/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(LIBDH)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(CLI_OBJ) $(LIBDH) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(CMD_OBJ) $(CLI_OBJ) $(LIBDH) $(LDLIBS) $(CMD_LIBS)
+
+# dh-stat's live views (issue 17): the HTTP server and the terminal library
+# are linked into dh-stat only.
+STAT_PKGS = libmicrohttpd ncursesw
+ifeq ($(filter clean deps,$(MAKECMDGOALS)),)
+STAT_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(STAT_PKGS) 2>/dev/null)
+STAT_LIBS := $(shell $(PKG_CONFIG) --libs $(STAT_PKGS) 2>/dev/null)
+endif
+STAT_OBJ = $(BUILD)/cmd/stat_serve.o $(BUILD)/cmd/stat_top.o
+$(STAT_OBJ): ALL_CFLAGS += $(STAT_CFLAGS)
+$(BUILD)/bin/dh-stat: $(STAT_OBJ)
+$(BUILD)/bin/dh-stat: CMD_OBJ = $(STAT_OBJ)
+$(BUILD)/bin/dh-stat: CMD_LIBS = $(STAT_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBDH)
 	@mkdir -p $(dir $@)

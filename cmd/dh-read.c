@@ -11,16 +11,17 @@
 
 #include "broker_cli.h"
 #include "cli.h"
+#include "progress.h"
 
 static const char synopsis[] =
 	"dh-read [-q] [--follow] [--count N] [--from oldest|latest|now|SEQ] [--no-wait] "
 	"[--lines | --null | --framed | --json | --csv] [--timeout DUR] [--key FILE] [--schema SPEC] [--strict] "
-	"[--name LABEL] [--owner USER] [--meta] [--wait-channel DUR] "
+	"[--name LABEL] [--owner USER] [--meta] [--wait-channel DUR] [--progress[=auto|log]] [--progress-interval DUR] "
 	"[--broker ENDPOINT [--broker-key FILE --client-key FILE]] NAME";
 
 enum {
 	OPT_COUNT = 256, OPT_CSV, OPT_FOLLOW, OPT_FRAMED, OPT_FROM, OPT_JSON, OPT_KEY, OPT_LINES, OPT_META,
-	OPT_NAME, OPT_NO_WAIT, OPT_NULL, OPT_OWNER, OPT_SCHEMA, OPT_STRICT, OPT_TIMEOUT, OPT_WAIT_CHANNEL
+	OPT_NAME, OPT_NO_WAIT, OPT_NULL, OPT_OWNER, OPT_PROGRESS, OPT_PROGRESS_INTERVAL, OPT_SCHEMA, OPT_STRICT, OPT_TIMEOUT, OPT_WAIT_CHANNEL
 };
 
 static const struct option longopts[] = {
@@ -41,6 +42,8 @@ static const struct option longopts[] = {
 	{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
 	{ "null", no_argument, NULL, OPT_NULL },
 	{ "owner", required_argument, NULL, OPT_OWNER },
+	{ "progress", optional_argument, NULL, OPT_PROGRESS },
+	{ "progress-interval", required_argument, NULL, OPT_PROGRESS_INTERVAL },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "schema", required_argument, NULL, OPT_SCHEMA },
 	{ "strict", no_argument, NULL, OPT_STRICT },
@@ -63,7 +66,11 @@ struct opts {
 	uint8_t key[DH_KEY_BYTES];
 	struct cli_broker broker;
 	struct cli_owner owner;    /* --owner, $DH_OWNER */
+	struct progress_opts progress;
 };
+
+/* --progress: NULL when off. */
+static struct progress *pg;
 
 /* Output buffer: small messages are gathered, large ones written from the slot. */
 #define OUT_CAP (256u << 10)
@@ -123,6 +130,9 @@ help(void)
 	       "  --wait-channel DUR\n"
 	       "                    wait up to DUR for NAME to exist here or to be registered\n"
 	       "                    with the broker on this host (exit 3 if it does not)\n"
+	       "  --progress[=auto|log]  on standard error: a live status line on a terminal,\n"
+	       "                    else (or with log) one line per interval\n"
+	       "  --progress-interval DUR  between progress reports (default 0.2s live, 1s log)\n"
 	       "  --broker ENDPOINT register as a reader with dh-broker(1) there\n"
 	       "                    (default: $DH_BROKER; none: no broker)\n"
 	       "  --broker-key FILE, --client-key FILE   CURVE: the broker's public key and\n"
@@ -191,6 +201,8 @@ parse(int argc, char **argv, struct opts *o)
 		case OPT_NO_WAIT: o->no_wait = 1; break;
 		case OPT_NULL: set_mode(o, DH_FRAME_NULL, 0); break;
 		case OPT_OWNER: cli_owner_set(&o->owner, optarg, synopsis); break;
+		case OPT_PROGRESS: progress_opt_mode(&o->progress, optarg, synopsis); break;
+		case OPT_PROGRESS_INTERVAL: progress_opt_interval(&o->progress, optarg, synopsis); break;
 		case 'q': o->quiet = 1; break;
 		case OPT_SCHEMA:
 			free(o->want);
@@ -502,6 +514,7 @@ pump(const struct opts *o, struct dh_reader *r)
 			if (rc < 0)
 				break;
 			got++;
+			progress_add(pg, m.len);
 		} else if (rc == -DH_ECHECKSUM) {
 			cli_warn("%s: checksum mismatch at seq %llu", o->name, (unsigned long long)m.seq);
 			cli_broker_checksum(&o->broker, m.seq);
@@ -599,7 +612,9 @@ main(int argc, char **argv)
 	if (fcntl(1, F_GETPIPE_SZ) > 0 && fcntl(1, F_GETPIPE_SZ) < (1 << 20))
 		(void)fcntl(1, F_SETPIPE_SZ, 1 << 20);   /* fewer wakeups downstream; best effort */
 	cli_broker_reader(&o.broker, o.name, o.ro.label, o.ro.schema);
+	pg = progress_start(&o.progress, o.name, dh_reader_block(r), 1);
 	ret = pump(&o, r);
+	progress_end(pg);
 	cli_broker_stop(&o.broker);
 	dh_reader_close(r);
 	dh_key_wipe(o.key);

@@ -15,13 +15,16 @@
 #include "cli.h"
 #include "dh_schema.h"
 #include "dh_stat.h"
+#include "stat_mon.h"
 
-static const char synopsis[] = "dh-stat [--json | --prometheus] [--watch SEC] [--all-fields] [NAME ...]";
+static const char synopsis[] =
+	"dh-stat [--json | --prometheus] [--watch SEC] [--all-fields] [--filter PATTERN] [NAME ...]";
+static const char synopsis_serve[] = "dh-stat --serve ADDR [--all-fields] [--filter PATTERN] [NAME ...]";
 static const char synopsis_broker[] =
 	"dh-stat --broker ENDPOINT [--broker-key FILE --client-key FILE] [--json] [NAME ...]";
 static const char synopsis_events[] = "dh-stat [--broker ENDPOINT] [--broker-key FILE --client-key FILE] --events";
 
-enum { OPT_ALL = 256, OPT_EVENTS, OPT_JSON, OPT_PROM, OPT_WATCH };
+enum { OPT_ALL = 256, OPT_EVENTS, OPT_FILTER, OPT_JSON, OPT_PROM, OPT_SERVE, OPT_WATCH };
 enum fmt { FMT_TEXT, FMT_JSON, FMT_PROM };
 
 static const struct option longopts[] = {
@@ -30,9 +33,11 @@ static const struct option longopts[] = {
 	{ "broker-key", required_argument, NULL, CLI_OPT_BROKER_KEY },
 	{ "client-key", required_argument, NULL, CLI_OPT_CLIENT_KEY },
 	{ "events", no_argument, NULL, OPT_EVENTS },
+	{ "filter", required_argument, NULL, OPT_FILTER },
 	{ "help", no_argument, NULL, 'h' },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "prometheus", no_argument, NULL, OPT_PROM },
+	{ "serve", required_argument, NULL, OPT_SERVE },
 	{ "version", no_argument, NULL, 'V' },
 	{ "watch", required_argument, NULL, OPT_WATCH },
 	{ NULL, 0, NULL, 0 }
@@ -59,20 +64,26 @@ static struct {
 	enum fmt fmt;
 	int all, events, watch, named, tty;
 	int64_t interval_ns;
+	const char *filter, *serve;   /* --filter PATTERN, --serve ADDR */
 } opt;
 
 static _Noreturn void
 help(void)
 {
-	cli_print_usage(stdout, (const char *const[]){ synopsis, synopsis_broker, synopsis_events, NULL });
+	cli_print_usage(stdout, (const char *const[]){ synopsis, synopsis_serve, synopsis_broker, synopsis_events, NULL });
 	putchar('\n');
 	printf("Show the channels in /dev/shm, or the full picture of each channel NAME.\n\n"
 	       "  --json           one JSON document per refresh\n"
 	       "  --prometheus     Prometheus text exposition format\n"
 	       "  --watch SEC      refresh every SEC (ms, s or m suffix; decimals allowed)\n"
 	       "                   with message and byte rates, until interrupted\n"
+	       "                   (on a terminal, without NAME: a full-screen live view)\n"
 	       "  --all-fields     also checksum kind, loss and end-of-stream columns,\n"
 	       "                   free table entries and the segment layout\n"
+	       "  --filter PATTERN only the channels whose name matches the glob PATTERN\n"
+	       "                   (without * ? [: whose name contains it)\n"
+	       "  --serve ADDR     answer Prometheus scrapes at http://ADDR/metrics until\n"
+	       "                   interrupted; ADDR: PORT (loopback), HOST:PORT, [IPV6]:PORT\n"
 	       "  --broker ENDPOINT  list the channels registered with dh-broker(1) there,\n"
 	       "                   on every host, instead of those in /dev/shm\n"
 	       "  --events         print the broker's events as JSON lines until interrupted\n"
@@ -186,7 +197,8 @@ list(struct pass *p)
 	}
 	errno = 0;
 	while ((d = readdir(dir)) != NULL) {
-		if (strncmp(d->d_name, "dh.", 3) == 0 && cli_dirent_regular(dir, d))
+		if (strncmp(d->d_name, "dh.", 3) == 0 && cli_dirent_regular(dir, d) &&
+		    (opt.filter == NULL || stat_filter_match(opt.filter, d->d_name + 3)))
 			add(p, d->d_name + 3);
 		errno = 0;
 	}
@@ -616,8 +628,9 @@ broker(struct cli_broker *b, char **names, int n)
 {
 	const char *syn = opt.events ? synopsis_events : synopsis_broker;
 
-	if (opt.fmt == FMT_PROM || opt.watch || opt.all)
-		cli_usage(syn, "--prometheus, --watch and --all-fields are for the channels in /dev/shm");
+	if (opt.fmt == FMT_PROM || opt.watch || opt.all || opt.serve || opt.filter)
+		cli_usage(syn, "--prometheus, --watch, --all-fields, --filter and --serve are for the channels "
+			  "in /dev/shm");
 	if (opt.events && n > 0)
 		cli_usage(syn, "--events takes no channel name");
 	if (!cli_broker_setup(b, syn))
@@ -737,6 +750,63 @@ watch(char **names, int nnames)
 	return failed ? EXIT_FAIL : EXIT_OK;
 }
 
+/* The source of --serve and the full-screen --watch (stat_mon.h): a pass,
+ * with rates against the one before. */
+struct live {
+	char **names;
+	int nnames;
+	struct pass prev, cur;
+	struct dh_stat_channel *ch;
+};
+
+static int
+live_take(void *arg, struct stat_frame *f)
+{
+	struct live *l = arg;
+
+	pass_free(&l->prev);
+	l->prev = l->cur;
+	collect(&l->cur, l->names, l->nnames);
+	rates(&l->cur, &l->prev);
+	free(l->ch);
+	if (!(l->ch = calloc(l->cur.n ? l->cur.n : 1, sizeof *l->ch)))
+		return -ENOMEM;
+	for (size_t i = 0; i < l->cur.n; i++) {
+		const struct chan *c = &l->cur.c[i];
+
+		l->ch[i] = (struct dh_stat_channel){ .name = c->name, .error = c->error, .snap = c->snap,
+						     .schema = c->schema, .has_rate = c->has_rate,
+						     .msgs_per_s = c->msgs_per_s, .bytes_per_s = c->bytes_per_s };
+	}
+	f->ch = l->ch;
+	f->n = l->cur.n;
+	f->now_ns = l->cur.now_ns;
+	return 0;
+}
+
+static int
+live(char **names, int nnames)
+{
+	struct live l = { .names = names, .nnames = nnames };
+	struct stat_source src = { live_take, &l, opt.all ? DH_STAT_ALL : 0 };
+	const char *filter = opt.filter;
+	int rc;
+
+	if (opt.serve != NULL) {
+		rc = stat_serve(opt.serve, synopsis_serve, &src);
+	} else {
+		opt.filter = NULL;      /* the view filters, and can change it */
+		if ((rc = stat_top(&src, opt.interval_ns, filter)) < 0) {
+			opt.filter = filter;
+			rc = watch(names, nnames);
+		}
+	}
+	pass_free(&l.prev);
+	pass_free(&l.cur);
+	free(l.ch);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -757,6 +827,12 @@ main(int argc, char **argv)
 			break;
 		case OPT_EVENTS:
 			opt.events = 1;
+			break;
+		case OPT_FILTER:
+			opt.filter = optarg;
+			break;
+		case OPT_SERVE:
+			opt.serve = optarg;
 			break;
 		case 'h':
 			help();
@@ -801,6 +877,13 @@ main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
 
+	if (opt.serve != NULL && (opt.fmt != FMT_TEXT || opt.watch))
+		cli_usage(synopsis_serve, "--serve answers in the Prometheus format: no --json, --prometheus, --watch");
+	if (opt.filter != NULL && opt.named)
+		cli_usage(synopsis, "--filter selects among all channels: no NAME with it");
+	/* the full-screen view: a listing, in text, on a terminal */
+	if (opt.serve != NULL || (opt.watch && opt.tty && !opt.named && opt.fmt == FMT_TEXT))
+		return live(argv, argc);
 	if (opt.watch)
 		return watch(argv, argc);
 	collect(&p, argv, argc);

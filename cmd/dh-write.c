@@ -13,17 +13,18 @@
 #include "cli.h"
 #include "csv_cli.h"
 #include "dh_stat.h"
+#include "progress.h"
 
 static const char synopsis[] =
 	"dh-write [--create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] "
 	"[--checksum none|xxh3|blake2b] [--meta-size SIZE] [--max-readers N] [--mode OCTAL] "
 	"[--evict-after DUR]] [--key FILE] [--schema SPEC] [--lines | --null | --framed | --record-size N | --csv] "
-	"[--timeout DUR] [--wait-readers N] [--no-eos] [--progress] [--meta FILE] [--name LABEL] [--owner USER] "
+	"[--timeout DUR] [--wait-readers N] [--no-eos] [--progress[=auto|log]] [--progress-interval DUR] [--meta FILE] [--name LABEL] [--owner USER] "
 	"[--broker ENDPOINT [--broker-key FILE --client-key FILE]] NAME";
 
 enum {
 	OPT_CREATE = 256, OPT_CSV, OPT_FRAMED, OPT_KEY, OPT_LINES, OPT_META, OPT_NAME, OPT_NO_EOS, OPT_NULL,
-	OPT_OWNER, OPT_PROGRESS, OPT_RECORD_SIZE, OPT_SCHEMA, OPT_TIMEOUT, OPT_WAIT_READERS
+	OPT_OWNER, OPT_PROGRESS, OPT_PROGRESS_INTERVAL, OPT_RECORD_SIZE, OPT_SCHEMA, OPT_TIMEOUT, OPT_WAIT_READERS
 };
 
 static const struct option longopts[] = {
@@ -47,7 +48,8 @@ static const struct option longopts[] = {
 	{ "null", no_argument, NULL, OPT_NULL },
 	{ "owner", required_argument, NULL, OPT_OWNER },
 	{ "policy", required_argument, NULL, CLI_OPT_POLICY },
-	{ "progress", no_argument, NULL, OPT_PROGRESS },
+	{ "progress", optional_argument, NULL, OPT_PROGRESS },
+	{ "progress-interval", required_argument, NULL, OPT_PROGRESS_INTERVAL },
 	{ "record-size", required_argument, NULL, OPT_RECORD_SIZE },
 	{ "schema", required_argument, NULL, OPT_SCHEMA },
 	{ "slot-size", required_argument, NULL, CLI_OPT_SLOT_SIZE },
@@ -61,7 +63,8 @@ static const struct option longopts[] = {
 struct opts {
 	const char *name, *label, *meta, *schema;
 	struct dh_config cfg;
-	int create, csv, no_eos, progress;
+	int create, csv, no_eos;
+	struct progress_opts progress;
 	struct dh_schema *want;    /* --schema */
 	struct dh_schema *sc;      /* the channel's schema, NULL if it has none */
 	size_t row_max;            /* --csv: longest row (line) that can be valid */
@@ -73,15 +76,8 @@ struct opts {
 	struct cli_owner owner;    /* --owner, $DH_OWNER */
 };
 
-/* Live status on a terminal (--progress). */
-struct status {
-	int on;
-	uint64_t bytes, msgs, last_bytes;
-	double t0, last;
-	struct dh_snapshot *snap;
-};
-
-static struct status st;
+/* --progress: NULL when off. */
+static struct progress *pg;
 
 /* Undo an open before refusing an untrusted owner (cli_owner_enforce). */
 static void
@@ -119,7 +115,9 @@ help(void)
 	       "  --timeout DUR        give up a wait for space or readers after DUR (exit 3)\n"
 	       "  --wait-readers N     wait until N readers are attached before writing\n"
 	       "  --no-eos             do not mark end-of-stream at the end\n"
-	       "  --progress           live status line on standard error when it is a terminal\n"
+	       "  --progress[=auto|log]  on standard error: a live status line on a terminal,\n"
+	       "                       else (or with log) one line per interval\n"
+	       "  --progress-interval DUR  between progress reports (default 0.2s live, 1s log)\n"
 	       "  --meta FILE          replace the metadata zone with FILE (- reads standard\n"
 	       "                       input, and no data then, nor with a terminal as input)\n"
 	       "  --name LABEL         label shown by dh-stat for this writer\n"
@@ -174,7 +172,8 @@ parse(int argc, char **argv, struct opts *o)
 		case OPT_NO_EOS: o->no_eos = 1; break;
 		case OPT_NULL: set_mode(o, DH_FRAME_NULL, 0); break;
 		case OPT_OWNER: cli_owner_set(&o->owner, optarg, synopsis); break;
-		case OPT_PROGRESS: o->progress = 1; break;
+		case OPT_PROGRESS: progress_opt_mode(&o->progress, optarg, synopsis); break;
+		case OPT_PROGRESS_INTERVAL: progress_opt_interval(&o->progress, optarg, synopsis); break;
 		case OPT_RECORD_SIZE:
 			o->record_size = cli_opt_number("record-size", optarg, 1, 1, DH_SLOT_SIZE_MAX);
 			set_mode(o, DH_FRAME_RECORD, 0);
@@ -284,64 +283,10 @@ write_meta(const struct opts *o)
 		cli_diec(EXIT_FAIL, r, "%s: metadata", o->name);
 }
 
-static double
-now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static const char *
-human(double v, char *buf, size_t cap)
-{
-	static const char units[] = " KMGTP";
-	int u = 0;
-
-	while (v >= 1024 && u < 5) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, cap, u ? "%.1f%c" : "%.0f", v, units[u]);
-	return buf;
-}
-
-/* Redraw the status line at most 5 times a second; the final one shows
- * the average rate and ends the line. */
-static void
-progress(struct dh_writer *w, int final)
-{
-	char b1[16], b2[16], fill[8] = "-", lag[24] = "-", line[160];
-	struct timespec rt;
-	struct dh_stat s;
-	double t = now(), dt = final ? t - st.t0 : t - st.last;
-	uint64_t db = final ? st.bytes : st.bytes - st.last_bytes;
-	int n;
-
-	if (!st.on || (!final && t - st.last < 0.2))
-		return;
-	clock_gettime(CLOCK_REALTIME, &rt);
-	if (dh_block_snapshot(dh_writer_block(w), st.snap) == 0) {
-		dh_stat_derive(st.snap, (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec, &s);
-		if (s.lag_known) {
-			snprintf(fill, sizeof fill, "%.0f%%", 100.0 * (double)s.fill / st.snap->cfg.slots);
-			snprintf(lag, sizeof lag, "%llu", (unsigned long long)s.lag);
-		}
-	}
-	n = snprintf(line, sizeof line, "\r%sB  %llu msgs  %sB/s  fill %s  lag %s\033[K%s",
-		     human((double)st.bytes, b1, sizeof b1), (unsigned long long)st.msgs,
-		     human(dt > 0 ? (double)db / dt : 0, b2, sizeof b2), fill, lag, final ? "\n" : "");
-	if (n > 0 && write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0)
-		st.on = 0;
-	st.last = t;
-	st.last_bytes = st.bytes;
-}
-
 /* Wait until standard input is readable (so no slot is held while idle).
  * 0, or -EINTR when a signal arrived. */
 static int
-wait_input(struct dh_writer *w)
+wait_input(void)
 {
 	/* the signal pipe too: a signal landing after the flag test below
 	 * still ends the poll */
@@ -352,13 +297,11 @@ wait_input(struct dh_writer *w)
 
 		if (cli_signal)
 			return -EINTR;
-		n = poll(p, p[1].fd >= 0 ? 2 : 1, st.on ? 200 : -1);
+		n = poll(p, p[1].fd >= 0 ? 2 : 1, -1);
 		if (cli_signal)
 			return -EINTR;
 		if (n > 0 || (n < 0 && errno != EINTR))
 			return 0;          /* readable, hung up or unpollable: read() tells */
-		if (n == 0)
-			progress(w, 0);
 	}
 }
 
@@ -389,7 +332,7 @@ pump_raw(const struct opts *o, struct dh_writer *w)
 		ssize_t n;
 		int r;
 
-		if ((r = wait_input(w)) < 0)
+		if ((r = wait_input()) < 0)
 			return failed(o, w, r, "input");
 		if ((r = dh_writer_reserve(w, &slot, &cap, o->timeout_ns)) < 0)
 			return failed(o, w, r, "space");
@@ -405,9 +348,7 @@ pump_raw(const struct opts *o, struct dh_writer *w)
 		}
 		if ((r = dh_writer_commit(w, (size_t)n)) < 0)
 			return failed(o, w, r, "commit");
-		st.bytes += (size_t)n;
-		st.msgs++;
-		progress(w, 0);
+		progress_add(pg, (size_t)n);
 	}
 }
 
@@ -450,9 +391,7 @@ csv_write(const struct opts *o, struct dh_writer *w, struct cli_csv *c, void *re
 		return r < 0 ? EXIT_FAIL : EXIT_OK;
 	if ((r = dh_writer_write(w, rec, o->sc->size, o->timeout_ns)) < 0)
 		return failed(o, w, r, "space");
-	st.bytes += o->sc->size;
-	st.msgs++;
-	progress(w, 0);
+	progress_add(pg, o->sc->size);
 	return EXIT_OK;
 }
 
@@ -521,9 +460,7 @@ pump_framed(const struct opts *o, struct dh_writer *w)
 				ret = failed(o, w, r, "space");
 				goto out;
 			}
-			st.bytes += it.len;
-			st.msgs++;
-			progress(w, 0);
+			progress_add(pg, it.len);
 		}
 		if (r == DH_FRAME_EOF) {
 			if (csv.len > 0)        /* a quoted field left open: the parser says so */
@@ -534,7 +471,7 @@ pump_framed(const struct opts *o, struct dh_writer *w)
 			ret = bad_item(o, w, d, r);
 			break;
 		}
-		if ((r = dh_frame_dec_space(d, &p, &len)) < 0 || (r = wait_input(w)) < 0) {
+		if ((r = dh_frame_dec_space(d, &p, &len)) < 0 || (r = wait_input()) < 0) {
 			ret = failed(o, w, r, "input");
 			break;
 		}
@@ -630,10 +567,7 @@ main(int argc, char **argv)
 	cli_broker_writer(&o.broker, o.name, o.label);   /* never waits for the broker */
 	if (fcntl(0, F_GETPIPE_SZ) > 0 && fcntl(0, F_GETPIPE_SZ) < (1 << 20))
 		(void)fcntl(0, F_SETPIPE_SZ, 1 << 20);   /* bigger reads; best effort */
-	st.on = o.progress && isatty(2);
-	if (st.on && (st.snap = calloc(1, sizeof *st.snap)) == NULL)
-		st.on = 0;
-	st.t0 = st.last = now();
+	pg = progress_start(&o.progress, o.name, dh_writer_block(w), 0);
 
 	ret = EXIT_OK;
 	if (o.wait_readers > 0 && (r = dh_writer_wait_readers(w, (unsigned)o.wait_readers,
@@ -644,7 +578,7 @@ main(int argc, char **argv)
 	else
 		ret = pump_framed(&o, w);
 
-	progress(w, 1);
+	progress_end(pg);
 	if (!o.no_eos && (r = dh_writer_eos(w)) < 0) {
 		cli_warnc(r, "%s: marking end-of-stream", o.name);
 		ret = EXIT_FAIL;
@@ -652,7 +586,6 @@ main(int argc, char **argv)
 	cli_broker_stop(&o.broker);
 	dh_writer_close(w);
 	dh_key_wipe(o.key);
-	free(st.snap);
 	free(o.sc);
 	free(o.want);
 	cli_reraise();

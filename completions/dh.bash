@@ -38,6 +38,8 @@ _dh_value() {
 	*:--policy) _dh_words "latest ring sync queue" ;;
 	*:--checksum) _dh_words "none xxh3 blake2b" ;;
 	*:--from) _dh_words "oldest latest now" ;;
+	*:--progress) _dh_words "auto log" ;;
+	*:--serve) _dh_words "127.0.0.1:9464 [::1]:9464 0.0.0.0:9464" ;;
 	*:--mode) _dh_words "0600 0660 0666" ;;
 	*:--evict-after | *:--timeout | *:--wait-channel) _dh_words "inf" ;;
 	*:--bind | *:-b | *:--events | *:-e | *:--broker) _dh_words "ipc:// tcp://" ;;
@@ -74,15 +76,15 @@ _dh() {
 		;;
 	dh-read)
 		opts="--follow --count --from --no-wait --lines --null --framed --json --csv --timeout --key
-			--schema --strict --name --owner --meta --wait-channel --broker --broker-key --client-key
-			--quiet --help --version -q -h -V"
-		argopts="--count --from --timeout --key --schema --name --owner --wait-channel --broker
-			--broker-key --client-key"
+			--schema --strict --name --owner --meta --wait-channel --progress --progress-interval --broker
+			--broker-key --client-key --quiet --help --version -q -h -V"
+		argopts="--count --from --timeout --key --schema --name --owner --wait-channel --progress-interval
+			--broker --broker-key --client-key"
 		;;
 	dh-stat)
-		opts="--json --prometheus --watch --all-fields --broker --events --broker-key --client-key
-			--help --version -h -V"
-		argopts="--watch --broker --broker-key --client-key"
+		opts="--json --prometheus --watch --all-fields --filter --serve --broker --events --broker-key
+			--client-key --help --version -h -V"
+		argopts="--watch --filter --serve --broker --broker-key --client-key"
 		;;
 	dh-validate)
 		opts="--repair --force --json --quiet --key --all --help --version -q -h -V"
@@ -91,11 +93,11 @@ _dh() {
 	dh-write)
 		opts="--create --slots --slot-size --policy --checksum --meta-size --max-readers --mode
 			--evict-after --key --schema --lines --null --framed --record-size --csv --timeout
-			--wait-readers --no-eos --progress --meta --name --owner --broker --broker-key
-			--client-key --help --version -h -V"
+			--wait-readers --no-eos --progress --progress-interval --meta --name --owner --broker
+			--broker-key --client-key --help --version -h -V"
 		argopts="--slots --slot-size --policy --checksum --meta-size --max-readers --mode
-			--evict-after --key --schema --record-size --timeout --wait-readers --meta --name
-			--owner --broker --broker-key --client-key"
+			--evict-after --key --schema --record-size --timeout --wait-readers --progress-interval
+			--meta --name --owner --broker --broker-key --client-key"
 		;;
 	*)
 		# a command this file does not know yet: its --help lists the options

@@ -585,6 +585,7 @@ dh_broker_metrics_from_snapshot(const struct dh_snapshot *s, struct dh_broker_me
 	PUT("messages", s->messages_written);
 	PUT("bytes", s->bytes_written);
 	PUT("eos", s->eos);
+	PUT("stream", s->stream);
 	PUT("readers", readers);
 	PUT("lost", lost);
 	PUT("writer_waits", s->writer_waits);
@@ -593,6 +594,7 @@ dh_broker_metrics_from_snapshot(const struct dh_snapshot *s, struct dh_broker_me
 	PUT("readers_reaped", s->readers_reaped);
 	PUT("evictions", s->evictions);
 	PUT("queue_lost", s->queue_lost);
+	PUT("readers_lost", s->readers_lost);
 	PUT("schema_mismatches", s->schema_mismatches);
 	PUT("key_mismatches", s->key_mismatches);
 #undef PUT

@@ -549,6 +549,10 @@ CHAN(v_readers_lost, s->readers_lost)
 CHAN(v_cksum, s->checksum_failures)
 CHAN(v_schema_mm, s->schema_mismatches)
 CHAN(v_key_mm, s->key_mismatches)
+CHAN(v_ack_cksum, s->acked_checksum_failures)
+CHAN(v_ack_schema_mm, s->acked_schema_mismatches)
+CHAN(v_ack_key_mm, s->acked_key_mismatches)
+CHAN(v_ack_queue_lost, s->acked_queue_lost)
 
 static int
 v_record(const struct dh_stat_channel *c, const struct dh_stat *st, int r, uint64_t *v)
@@ -650,6 +654,16 @@ static const struct family chan_families[] = {
 	  v_schema_mm },
 	{ "dh_channel_key_mismatches_total", COUNTER, 0, "Participants refused for a wrong or missing key.",
 	  v_key_mm },
+	/* the part of the lifetime counters above that health no longer
+	 * counts: unacknowledged = total - acknowledged */
+	{ "dh_channel_acknowledged_checksum_failures_total", COUNTER, 0,
+	  "Checksum failures dh-validate --repair acknowledged (health no longer counts them).", v_ack_cksum },
+	{ "dh_channel_acknowledged_schema_mismatches_total", COUNTER, 0,
+	  "Schema refusals dh-validate --repair acknowledged (health no longer counts them).", v_ack_schema_mm },
+	{ "dh_channel_acknowledged_key_mismatches_total", COUNTER, 0,
+	  "Key refusals dh-validate --repair acknowledged (health no longer counts them).", v_ack_key_mm },
+	{ "dh_channel_acknowledged_queue_lost_messages_total", COUNTER, 0,
+	  "Queue losses dh-validate --repair acknowledged (health no longer counts them).", v_ack_queue_lost },
 	{ "dh_channel_record_size_bytes", GAUGE, 0, "Record size of the channel's schema.", v_record },
 };
 
@@ -742,6 +756,20 @@ dh_stat_prometheus(const struct dh_stat_channel *ch, size_t n, uint64_t now_ns, 
 			snprintf(labels, sizeof labels, "channel=\"%s\",state=\"%s\"",
 				 label(ch[i].name, cl, sizeof cl), states[k]);
 			sample(&b, "dh_channel_readers", labels, counts[k], 0);
+		}
+	}
+
+	/* which conditions make dh_channel_health what it is now: alert on one
+	 * without decoding the level */
+	sb_printf(&b, "# HELP dh_channel_health_condition 1 if the health condition holds now (see dh-stat(1)).\n"
+		      "# TYPE dh_channel_health_condition gauge\n");
+	for (size_t i = 0; i < n; i++) {
+		if (ch[i].error)
+			continue;
+		for (int k = 0; k < DH_HEALTH_NBITS; k++) {
+			snprintf(labels, sizeof labels, "channel=\"%s\",condition=\"%s\"",
+				 label(ch[i].name, cl, sizeof cl), dh_health_name(1u << k));
+			sample(&b, "dh_channel_health_condition", labels, (st[i].health >> k) & 1u, 0);
 		}
 	}
 

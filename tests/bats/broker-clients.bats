@@ -128,7 +128,8 @@ now_ms() {
 		.broker == $ep and .time_ns > 0 and (.channels | length) == 1 and
 		(.channels[0] | .channel == $n and .pid == $pid and .label == "sensor" and .state == "live"
 			and .policy == "sync" and .slots == 64 and .slot_size == 65536 and .checksum == "xxh3"
-			and .metrics.messages == 3 and .metrics.bytes == 6 and .readers == [])' <<<"$output"
+			and .metrics.messages == 3 and .metrics.bytes == 6 and .metrics.stream == 1
+			and .metrics.eos == 0 and .metrics.readers_lost == 0 and .readers == [])' <<<"$output"
 	run -0 --separate-stderr dh-stat --broker "$EP"
 	assert_equal "$stderr" ""
 	assert_equal "${#lines[@]}" 2

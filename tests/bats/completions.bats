@@ -44,11 +44,11 @@ words() { # expected matches, as arguments
 
 @test "bash: the options of each command" {
 	comp dh-stat --
-	assert_equal "$output" "$(words --all-fields --broker --broker-key --client-key --events --help --json \
-		--prometheus --version --watch)"
+	assert_equal "$output" "$(words --all-fields --broker --broker-key --client-key --events --filter --help \
+		--json --prometheus --serve --version --watch)"
 	comp dh-stat -
-	assert_equal "$output" "$(words --all-fields --broker --broker-key --client-key --events --help --json \
-		--prometheus --version --watch -V -h)"
+	assert_equal "$output" "$(words --all-fields --broker --broker-key --client-key --events --filter --help \
+		--json --prometheus --serve --version --watch -V -h)"
 	comp dh-create --pol
 	assert_equal "$output" --policy
 	comp dh-read --f
@@ -73,6 +73,8 @@ words() { # expected matches, as arguments
 	assert_equal "$output" sync
 	comp dh-create --checksum =
 	assert_equal "$output" "$(words blake2b none xxh3)"
+	comp dh-read --progress =
+	assert_equal "$output" "$(words auto log)"
 	# a value is never mistaken for options
 	comp dh-stat --watch -
 	assert_equal "$output" ""
@@ -127,11 +129,11 @@ words() { # expected matches, as arguments
 	need_zsh
 	dh-create "$ch-alpha"
 	zcomp "dh-stat --"
-	assert_equal "$output" "$(words --all-fields --broker --broker-key --client-key --events --help --json \
-		--prometheus --version --watch)"
+	assert_equal "$output" "$(words --all-fields --broker --broker-key --client-key --events --filter --help \
+		--json --prometheus --serve --version --watch)"
 	zcomp "dh-stat --json --"
-	assert_equal "$output" "$(words --all-fields --broker --broker-key --client-key --events --help --version \
-		--watch)"
+	assert_equal "$output" "$(words --all-fields --broker --broker-key --client-key --events --filter --help \
+		--version --watch)"
 	zcomp "dh-create --policy "
 	assert_equal "$output" "$(words latest queue ring sync)"
 	zcomp "dh-create --checksum="

@@ -65,7 +65,7 @@ committed_is() {
 @test "--help prints the usage first, to stdout, exit 0; --version" {
 	run -0 --separate-stderr dh-stat --help
 	[[ ${lines[0]} == "usage: dh-stat "* ]]
-	assert_equal "$(dh_usage_forms <<<"$output" | head -n 1)" 'dh-stat [--json | --prometheus] [--watch SEC] [--all-fields] [NAME ...]'
+	assert_equal "$(dh_usage_forms <<<"$output" | head -n 1)" 'dh-stat [--json | --prometheus] [--watch SEC] [--all-fields] [--filter PATTERN] [NAME ...]'
 	[ -z "$stderr" ]
 	run -0 --separate-stderr dh-stat -V
 	assert_output --regexp '^dh-stat [0-9]+\.[0-9]+\.[0-9]+$'
@@ -84,7 +84,7 @@ committed_is() {
 			fail "more than a reason and a usage for '$args': $stderr"
 	done
 	run -2 --separate-stderr dh-stat --bogus
-	assert_equal "$(dh_usage_forms <<<"$stderr")" 'dh-stat [--json | --prometheus] [--watch SEC] [--all-fields] [NAME ...]'
+	assert_equal "$(dh_usage_forms <<<"$stderr")" 'dh-stat [--json | --prometheus] [--watch SEC] [--all-fields] [--filter PATTERN] [NAME ...]'
 }
 
 # --- listing ----------------------------------------------------------------

@@ -304,10 +304,12 @@ setup() {
 	[ "$(dh_readers "$ch")" -eq 0 ]
 }
 
-@test "--progress prints nothing when stderr is not a terminal" {
+@test "--progress off a terminal: plain lines, the last one the final tally (more in progress.bats)" {
 	dh-create --slots 128 "$ch"   # room for all: no reader is attached
 	seq 1 100 | dh-write --lines --progress "$ch" 2>"$T/err"
-	[ ! -s "$T/err" ]
+	run -1 grep -Ev "^dh-write: $ch: (done )?[0-9.]+s [0-9]+ msgs " "$T/err"
+	run -0 tail -n1 "$T/err"
+	assert_output --regexp "^dh-write: $ch: done [0-9.]+s 100 msgs 192 bytes [0-9.]+ msg/s [0-9.]+ bytes/s fill - lag -\$"
 }
 
 @test "--progress draws a status line on a terminal" {
