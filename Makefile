@@ -14,7 +14,7 @@ PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -DDH_VERSION_STR=\"$(VERSION)\" -Ilib
+CPPFLAGS += -D_GNU_SOURCE -DDH_VERSION=\"$(VERSION)\" -Ilib
 ALL_CFLAGS = -std=c11 $(WARN) $(OPT) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
 ALL_CXXFLAGS = -std=c++17 $(CXXWARN) $(OPT) $(PKG_CFLAGS) $(CXXFLAGS) -MMD -MP
 LDLIBS = $(PKG_LIBS) -lpthread
@@ -23,7 +23,8 @@ LIB_SRC = $(sort $(wildcard lib/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_SRC = $(sort $(wildcard cmd/dh-*.c))
 CMDS = $(CMD_SRC:cmd/%.c=$(BUILD)/bin/%)
-CLI_OBJ = $(BUILD)/cmd/cli.o $(BUILD)/cmd/broker_cli.o $(BUILD)/cmd/csv_cli.o $(BUILD)/cmd/progress.o
+CLI_OBJ = $(BUILD)/cmd/cli.o $(BUILD)/cmd/broker_cli.o $(BUILD)/cmd/csv_cli.o $(BUILD)/cmd/progress.o \
+	$(BUILD)/cmd/net_cli.o
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNITS = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBDH = $(BUILD)/libdh.a
@@ -118,6 +119,17 @@ $(BUILD)/fault/inject.so: tests/fault/inject.c
 
 units: $(UNITS) $(CXX_TESTS) $(REPLAYS) $(FAULT)
 
+# A command's own parts beyond its main (issue 13): linked into it alone.
+DIAG_OBJ = $(BUILD)/cmd/diagnose_model.o $(BUILD)/cmd/diagnose_print.o
+$(BUILD)/bin/dh-diagnose: $(DIAG_OBJ)
+$(BUILD)/bin/dh-diagnose: CMD_OBJ += $(DIAG_OBJ)
+$(BUILD)/bin/dh-stat: $(BUILD)/cmd/stat_text.o $(BUILD)/cmd/stat_pass.o
+$(BUILD)/bin/dh-stat: CMD_OBJ += $(BUILD)/cmd/stat_text.o $(BUILD)/cmd/stat_pass.o
+$(BUILD)/bin/dh-validate: $(BUILD)/cmd/validate_print.o
+$(BUILD)/bin/dh-validate: CMD_OBJ += $(BUILD)/cmd/validate_print.o
+$(BUILD)/bin/dh-read $(BUILD)/bin/dh-write: $(BUILD)/cmd/meta_cli.o
+$(BUILD)/bin/dh-read $(BUILD)/bin/dh-write: CMD_OBJ += $(BUILD)/cmd/meta_cli.o
+
 # The Python package (issue 15): dh._dh, a CPython extension over libdh's
 # PIC objects, built with setuptools by the system interpreter (never a
 # pyenv shim) into $(BUILD)/python, usable in place with
@@ -209,12 +221,20 @@ QUICK ?=
 BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCH = $(BUILD)/bench/dh-bench
 
-bench: all python
+bench: all python $(BUILD)/tests/helpers/netbench
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(CPPFLAGS) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(LDFLAGS) -o $(BENCH) $(BENCH_SRC) $(LIBDH) $(LDLIBS)
 	$(BENCH) $(if $(filter-out 0,$(QUICK)),--quick) --bin $(BUILD)/bin --json $(BUILD)/bench.json
 	PYTHONPATH=$(BUILD)/python $(PYTHON) bench/python.py $(if $(filter-out 0,$(QUICK)),--quick) \
 		--json $(BUILD)/bench-python.json
+	@echo "network (issue 16): dh export to a subscriber vs plain ZeroMQ PUSH/PULL, loopback TCP"
+	@for s in 64 65536; do \
+		n=$$([ $$s = 64 ] && echo $(if $(filter-out 0,$(QUICK)),100000,1000000) || \
+			echo $(if $(filter-out 0,$(QUICK)),5000,30000)); \
+		$(BUILD)/tests/helpers/netbench zmq $$s $$n && $(BUILD)/tests/helpers/netbench dh $$s $$n && \
+		$(BUILD)/tests/helpers/netbench zmq $$s 2000 1000 && $(BUILD)/tests/helpers/netbench dh $$s 2000 1000 \
+		|| exit 1; \
+	done
 
 .PHONY: bench
 
@@ -247,6 +267,7 @@ install: all $(PY_INSTALL)
 	install -m 0755 $(LIBDH_SO) $(DESTDIR)$(LIBDIR)
 	ln -sf libdh.so.$(SONAME_MAJOR) $(DESTDIR)$(LIBDIR)/libdh.so
 	install -m 0644 $(PUB_HEADERS) $(DESTDIR)$(INCLUDEDIR)/dh
+	sed -i 's|^#define DH_VERSION "[^"]*"$$|#define DH_VERSION "$(VERSION)"|' $(DESTDIR)$(INCLUDEDIR)/dh/dh.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_rel,$(LIBDIR))|' \
 		-e 's|@INCLUDEDIR@|$(call pc_rel,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|' \
 		dh.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/dh.pc

@@ -1,4 +1,7 @@
 # config.mk: knobs for building and installing dh. Override on the command line.
+# The one place the version is written: the build passes it to the code
+# as -DDH_VERSION; pkg-config, the Python package and the installed dh.h
+# take it from here.
 VERSION = 0.1.0
 
 PREFIX ?= /usr/local

@@ -14,10 +14,8 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "dh.h"
 
-#ifndef DH_VERSION_STR
-#define DH_VERSION_STR "?"
-#endif
 
 #define MAX_ROWS 128
 
@@ -476,7 +474,7 @@ write_json(const char *path, double wall)
 	if (!f)
 		return -errno;
 	uname(&u);
-	fprintf(f, "{\n  \"tool\": \"dh-bench\", \"version\": \"%s\", \"date\": ", DH_VERSION_STR);
+	fprintf(f, "{\n  \"tool\": \"dh-bench\", \"version\": \"%s\", \"date\": ", DH_VERSION);
 	jstr(f, date_s);
 	fprintf(f, ", \"mode\": \"%s\", \"repetitions\": %d, \"wall_seconds\": %.1f,\n", B.quick ? "quick" : "full",
 		REPS, wall);
@@ -602,7 +600,7 @@ main(int argc, char **argv)
 	now = time(NULL);
 	strftime(date_s, sizeof date_s, "%Y-%m-%d %H:%M:%S %Z", localtime(&now));
 	loadavg(load_start);
-	printf("dh-bench %s, %s run: every case is the median of %d repetitions, interleaved\n", DH_VERSION_STR,
+	printf("dh-bench %s, %s run: every case is the median of %d repetitions, interleaved\n", DH_VERSION,
 	       B.quick ? "QUICK" : "full", REPS);
 	printf("machine: %s, %d CPUs usable, Linux %s; %s\n", cpu_model, B.ncpu, u.release, date_s);
 	if (B.cpu_a >= 0)

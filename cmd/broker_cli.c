@@ -173,6 +173,53 @@ cli_broker_reader(struct cli_broker *b, const char *name, const char *label, con
 }
 
 void
+cli_broker_exporter(struct cli_broker *b, const char *name, const char *endpoint)
+{
+	struct dh_broker_session_opts so;
+
+	if (!b->on)
+		return;
+	memset(&so, 0, sizeof so);
+	so.reg.channel = name;
+	so.reg.label = "net-export";
+	so.reg.endpoint = endpoint;
+	so.role = DH_BROKER_READER;
+	b->reader = 1;
+	start(b, &so);
+}
+
+void
+cli_broker_remote_reader(struct cli_broker *b, const char *name, const char *host, const char *label)
+{
+	struct dh_broker_session_opts so;
+
+	if (!b->on)
+		return;
+	memset(&so, 0, sizeof so);
+	so.reg.channel = name;
+	so.reg.host = host;
+	so.reg.label = label;
+	so.role = DH_BROKER_READER;
+	b->reader = 1;
+	start(b, &so);
+}
+
+int
+cli_broker_find_export(struct cli_broker *b, const char *name, char *ep, size_t cap, char *host)
+{
+	struct dh_broker_client *c;
+	int r;
+
+	if (!b->on)
+		return -ENOENT;
+	if ((r = dh_broker_connect(&b->opts, &c)) < 0)
+		return r;
+	r = dh_broker_discover_export(c, name, NULL, ep, cap, host);
+	dh_broker_disconnect(c);
+	return r;
+}
+
+void
 cli_broker_checksum(const struct cli_broker *b, uint64_t seq)
 {
 	if (b->session != NULL)

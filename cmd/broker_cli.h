@@ -53,6 +53,18 @@ void cli_broker_reader(struct cli_broker *b, const char *name, const char *label
 /* 0: the channel was there; 1: it appeared while we waited; -EINTR. */
 int cli_broker_wait_channel(struct cli_broker *b, const char *name, const char *schema, int64_t timeout_ns);
 
+/* dh-read --serve: register as the exporter of name at endpoint (a
+ * reader with transport zmq: discover hands the endpoint out). */
+void cli_broker_exporter(struct cli_broker *b, const char *name, const char *endpoint);
+
+/* dh-read reading name of host from another host: register as a reader
+ * there with label, so the broker lists remote readers too. */
+void cli_broker_remote_reader(struct cli_broker *b, const char *name, const char *host, const char *label);
+
+/* One discover: the endpoint of a live exporter of name (ep, cap bytes)
+ * and the channel's host (DH_BROKER_HOST_MAX + 1 bytes). 0, -ENOENT. */
+int cli_broker_find_export(struct cli_broker *b, const char *name, char *ep, size_t cap, char *host);
+
 /* Report a checksum failure at seq through the session (queued, never
  * blocks; nothing without a session). */
 void cli_broker_checksum(const struct cli_broker *b, uint64_t seq);

@@ -1,6 +1,7 @@
 /* cli.c: helpers shared by the dh-* commands: messages, usage, strict parsers, full I/O. See LICENSE. */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -12,10 +13,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-
-#ifndef DH_VERSION_STR
-#define DH_VERSION_STR DH_VERSION
-#endif
 
 const char *cli_prog = "dh";
 volatile sig_atomic_t cli_signal;
@@ -102,45 +99,22 @@ cli_usage(const char *synopsis, const char *reason, ...)
 void
 cli_version(void)
 {
-	printf("%s %s\n", cli_prog, DH_VERSION_STR);
+	printf("%s %s\n", cli_prog, DH_VERSION);
 	exit(cli_close_stdout());
 }
 
+/* One escaper for text output, the library's: here only the empty string
+ * gets a visible form, since an argument may be empty. */
 const char *
 cli_safe(const char *s, char *buf, size_t cap)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t n = 0, i, full = 0, room;
-
 	if (cap < 8)
 		return "?";
 	if (s[0] == '\0') {
 		strcpy(buf, "''");
 		return buf;
 	}
-	for (i = 0; s[i] != '\0'; i++)
-		full += (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? 1 : 4;
-	room = full < cap ? cap : cap - 3;	/* cut: keep room for "..." */
-	for (i = 0; s[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)s[i];
-		size_t need = c >= 0x20 && c < 0x7f ? 1 : 4;
-
-		if (n + need + 1 > room) {
-			memcpy(buf + n, "...", 3);
-			n += 3;
-			break;
-		}
-		if (need == 1) {
-			buf[n++] = (char)c;
-		} else {
-			buf[n++] = '\\';
-			buf[n++] = 'x';
-			buf[n++] = hex[c >> 4];
-			buf[n++] = hex[c & 15];
-		}
-	}
-	buf[n] = '\0';
-	return buf;
+	return dh_stat_safe(s, buf, cap);
 }
 
 /* Digits only, base 10 or 8; no sign, no blanks, no junk. */
@@ -320,9 +294,8 @@ cli_config_init(struct cli_config *c)
 	c->evict_ns = -1;
 }
 
-/* "latest, ring, sync, queue": the choices, from the library's tables. */
-static const char *
-choices(int checksums, char *buf, size_t cap)
+const char *
+cli_choices(int checksums, char *buf, size_t cap)
 {
 	size_t n = 0;
 
@@ -358,7 +331,7 @@ cli_config_option(int opt, const char *arg, struct cli_config *c)
 	case CLI_OPT_CHECKSUM:
 		if (dh_checksum_parse(arg, &cfg->checksum) < 0)
 			cli_die(EXIT_USAGE, "--checksum %s: unknown checksum (%s)", cli_safe(arg, buf, sizeof buf),
-				choices(1, list, sizeof list));
+				cli_choices(1, list, sizeof list));
 		c->checksum = 1;
 		break;
 	case CLI_OPT_EVICT:
@@ -388,7 +361,7 @@ cli_config_option(int opt, const char *arg, struct cli_config *c)
 	case CLI_OPT_POLICY:
 		if (dh_policy_parse(arg, &cfg->policy) < 0)
 			cli_die(EXIT_USAGE, "--policy %s: unknown policy (%s)", cli_safe(arg, buf, sizeof buf),
-				choices(0, list, sizeof list));
+				cli_choices(0, list, sizeof list));
 		break;
 	case CLI_OPT_SLOT_SIZE:
 		cfg->slot_size = (uint32_t)cli_opt_number("slot-size", arg, 1, 1, DH_SLOT_SIZE_MAX);
@@ -625,46 +598,91 @@ cli_reraise(void)
 /*
  * A segment truncated (or shrunk by a hostile user) under our mapping
  * turns the next access into SIGBUS.  The library cannot catch that
- * without process-wide state, so each command does: one line naming the
- * channel, exit 1, instead of a core dump.  The message is formatted now
- * because a signal handler may only write(2).
+ * without process-wide state, so each command does: either jump back to
+ * report the channel and go on (cli_bus_armed), or one line naming the
+ * channel and exit 1 (cli_guard_mapping), instead of a core dump.  The
+ * message is formatted beforehand because a signal handler may only
+ * write(2).
  */
+sigjmp_buf cli_bus_env;
+volatile sig_atomic_t cli_bus_armed;
 static char bus_msg[512];
 static size_t bus_len;
 
 static void
 on_sigbus(int sig)
 {
-	(void)sig;
-	if (write(STDERR_FILENO, bus_msg, bus_len) < 0) {
-		/* nothing more we can do */
+	if (cli_bus_armed) {
+		cli_bus_armed = 0;
+		siglongjmp(cli_bus_env, 1);
 	}
-	_exit(EXIT_FAIL);
+	if (bus_len > 0) {
+		if (write(STDERR_FILENO, bus_msg, bus_len) < 0) {
+			/* nothing more we can do */
+		}
+		_exit(EXIT_FAIL);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
 }
 
 void
-cli_guard_mapping(const char *channel)
+cli_bus_catch(void)
 {
 	struct sigaction sa;
-	int n;
 
-	n = snprintf(bus_msg, sizeof bus_msg, "%s: %s: segment truncated underneath (bus error)\n", cli_prog,
-		     channel);
-	bus_len = n < 0 ? 0 : (size_t)n < sizeof bus_msg ? (size_t)n : sizeof bus_msg - 1;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_sigbus;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
 }
 
-int
-cli_dirent_regular(DIR *d, const struct dirent *e)
+void
+cli_guard_mapping(const char *channel)
 {
-	struct stat st;
+	int n;
 
-	if (e->d_type != DT_UNKNOWN)
-		return e->d_type == DT_REG;
-	return fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+	n = snprintf(bus_msg, sizeof bus_msg, "%s: %s: segment truncated underneath (bus error)\n", cli_prog,
+		     channel);
+	bus_len = n < 0 ? 0 : (size_t)n < sizeof bus_msg ? (size_t)n : sizeof bus_msg - 1;
+	cli_bus_catch();
+}
+
+void
+cli_bad_option(const char *synopsis, int c, char **argv)
+{
+	if (c == ':')
+		cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
+	if (optopt != 0)
+		cli_usage(synopsis, "unknown option -%c", optopt);
+	cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+}
+
+void
+cli_framing(enum dh_frame_mode *mode, int *csv, enum dh_frame_mode m, int want_csv, const char *synopsis,
+	    const char *family)
+{
+	if (*mode != DH_FRAME_RAW && (*mode != m || *csv != want_csv))
+		cli_usage(synopsis, "%s exclude each other", family);
+	*mode = m;
+	*csv = want_csv;
+}
+
+void
+cli_key_load(const char *path, uint8_t *key, int status)
+{
+	char buf[PATH_MAX + 64];       /* a path shown whole: it says which file */
+	int r;
+
+	if ((r = dh_key_load(path, key)) < 0)
+		cli_diec(status, r, "%s", cli_safe(path, buf, sizeof buf));
+}
+
+void
+cli_config_key_conflict(const struct cli_config *c)
+{
+	if (c->cfg.key != NULL && c->checksum)
+		cli_die(EXIT_USAGE, "--key and --checksum exclude each other: a key selects the keyed MAC");
 }
 
 static int

@@ -2,7 +2,7 @@
 #ifndef DH_CLI_H
 #define DH_CLI_H
 
-#include <dirent.h>
+#include <setjmp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -41,8 +41,9 @@ void cli_print_usage(FILE *f, const char *const *forms);
 /* Print "prog VERSION" to stdout and exit 0 (1 if stdout fails). */
 _Noreturn void cli_version(void);
 
-/* s made safe to print on one line: non-printable bytes as \xNN, cut with
- * "..." to fit cap bytes (cap >= 8), "''" for an empty string. Returns buf. */
+/* s made safe to print on one line (dh_stat_safe: bytes other than
+ * printable ASCII, and the backslash, as \xNN, cut with "..." to fit cap
+ * bytes, cap >= 8), "''" for an empty string. Returns buf. */
 const char *cli_safe(const char *s, char *buf, size_t cap);
 
 /* Strict parsers: no sign, no trailing junk, no overflow. Return 0 or -EINVAL/-ERANGE. */
@@ -79,6 +80,10 @@ struct cli_config {
 };
 
 void cli_config_init(struct cli_config *c);
+
+/* "latest, ring, sync, queue" (checksums: the kinds --checksum takes),
+ * from the library's tables, for errors and --help.  Returns buf. */
+const char *cli_choices(int checksums, char *buf, size_t cap);
 
 /* 1 if opt is a CLI_OPT_* code (arg stored in c; a bad value is a usage
  * error, exit 2), 0 if it is not a geometry option. */
@@ -147,13 +152,38 @@ void cli_owner_precheck(const struct cli_owner *o, const char *name);
 void cli_owner_enforce(const struct cli_owner *o, const char *name, struct dh_block *b,
 		       void (*undo)(void *), void *arg);
 
-/* 1 if entry e of the open directory d is a regular file (lstat: a symlink
- * is not), the only kind of entry a channel listing looks into: opening a
- * FIFO or device planted there could block or have side effects. */
-int cli_dirent_regular(DIR *d, const struct dirent *e);
-
-/* Turn SIGBUS from a mapping of channel (a segment truncated underneath)
- * into "prog: channel: segment truncated underneath (bus error)" and exit 1. */
+/*
+ * SIGBUS from a mapping of a channel (a segment truncated underneath).
+ * cli_guard_mapping(channel): from then on a fault prints "prog: channel:
+ * segment truncated underneath (bus error)" and exits 1.
+ * To recover instead, call cli_bus_catch() once, then around the accesses:
+ *	if (sigsetjmp(cli_bus_env, 1)) { ... it faulted, now disarmed ... }
+ *	cli_bus_armed = 1; ... cli_bus_armed = 0;
+ * A fault while armed jumps back; unarmed and unguarded, SIGBUS kills as
+ * by default.  (sigsetjmp must run in the caller's frame: no wrapper.)
+ */
 void cli_guard_mapping(const char *channel);
+void cli_bus_catch(void);
+extern sigjmp_buf cli_bus_env;
+extern volatile sig_atomic_t cli_bus_armed;
+
+/* The tail of every getopt_long switch (optstring starting with ':',
+ * opterr = 0): c is ':' for a missing argument, else an unknown option.
+ * Prints the reason and the usage line, exit 2. */
+_Noreturn void cli_bad_option(const char *synopsis, int c, char **argv);
+
+/* The framing options of dh-read and dh-write select *mode and *csv; a
+ * second, different one is a usage error "FAMILY exclude each other" (family
+ * lists the command's framing options).  *mode starts at DH_FRAME_RAW, which
+ * no option selects. */
+void cli_framing(enum dh_frame_mode *mode, int *csv, enum dh_frame_mode m, int want_csv, const char *synopsis,
+		 const char *family);
+
+/* --key FILE: load the MAC key into key (DH_KEY_BYTES) or die with status
+ * ("prog: FILE: reason"). */
+void cli_key_load(const char *path, uint8_t *key, int status);
+
+/* A key selects the keyed MAC: --key with --checksum is a usage error. */
+void cli_config_key_conflict(const struct cli_config *c);
 
 #endif

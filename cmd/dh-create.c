@@ -39,6 +39,7 @@ static _Noreturn void
 help(void)
 {
 	struct dh_config d;
+	char pols[128], cks[128];
 
 	dh_config_init(&d);
 	cli_print_usage(stdout, (const char *const[]){ synopsis, synopsis_rm, synopsis_keygen, NULL });
@@ -46,8 +47,8 @@ help(void)
 	printf("Create the shared-memory channel NAME (/dev/shm/dh.NAME), or remove channels.\n\n"
 	       "  --slots N          number of slots (default %u, at most %u)\n"
 	       "  --slot-size SIZE   payload capacity of one slot (default %uK, at most 1G)\n"
-	       "  --policy P         latest, ring, sync or queue (default %s)\n"
-	       "  --checksum C       none, xxh3 or blake2b (default %s)\n"
+	       "  --policy P         one of %s (default %s)\n"
+	       "  --checksum C       one of %s (default %s)\n"
 	       "  --key FILE         authenticate messages with a keyed BLAKE2b MAC; FILE\n"
 	       "                     holds 32 bytes, mode 0600 or stricter, owned by you\n"
 	       "  --schema SPEC      record schema, e.g. ts:u64;temp:f32 (slot size: the record)\n"
@@ -63,8 +64,9 @@ help(void)
 	       "  -V, --version      print the version and exit\n\n"
 	       "SIZE takes a K, M or G suffix (powers of 1024); DUR takes ms, s or m\n"
 	       "(default s) or \"inf\". Exit status: 0 done, 1 failed, 2 usage error.\n",
-	       d.slots, DH_SLOTS_MAX, d.slot_size >> 10, dh_policy_name(d.policy),
-	       dh_checksum_name(d.checksum), d.meta_size, d.max_readers, DH_READERS_MAX, d.mode);
+	       d.slots, DH_SLOTS_MAX, d.slot_size >> 10, cli_choices(0, pols, sizeof pols), dh_policy_name(d.policy),
+	       cli_choices(1, cks, sizeof cks), dh_checksum_name(d.checksum), d.meta_size, d.max_readers,
+	       DH_READERS_MAX, d.mode);
 	exit(cli_close_stdout());
 }
 
@@ -163,8 +165,7 @@ main(int argc, char **argv)
 		case 'h':
 			help();
 		case OPT_KEY:
-			if ((r = dh_key_load(optarg, key)) < 0)
-				cli_diec(EXIT_FAIL, r, "%s", cli_safe(optarg, buf, sizeof buf));
+			cli_key_load(optarg, key, EXIT_FAIL);
 			cfg->key = key;
 			break;
 		case OPT_KEYGEN:
@@ -178,12 +179,8 @@ main(int argc, char **argv)
 			break;
 		case 'V':
 			cli_version();
-		case ':':
-			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
 		default:
-			if (optopt != 0)
-				cli_usage(synopsis, "unknown option -%c", optopt);
-			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+			cli_bad_option(synopsis, c, argv);
 		}
 	}
 	argc -= optind;
@@ -196,8 +193,7 @@ main(int argc, char **argv)
 			cli_diec(EXIT_FAIL, r, "%s", cli_safe(keygen, buf, sizeof buf));
 		return EXIT_OK;
 	}
-	if (cfg->key && cc.checksum)
-		cli_die(EXIT_USAGE, "--key and --checksum exclude each other: a key selects the keyed MAC");
+	cli_config_key_conflict(&cc);
 	if (remove) {
 		if (creating)
 			cli_usage(synopsis_rm, "--remove takes no creation options");

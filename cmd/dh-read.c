@@ -11,13 +11,16 @@
 
 #include "broker_cli.h"
 #include "cli.h"
+#include "meta_cli.h"
+#include "net_cli.h"
 #include "progress.h"
 
 static const char synopsis[] =
 	"dh-read [-q] [--follow] [--count N] [--from oldest|latest|now|SEQ] [--no-wait] "
 	"[--lines | --null | --framed | --json | --csv] [--timeout DUR] [--key FILE] [--schema SPEC] [--strict] "
 	"[--name LABEL] [--owner USER] [--meta] [--wait-channel DUR] [--progress[=auto|log]] [--progress-interval DUR] "
-	"[--broker ENDPOINT [--broker-key FILE --client-key FILE]] NAME";
+	"[--broker ENDPOINT [--broker-key FILE --client-key FILE]] [--serve ENDPOINT | --connect ENDPOINT] "
+	"[--curve DIR] NAME";
 
 enum {
 	OPT_COUNT = 256, OPT_CSV, OPT_FOLLOW, OPT_FRAMED, OPT_FROM, OPT_JSON, OPT_KEY, OPT_LINES, OPT_META,
@@ -28,8 +31,10 @@ static const struct option longopts[] = {
 	{ "broker", required_argument, NULL, CLI_OPT_BROKER },
 	{ "broker-key", required_argument, NULL, CLI_OPT_BROKER_KEY },
 	{ "client-key", required_argument, NULL, CLI_OPT_CLIENT_KEY },
+	{ "connect", required_argument, NULL, CLI_OPT_CONNECT },
 	{ "count", required_argument, NULL, OPT_COUNT },
 	{ "csv", no_argument, NULL, OPT_CSV },
+	{ "curve", required_argument, NULL, CLI_OPT_CURVE },
 	{ "follow", no_argument, NULL, OPT_FOLLOW },
 	{ "framed", no_argument, NULL, OPT_FRAMED },
 	{ "from", required_argument, NULL, OPT_FROM },
@@ -46,6 +51,7 @@ static const struct option longopts[] = {
 	{ "progress-interval", required_argument, NULL, OPT_PROGRESS_INTERVAL },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "schema", required_argument, NULL, OPT_SCHEMA },
+	{ "serve", required_argument, NULL, CLI_OPT_SERVE },
 	{ "strict", no_argument, NULL, OPT_STRICT },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "version", no_argument, NULL, 'V' },
@@ -57,7 +63,7 @@ struct opts {
 	const char *name;
 	struct dh_reader_opts ro;
 	enum dh_frame_mode mode;
-	int framing, csv, meta, no_wait, quiet, strict;
+	int csv, meta, no_wait, quiet, strict;
 	struct dh_schema *want;    /* --schema */
 	struct dh_schema *sc;      /* the channel's, when decoding records (--json, --csv) */
 	uint64_t count;            /* 0: unlimited */
@@ -66,11 +72,31 @@ struct opts {
 	uint8_t key[DH_KEY_BYTES];
 	struct cli_broker broker;
 	struct cli_owner owner;    /* --owner, $DH_OWNER */
+	struct cli_net net;        /* --serve, --connect, --curve */
 	struct progress_opts progress;
 };
 
 /* --progress: NULL when off. */
 static struct progress *pg;
+
+/* Where messages come from: the local channel, or an exporter (--connect). */
+struct src {
+	struct dh_reader *r;
+	struct dh_net_client *c;
+};
+
+static int
+src_next(struct src *s, struct dh_msg *m, int64_t timeout_ns)
+{
+	return s->c ? dh_net_client_next(s->c, m, timeout_ns) : dh_reader_next(s->r, m, timeout_ns);
+}
+
+static void
+src_release(struct src *s)
+{
+	if (s->r)
+		dh_reader_release(s->r);
+}
 
 /* Output buffer: small messages are gathered, large ones written from the slot. */
 #define OUT_CAP (256u << 10)
@@ -89,12 +115,6 @@ struct out {
 };
 
 /* Undo an open before refusing an untrusted owner (cli_owner_enforce). */
-static void
-close_block(void *b)
-{
-	dh_block_close(b);
-}
-
 static void
 close_reader(void *p)
 {
@@ -137,6 +157,12 @@ help(void)
 	       "                    (default: $DH_BROKER; none: no broker)\n"
 	       "  --broker-key FILE, --client-key FILE   CURVE: the broker's public key and\n"
 	       "                    our secret key (default: in $DH_CURVE_DIR)\n"
+	       "  --serve ENDPOINT  export NAME to remote readers (ZeroMQ: tcp://HOST:PORT,\n"
+	       "                    ipc://PATH) until interrupted; each one is a reader here\n"
+	       "  --connect ENDPOINT\n"
+	       "                    read NAME from the exporter there instead of locally\n"
+	       "  --curve DIR       CURVE on that connection, with a key directory as\n"
+	       "                    dh-broker(1) makes them (default: $DH_CURVE_DIR)\n"
 	       "  -q, --quiet       do not report messages lost to a lap\n"
 	       "  -h, --help        print this help and exit\n"
 	       "  -V, --version     print the version and exit\n\n"
@@ -147,11 +173,7 @@ help(void)
 static void
 set_mode(struct opts *o, enum dh_frame_mode m, int csv)
 {
-	if (o->framing && (o->mode != m || o->csv != csv))
-		cli_usage(synopsis, "--lines, --null, --framed, --json and --csv exclude each other");
-	o->mode = m;
-	o->csv = csv;
-	o->framing = 1;
+	cli_framing(&o->mode, &o->csv, m, csv, synopsis, "--lines, --null, --framed, --json and --csv");
 }
 
 static void
@@ -164,7 +186,7 @@ parse(int argc, char **argv, struct opts *o)
 	o->timeout_ns = -1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hqV", longopts, NULL)) != -1) {
-		if (cli_broker_option(&o->broker, c, optarg))
+		if (cli_broker_option(&o->broker, c, optarg) || cli_net_option(&o->net, c, optarg))
 			continue;
 		switch (c) {
 		case OPT_COUNT:
@@ -191,8 +213,7 @@ parse(int argc, char **argv, struct opts *o)
 		case 'h': help();
 		case OPT_JSON: set_mode(o, DH_FRAME_JSON, 0); break;
 		case OPT_KEY:
-			if ((c = dh_key_load(optarg, o->key)) < 0)
-				cli_diec(EXIT_FAIL, c, "%s", cli_safe(optarg, buf, sizeof buf));
+			cli_key_load(optarg, o->key, EXIT_FAIL);
 			o->ro.key = o->key;
 			break;
 		case OPT_LINES: set_mode(o, DH_FRAME_LINES, 0); break;
@@ -222,12 +243,8 @@ parse(int argc, char **argv, struct opts *o)
 					cli_safe(optarg, buf, sizeof buf));
 			o->wait = 1;
 			break;
-		case ':':
-			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
 		default:
-			if (optopt != 0)
-				cli_usage(synopsis, "unknown option -%c", optopt);
-			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+			cli_bad_option(synopsis, c, argv);
 		}
 	}
 	if (argc - optind != 1)
@@ -237,6 +254,10 @@ parse(int argc, char **argv, struct opts *o)
 		cli_die(EXIT_USAGE, "%s: invalid channel name (A-Z a-z 0-9 . _ -, 1..%d, no leading dot)",
 			cli_safe(o->name, buf, sizeof buf), DH_NAME_MAX);
 	cli_owner_env(&o->owner, synopsis);
+	if (cli_net_setup(&o->net, synopsis) &&
+	    (o->meta || o->wait || (o->no_wait && o->net.connect) || (o->net.serve && (o->mode != DH_FRAME_RAW || o->count))))
+		cli_usage(synopsis, o->net.serve ? "--serve takes no --meta, --wait-channel, output or --count option"
+						 : "--connect takes no --meta, --wait-channel or --no-wait");
 	if (o->no_wait)
 		o->timeout_ns = 0;
 	/* Not waiting: what the channel holds, even of a stream that ended,
@@ -405,29 +426,7 @@ emit_header(struct out *o, const struct dh_schema *sc)
 static int
 print_meta(const struct opts *o)
 {
-	struct dh_block *b;
-	void *buf;
-	ssize_t n;
-	int r = dh_block_open(o->name, DH_OPEN_RDONLY, &b);
-
-	if (r == -ENOENT)
-		cli_die(EXIT_FAIL, "%s: no such channel", o->name);
-	if (r < 0)
-		cli_diec(EXIT_FAIL, r, "%s", o->name);
-	cli_owner_enforce(&o->owner, o->name, b, close_block, b);
-	if ((buf = malloc(dh_meta_capacity(b) + 1)) == NULL)
-		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
-	n = dh_meta_read(b, buf, dh_meta_capacity(b) + 1);
-	dh_block_close(b);
-	r = n < 0 ? 0 : cli_write_all(1, buf, (size_t)n);
-	free(buf);
-	if (n == -ENODEV)
-		cli_die(EXIT_FAIL, "%s: channel has no metadata zone", o->name);
-	if (n < 0)
-		cli_diec(EXIT_FAIL, (int)n, "%s: metadata", o->name);
-	if (r < 0 && r != -EPIPE)
-		cli_diec(EXIT_FAIL, r, "write error");
-	return r < 0 ? EXIT_FAIL : cli_close_stdout();
+	return cli_meta_print(o->name, &o->owner);
 }
 
 /* Losses to a lap, reported at once but then at most once a second. */
@@ -457,7 +456,7 @@ lost_report(const struct opts *o, struct lost *l, uint64_t n, uint64_t seq, int 
 
 /* The copy loop. Returns the exit status; a caught signal leaves cli_signal set. */
 static int
-pump(const struct opts *o, struct dh_reader *r)
+pump(const struct opts *o, struct src *src)
 {
 	struct out out = { .cap = OUT_CAP };
 	struct lost lost = { 0 };
@@ -469,17 +468,17 @@ pump(const struct opts *o, struct dh_reader *r)
 		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
 	/* A queue message is done only once written out: killed or cut off
 	 * before that, it is counted lost, never silently dropped. */
-	if (dh_reader_keep_claims(r) == 0) {
-		out.keeper = r;
-		if ((out.ends = malloc(sizeof *out.ends * (dh_block_config(dh_reader_block(r))->slots + 1))) == NULL)
+	if (src->r && dh_reader_keep_claims(src->r) == 0) {
+		out.keeper = src->r;
+		if ((out.ends = malloc(sizeof *out.ends * (dh_block_config(dh_reader_block(src->r))->slots + 1))) == NULL)
 			cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
 	}
 	/* On a channel that evicts stalled readers, a message used in place
 	 * stays held until we let go of it: copy it out and let go before
 	 * writing, so a stalled consumer downstream holds nothing. */
-	const struct dh_config *cfg = dh_block_config(dh_reader_block(r));
+	const struct dh_config *cfg = src->r ? dh_block_config(dh_reader_block(src->r)) : NULL;
 	unsigned char *own = NULL;
-	if (dh_policy_info(cfg->policy)->zero_copy && cfg->evict_after_ns &&
+	if (cfg && dh_policy_info(cfg->policy)->zero_copy && cfg->evict_after_ns &&
 	    (own = malloc(cfg->slot_size ? cfg->slot_size : 1)) == NULL)
 		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
 	if (o->csv)
@@ -487,17 +486,17 @@ pump(const struct opts *o, struct dh_reader *r)
 	while (out.err == 0 && (o->count == 0 || got < o->count)) {
 		if (cli_signal)
 			break;
-		rc = dh_reader_next(r, &m, 0);
-		if (rc == -EAGAIN && !o->no_wait) {
+		rc = src_next(src, &m, 0);
+		if ((rc == -EAGAIN || (src->c && rc == -ETIMEDOUT)) && !o->no_wait) {
 			/* about to block: hand over what we have first */
 			if (flush(&out) < 0 || cli_signal)
 				break;
-			rc = dh_reader_next(r, &m, o->timeout_ns);
+			rc = src_next(src, &m, o->timeout_ns);
 		}
 		if (rc == 0 && own != NULL) {
 			memcpy(own, m.data, m.len);
 			m.data = own;
-			dh_reader_release(r);
+			src_release(src);
 		}
 		if (rc == 0) {
 			if (m.lost > 0 && !o->quiet)
@@ -517,7 +516,8 @@ pump(const struct opts *o, struct dh_reader *r)
 			progress_add(pg, m.len);
 		} else if (rc == -DH_ECHECKSUM) {
 			cli_warn("%s: checksum mismatch at seq %llu", o->name, (unsigned long long)m.seq);
-			cli_broker_checksum(&o->broker, m.seq);
+			if (src->r)
+				cli_broker_checksum(&o->broker, m.seq);
 			ret = EXIT_FAIL;
 			if (o->strict)
 				break;
@@ -528,7 +528,11 @@ pump(const struct opts *o, struct dh_reader *r)
 				cli_warn("%s: no message within the timeout", o->name);
 				ret = EXIT_TIMEOUT;
 			} else if (rc == -DH_EWRITERDEAD) {
-				cli_warn("%s: writer died without marking end-of-stream", o->name);
+				cli_warn("%s: %swriter died without marking end-of-stream", o->name,
+					 src->c ? "the remote " : "");
+				ret = EXIT_FAIL;
+			} else if (rc < 0 && rc != -EAGAIN && src->c) {
+				cli_warn("%s: %s", o->name, cli_net_error(src->c, rc));
 				ret = EXIT_FAIL;
 			} else if (rc < 0 && rc != -EAGAIN) {
 				cli_warnc(rc, "%s", o->name);
@@ -540,13 +544,13 @@ pump(const struct opts *o, struct dh_reader *r)
 	lost_report(o, &lost, 0, 0, 1);
 	flush(&out);
 	if (out.err == 0) {
-		dh_reader_release(r);
+		src_release(src);
 	} else if (out.keeper) {
 		size_t passed = 0;
 
 		while (passed < out.nends && out.ends[passed] <= out.done)
 			passed++;
-		uint64_t n = dh_reader_settle(r, passed);
+		uint64_t n = dh_reader_settle(out.keeper, passed);
 
 		if (n > 0 && !o->quiet)
 			cli_warn("%s: %llu claimed messages not written out, counted lost", o->name,
@@ -563,6 +567,73 @@ pump(const struct opts *o, struct dh_reader *r)
 	return ret;
 }
 
+/* The channel does not exist here and the broker knows an exporter of it:
+ * 1, with o->net set to connect there (registered as a remote reader). */
+static int
+remote_export(struct opts *o)
+{
+	static char ep[512];
+	char path[4096], host[DH_BROKER_HOST_MAX + 1], me[DH_BROKER_HOST_MAX + 1], label[DH_PNAME_MAX];
+	const char *env;
+
+	if (dh_block_path(o->name, path, sizeof path) < 0 || access(path, F_OK) == 0 || errno != ENOENT)
+		return 0;
+	if (o->no_wait || cli_broker_find_export(&o->broker, o->name, ep, sizeof ep, host) < 0)
+		return 0;
+	o->net.connect = ep;
+	if (!o->net.curve_given && (env = getenv("DH_CURVE_DIR")) != NULL && *env)
+		o->net.curve = env;
+	if (!o->quiet)
+		cli_warn("%s: not here: reading it from %s at %s", o->name, host, ep);
+	snprintf(label, sizeof label, "net:%s", dh_broker_local_host(me, sizeof me));
+	cli_broker_remote_reader(&o->broker, o->name, host, o->ro.label ? o->ro.label : label);
+	return 1;
+}
+
+/* --connect: the loop above over an exporter's messages. */
+static int
+read_remote(struct opts *o)
+{
+	struct src src = { NULL, NULL };
+	int ret, rc;
+
+	src.c = cli_net_client(&o->net, o->name, &o->ro, o->ro.key ? o->key : NULL, o->want);
+	dh_key_wipe(o->key);
+	if (o->mode == DH_FRAME_JSON) {
+		const struct dh_net_welcome *w;
+
+		if ((rc = dh_net_client_wait_welcome(src.c, o->timeout_ns)) < 0) {
+			char why[256];
+
+			snprintf(why, sizeof why, "%s", cli_net_error(src.c, rc));
+			dh_net_client_close(src.c);
+			if (rc == -EINTR)
+				cli_reraise();
+			cli_die(rc == -ETIMEDOUT ? EXIT_TIMEOUT : EXIT_FAIL, "%s: %s", o->name, why);
+		}
+		w = dh_net_client_welcome(src.c);
+		if (w->has_schema && w->schema[0] && ((o->sc = malloc(sizeof *o->sc)) == NULL ||
+						       dh_schema_parse(w->schema, o->sc) < 0)) {
+			dh_net_client_close(src.c);
+			cli_die(EXIT_FAIL, "%s: the exporter sent a schema that does not parse", o->name);
+		}
+		if (o->csv && o->sc == NULL) {
+			dh_net_client_close(src.c);
+			cli_die(EXIT_FAIL, "%s: channel has no schema: --csv decodes records (dh-create --schema)", o->name);
+		}
+	}
+	ret = pump(o, &src);
+	cli_broker_stop(&o->broker);
+	dh_net_client_close(src.c);
+	free(o->sc);
+	free(o->want);
+	if (cli_signal)
+		cli_reraise();
+	if (cli_close_stdout() != 0 && ret == EXIT_OK)
+		ret = EXIT_FAIL;
+	return ret;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -574,6 +645,12 @@ main(int argc, char **argv)
 	parse(argc, argv, &o);
 	if (o.meta)
 		return print_meta(&o);
+	if (o.net.serve || o.net.connect) {
+		cli_catch_signals(1);
+		if (o.net.serve)
+			return cli_net_serve(&o.net, o.name, &o.owner, o.quiet, &o.broker);
+		return read_remote(&o);
+	}
 	/* Before open: a signal from now on detaches us cleanly, then re-raises. */
 	cli_catch_signals(1);
 	if (o.wait && (rc = cli_broker_wait_channel(&o.broker, o.name, o.ro.schema, o.wait_ns)) == -EINTR)
@@ -585,6 +662,9 @@ main(int argc, char **argv)
 		o.ro.start = DH_START_SEQ;
 		o.ro.start_seq = 0;
 	}
+	/* Not here but exported elsewhere, says the broker: read it there. */
+	if (o.broker.on && !o.wait && remote_export(&o))
+		return read_remote(&o);
 	cli_guard_mapping(o.name);
 	cli_owner_precheck(&o.owner, o.name);
 	rc = dh_reader_open(o.name, &o.ro, &r);
@@ -613,7 +693,8 @@ main(int argc, char **argv)
 		(void)fcntl(1, F_SETPIPE_SZ, 1 << 20);   /* fewer wakeups downstream; best effort */
 	cli_broker_reader(&o.broker, o.name, o.ro.label, o.ro.schema);
 	pg = progress_start(&o.progress, o.name, dh_reader_block(r), 1);
-	ret = pump(&o, r);
+	struct src src = { r, NULL };
+	ret = pump(&o, &src);
 	progress_end(pg);
 	cli_broker_stop(&o.broker);
 	dh_reader_close(r);

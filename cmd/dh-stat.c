@@ -1,10 +1,8 @@
 /* dh-stat: show channels: geometry, counters, participants, rates, health. See LICENSE. */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +14,8 @@
 #include "dh_schema.h"
 #include "dh_stat.h"
 #include "stat_mon.h"
+#include "stat_pass.h"
+#include "stat_text.h"
 
 static const char synopsis[] =
 	"dh-stat [--json | --prometheus] [--watch SEC] [--all-fields] [--filter PATTERN] [NAME ...]";
@@ -41,23 +41,6 @@ static const struct option longopts[] = {
 	{ "version", no_argument, NULL, 'V' },
 	{ "watch", required_argument, NULL, OPT_WATCH },
 	{ NULL, 0, NULL, 0 }
-};
-
-/* One channel seen in one pass. */
-struct chan {
-	char *name;
-	int error;
-	struct dh_snapshot *snap;
-	char *schema;              /* canonical schema text, NULL if none */
-	uint64_t mono_ns;          /* when snap was taken */
-	int has_rate;
-	double msgs_per_s, bytes_per_s;
-};
-
-struct pass {
-	struct chan *c;
-	size_t n;
-	uint64_t now_ns;           /* CLOCK_REALTIME of the pass */
 };
 
 static struct {
@@ -97,531 +80,6 @@ help(void)
 	exit(cli_close_stdout());
 }
 
-/* --- taking snapshots ------------------------------------------------------ */
-
-/* A segment truncated under us raises SIGBUS on access: report it as
- * corrupt instead of dying. */
-static sigjmp_buf bus_env;
-static volatile sig_atomic_t bus_armed;
-
-static void
-on_bus(int sig)
-{
-	if (bus_armed) {
-		bus_armed = 0;
-		siglongjmp(bus_env, 1);
-	}
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static int
-snapshot(struct dh_block *b, struct dh_snapshot *s, char *schema, size_t cap)
-{
-	int rc;
-
-	if (sigsetjmp(bus_env, 1))
-		return -DH_ECORRUPT;
-	bus_armed = 1;
-	rc = dh_block_snapshot(b, s);
-	if (rc == 0 && s->record_size > 0)
-		dh_block_schema(b, schema, cap, NULL);
-	bus_armed = 0;
-	return rc;
-}
-
-static uint64_t
-now_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void
-take(struct chan *c)
-{
-	char schema[DH_SCHEMA_MAX];
-	struct dh_block *b;
-	int rc;
-
-	if (dh_name_check(c->name) < 0) {
-		c->error = -DH_EFOREIGN; /* a dh.* file no dh tool could have made */
-		return;
-	}
-	if (!c->snap && !(c->snap = malloc(sizeof *c->snap)))
-		cli_die(EXIT_FAIL, "out of memory");
-	/* a listing does not wait for creators: an unpublished file says so at once */
-	if ((rc = dh_block_open(c->name, DH_OPEN_RDONLY | DH_OPEN_NOWAIT, &b)) == 0) {
-		schema[0] = '\0';
-		rc = snapshot(b, c->snap, schema, sizeof schema);
-		c->mono_ns = now_ns(CLOCK_MONOTONIC);
-		dh_block_close(b);
-		if (rc == 0 && c->snap->record_size > 0 && !(c->schema = strdup(schema)))
-			cli_die(EXIT_FAIL, "out of memory");
-	}
-	c->error = rc;
-}
-
-static int
-by_name(const void *a, const void *b)
-{
-	return strcmp(((const struct chan *)a)->name, ((const struct chan *)b)->name);
-}
-
-static void
-add(struct pass *p, const char *name)
-{
-	struct chan *c;
-
-	if (!(c = realloc(p->c, (p->n + 1) * sizeof *c)))
-		cli_die(EXIT_FAIL, "out of memory");
-	p->c = c;
-	c = &p->c[p->n++];
-	memset(c, 0, sizeof *c);
-	if (!(c->name = strdup(name)))
-		cli_die(EXIT_FAIL, "out of memory");
-}
-
-/* Every dh.* regular file of the channel directory, sorted by name. */
-static int
-list(struct pass *p)
-{
-	struct dirent *d;
-	DIR *dir;
-
-	if (!(dir = opendir(dh_block_dir()))) {
-		cli_warn("%s: %s", dh_block_dir(), strerror(errno));
-		return -1;
-	}
-	errno = 0;
-	while ((d = readdir(dir)) != NULL) {
-		if (strncmp(d->d_name, "dh.", 3) == 0 && cli_dirent_regular(dir, d) &&
-		    (opt.filter == NULL || stat_filter_match(opt.filter, d->d_name + 3)))
-			add(p, d->d_name + 3);
-		errno = 0;
-	}
-	if (errno != 0) {
-		cli_warn("%s: %s", dh_block_dir(), strerror(errno));
-		closedir(dir);
-		return -1;
-	}
-	closedir(dir);
-	if (p->n > 1)
-		qsort(p->c, p->n, sizeof *p->c, by_name);
-	return 0;
-}
-
-static void
-pass_free(struct pass *p)
-{
-	for (size_t i = 0; i < p->n; i++) {
-		free(p->c[i].name);
-		free(p->c[i].snap);
-		free(p->c[i].schema);
-	}
-	free(p->c);
-	memset(p, 0, sizeof *p);
-}
-
-/* Rates against the previous pass's view of the same channel. */
-static void
-rates(struct pass *cur, const struct pass *prev)
-{
-	for (size_t i = 0; i < cur->n; i++) {
-		struct chan *c = &cur->c[i];
-
-		for (size_t j = 0; j < prev->n && c->error == 0; j++) {
-			const struct chan *o = &prev->c[j];
-
-			if (o->error != 0 || strcmp(o->name, c->name) != 0)
-				continue;
-			c->has_rate = dh_stat_rate(o->snap, c->snap, c->mono_ns - o->mono_ns, &c->msgs_per_s,
-						   &c->bytes_per_s) == 0;
-			break;
-		}
-	}
-}
-
-/* --- text output ----------------------------------------------------------- */
-
-static const char *
-size_text(uint64_t v, char *buf, size_t cap)
-{
-	static const char suffix[] = "KMGT";
-	int k = -1;
-
-	while (v >= 1024 && v % 1024 == 0 && k < 3) {
-		v /= 1024;
-		k++;
-	}
-	if (k < 0)
-		snprintf(buf, cap, "%llu", (unsigned long long)v);
-	else
-		snprintf(buf, cap, "%llu%c", (unsigned long long)v, suffix[k]);
-	return buf;
-}
-
-/* "1.5s ago" from an idle time; "never" for an entry never active. */
-static const char *
-idle_text(uint64_t last_active_ns, uint64_t idle_ns, char *buf, size_t cap)
-{
-	uint64_t s = idle_ns / 1000000000u;
-
-	if (last_active_ns == 0)
-		snprintf(buf, cap, "never");
-	else if (s < 60)
-		snprintf(buf, cap, "%.1fs ago", (double)idle_ns / 1e9);
-	else if (s < 3600)
-		snprintf(buf, cap, "%llum%02llus ago", (unsigned long long)(s / 60), (unsigned long long)(s % 60));
-	else if (s < 86400)
-		snprintf(buf, cap, "%lluh%02llum ago", (unsigned long long)(s / 3600),
-			 (unsigned long long)(s / 60 % 60));
-	else
-		snprintf(buf, cap, "%llud%02lluh ago", (unsigned long long)(s / 86400),
-			 (unsigned long long)(s / 3600 % 24));
-	return buf;
-}
-
-static const char *
-time_text(uint64_t ns, char *buf, size_t cap)
-{
-	time_t t = (time_t)(ns / 1000000000u);
-	struct tm tm;
-
-	if (ns == 0 || !gmtime_r(&t, &tm) || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, cap, "-");
-	return buf;
-}
-
-static const char *
-u64_text(uint64_t v, char *buf, size_t cap)
-{
-	snprintf(buf, cap, "%llu", (unsigned long long)v);
-	return buf;
-}
-
-/* An aligned table: cells are copied; numeric columns are right-aligned. */
-#define MAXCOLS 16
-struct table {
-	int ncols;
-	const char *head[MAXCOLS];
-	int right[MAXCOLS];
-	size_t width[MAXCOLS];
-	char **cells;
-	size_t nrows;
-};
-
-static void
-table_row(struct table *t, const char **cells)
-{
-	char **nc = realloc(t->cells, (t->nrows + 1) * (size_t)t->ncols * sizeof *nc);
-
-	if (!nc)
-		cli_die(EXIT_FAIL, "out of memory");
-	t->cells = nc;
-	for (int i = 0; i < t->ncols; i++) {
-		char *s = strdup(cells[i]);
-		size_t w;
-
-		if (!s)
-			cli_die(EXIT_FAIL, "out of memory");
-		t->cells[t->nrows * (size_t)t->ncols + (size_t)i] = s;
-		w = strlen(s);
-		if (w > t->width[i])
-			t->width[i] = w;
-	}
-	t->nrows++;
-}
-
-static void
-table_print_row(const struct table *t, const char *const *cells)
-{
-	for (int i = 0; i < t->ncols; i++) {
-		int last = i == t->ncols - 1;
-		int w = (int)t->width[i];
-
-		if (t->right[i])
-			printf("%*s%s", w, cells[i], last ? "" : "  ");
-		else if (last)
-			printf("%s", cells[i]);
-		else
-			printf("%-*s  ", w, cells[i]);
-	}
-	putchar('\n');
-}
-
-static void
-table_print(struct table *t)
-{
-	for (int i = 0; i < t->ncols; i++)
-		if (strlen(t->head[i]) > t->width[i])
-			t->width[i] = strlen(t->head[i]);
-	table_print_row(t, t->head);
-	for (size_t r = 0; r < t->nrows; r++)
-		table_print_row(t, (const char *const *)&t->cells[r * (size_t)t->ncols]);
-	for (size_t r = 0; r < t->nrows * (size_t)t->ncols; r++)
-		free(t->cells[r]);
-	free(t->cells);
-	t->cells = NULL;
-	t->nrows = 0;
-}
-
-static void
-table_col(struct table *t, const char *head, int right)
-{
-	t->head[t->ncols] = head;
-	t->right[t->ncols] = right;
-	t->width[t->ncols] = 0;
-	t->ncols++;
-}
-
-static void
-print_list(const struct pass *p)
-{
-	struct table t = { 0 };
-	char name[4 * DH_NAME_MAX + 8], geo[64], fill[48], msgs[24], mr[32], br[32], wr[48], rd[32],
-	    lag[24], health[160], lost[24], cks[24], eos[8], created[32];
-
-	table_col(&t, "NAME", 0);
-	table_col(&t, "POLICY", 0);
-	if (opt.all)
-		table_col(&t, "CHECKSUM", 0);
-	table_col(&t, "SLOTS", 0);
-	table_col(&t, "FILL", 1);
-	table_col(&t, "MESSAGES", 1);
-	if (opt.watch) {
-		table_col(&t, "MSG/S", 1);
-		table_col(&t, "MB/S", 1);
-	}
-	table_col(&t, "WRITER", 0);
-	table_col(&t, "READERS", 1);
-	table_col(&t, "LAG", 1);
-	if (opt.all) {
-		table_col(&t, "LOST", 1);
-		table_col(&t, "CKFAIL", 1);
-		table_col(&t, "EOS", 0);
-		table_col(&t, "CREATED", 0);
-	}
-	table_col(&t, "HEALTH", 0);
-
-	for (size_t i = 0; i < p->n; i++) {
-		const struct chan *c = &p->c[i];
-		const struct dh_snapshot *s = c->snap;
-		const char *cells[MAXCOLS];
-		struct dh_stat st;
-		int k = 0;
-
-		dh_stat_safe(c->name, name, sizeof name);
-		if (c->error != 0) {
-			snprintf(health, sizeof health, "error: %s", dh_strerror(c->error));
-			cells[k++] = name;
-			while (k < t.ncols - 1)
-				cells[k++] = "-";
-			cells[k++] = health;
-			table_row(&t, cells);
-			continue;
-		}
-		dh_stat_derive(s, p->now_ns, &st);
-		cells[k++] = name;
-		cells[k++] = dh_policy_name(s->cfg.policy);
-		if (opt.all)
-			cells[k++] = dh_checksum_name(s->cfg.checksum);
-		size_text(s->cfg.slot_size, br, sizeof br);
-		snprintf(geo, sizeof geo, "%ux%s", s->cfg.slots, br);
-		cells[k++] = geo;
-		if (st.lag_known)
-			snprintf(fill, sizeof fill, "%llu/%u", (unsigned long long)st.fill, s->cfg.slots);
-		else
-			snprintf(fill, sizeof fill, "-");
-		cells[k++] = fill;
-		cells[k++] = u64_text(s->messages_written, msgs, sizeof msgs);
-		if (opt.watch) {
-			if (c->has_rate) {
-				snprintf(mr, sizeof mr, "%.1f", c->msgs_per_s);
-				snprintf(br, sizeof br, "%.2f", c->bytes_per_s / 1e6);
-			} else {
-				snprintf(mr, sizeof mr, "-");
-				snprintf(br, sizeof br, "-");
-			}
-			cells[k++] = mr;
-			cells[k++] = br;
-		}
-		if (st.writer == DH_P_FREE)
-			snprintf(wr, sizeof wr, "none");
-		else
-			snprintf(wr, sizeof wr, "%ld/%s", (long)s->part[0].pid, dh_pstate_name(st.writer));
-		cells[k++] = wr;
-		snprintf(rd, sizeof rd, "%u/%u", st.readers_alive, st.readers);
-		cells[k++] = rd;
-		if (st.lag_known)
-			u64_text(st.lag, lag, sizeof lag);
-		else
-			snprintf(lag, sizeof lag, "-");
-		cells[k++] = lag;
-		if (opt.all) {
-			cells[k++] = u64_text(st.lost + s->queue_lost, lost, sizeof lost);
-			cells[k++] = u64_text(s->checksum_failures, cks, sizeof cks);
-			snprintf(eos, sizeof eos, "%s", s->eos ? "yes" : "no");
-			cells[k++] = eos;
-			cells[k++] = time_text(s->created_ns, created, sizeof created);
-		}
-		cells[k++] = dh_health_format(&st, health, sizeof health);
-		table_row(&t, cells);
-	}
-	table_print(&t);
-}
-
-static void
-kv(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-kv(const char *key, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%-20s ", key);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-}
-
-static void
-print_participants(const struct dh_snapshot *s, uint64_t now)
-{
-	struct table t = { 0 };
-	char idx[12], pid[24], name[4 * DH_PNAME_MAX + 8], pos[24], lag[24], msgs[24], bytes[24], lost[24],
-	    cks[24], act[32];
-
-	table_col(&t, "INDEX", 1);
-	table_col(&t, "ROLE", 0);
-	table_col(&t, "STATE", 0);
-	table_col(&t, "PID", 1);
-	table_col(&t, "NAME", 0);
-	table_col(&t, "POSITION", 1);
-	table_col(&t, "LAG", 1);
-	table_col(&t, "MESSAGES", 1);
-	table_col(&t, "BYTES", 1);
-	table_col(&t, "LOST", 1);
-	table_col(&t, "CKFAIL", 1);
-	table_col(&t, "ACTIVE", 0);
-	for (int i = 0; i < s->nparticipants && i <= DH_READERS_MAX; i++) {
-		const struct dh_participant *p = &s->part[i];
-		const char *cells[MAXCOLS];
-		uint64_t l;
-		int k = 0;
-
-		if (p->state == DH_P_FREE && !opt.all)
-			continue;
-		snprintf(idx, sizeof idx, "%d", i);
-		cells[k++] = idx;
-		cells[k++] = i == 0 ? "writer" : "reader";
-		cells[k++] = dh_pstate_name(p->state);
-		snprintf(pid, sizeof pid, "%ld", (long)p->pid);
-		cells[k++] = pid;
-		cells[k++] = p->name[0] ? dh_stat_safe(p->name, name, sizeof name) : "-";
-		cells[k++] = u64_text(p->position, pos, sizeof pos);
-		if (dh_stat_lag(s, i, &l) == 0)
-			u64_text(l, lag, sizeof lag);
-		else
-			snprintf(lag, sizeof lag, "-");
-		cells[k++] = lag;
-		cells[k++] = u64_text(p->messages, msgs, sizeof msgs);
-		cells[k++] = u64_text(p->bytes, bytes, sizeof bytes);
-		cells[k++] = i == 0 ? "-" : u64_text(p->lost, lost, sizeof lost);
-		cells[k++] = i == 0 ? "-" : u64_text(p->checksum_failures, cks, sizeof cks);
-		cells[k++] = idle_text(p->last_active_ns, dh_stat_idle(p, now), act, sizeof act);
-		table_row(&t, cells);
-	}
-	if (t.nrows == 0) {
-		free(t.cells);
-		printf("  (none)\n");
-		return;
-	}
-	table_print(&t);
-}
-
-static void
-print_channel(const struct chan *c, uint64_t now)
-{
-	const struct dh_snapshot *s = c->snap;
-	char name[4 * DH_NAME_MAX + 8], b1[64], health[160];
-	struct dh_stat st;
-
-	dh_stat_derive(s, now, &st);
-	dh_stat_safe(c->name, name, sizeof name);
-	kv("channel", "%s", name);
-	kv("path", "%s/dh.%s", dh_block_dir(), name);
-	kv("created", "%s by uid %lu, pid %lu", time_text(s->created_ns, b1, sizeof b1),
-	   (unsigned long)s->creator_uid, (unsigned long)s->creator_pid);
-	kv("policy", "%s", dh_policy_name(s->cfg.policy));
-	kv("checksum", "%s", dh_checksum_name(s->cfg.checksum));
-	kv("keyed", "%s", s->keyed ? "yes" : "no");
-	if (s->record_size > 0) {
-		char text[4 * DH_SCHEMA_MAX];
-		kv("schema", "%s", dh_stat_safe(c->schema ? c->schema : "", text, sizeof text));
-		kv("record size", "%u bytes", s->record_size);
-	} else {
-		kv("schema", "none");
-	}
-	kv("slots", "%u x %u bytes (stride %llu)", s->cfg.slots, s->cfg.slot_size,
-	   (unsigned long long)s->lay.stride);
-	kv("max readers", "%u", s->cfg.max_readers);
-	kv("metadata zone", "%u bytes", s->cfg.meta_size);
-	kv("segment size", "%llu bytes", (unsigned long long)s->lay.total);
-	if (s->cfg.evict_after_ns)
-		kv("evict after", "%.3fs", (double)s->cfg.evict_after_ns / 1e9);
-	else
-		kv("evict after", "never");
-	kv("committed", "%llu", (unsigned long long)s->committed);
-	kv("stream", "%llu, from seq %llu", (unsigned long long)s->stream, (unsigned long long)s->stream_start);
-	kv("end of stream", "%s", s->eos ? "yes" : "no");
-	if (st.lag_known) {
-		kv("fill", "%llu/%u", (unsigned long long)st.fill, s->cfg.slots);
-		kv("lag", "%llu (reader %d)", (unsigned long long)st.lag, st.slowest);
-	} else {
-		kv("fill", "-");
-		kv("lag", "-");
-	}
-	kv("health", "%s", dh_health_format(&st, health, sizeof health));
-	if (opt.watch) {
-		if (c->has_rate)
-			kv("rate", "%.1f msg/s, %.2f MB/s", c->msgs_per_s, c->bytes_per_s / 1e6);
-		else
-			kv("rate", "-");
-	}
-	kv("messages written", "%llu", (unsigned long long)s->messages_written);
-	kv("bytes written", "%llu", (unsigned long long)s->bytes_written);
-	kv("writer waits", "%llu", (unsigned long long)s->writer_waits);
-	kv("writer wait time", "%.3fs", (double)s->writer_wait_ns / 1e9);
-	kv("readers reaped", "%llu", (unsigned long long)s->readers_reaped);
-	kv("evictions", "%llu", (unsigned long long)s->evictions);
-	kv("end-of-stream marks", "%llu", (unsigned long long)s->eos_count);
-	kv("queue lost", "%llu", (unsigned long long)s->queue_lost);
-	kv("checksum failures", "%llu", (unsigned long long)s->checksum_failures);
-	kv("schema mismatches", "%llu", (unsigned long long)s->schema_mismatches);
-	kv("key mismatches", "%llu", (unsigned long long)s->key_mismatches);
-	if (st.writer == DH_P_FREE)
-		kv("writer", "none");
-	else
-		kv("writer", "pid %ld, %s", (long)s->part[0].pid, dh_pstate_name(st.writer));
-	kv("readers", "%u alive of %u", st.readers_alive, st.readers);
-	if (opt.all) {
-		const struct dh_layout *l = &s->lay;
-
-		kv("layout", "table %llu+%llu, descriptors %llu+%llu, metadata %llu+%llu, data %llu+%llu",
-		   (unsigned long long)l->table_off, (unsigned long long)l->table_size,
-		   (unsigned long long)l->desc_off, (unsigned long long)l->desc_size,
-		   (unsigned long long)l->meta_off, (unsigned long long)l->meta_size,
-		   (unsigned long long)l->data_off, (unsigned long long)l->data_size);
-	}
-	print_participants(s, now);
-}
-
-/* --- main loop ------------------------------------------------------------- */
-
 /* --broker, --events: the broker's view instead of /dev/shm. */
 static int
 broker(struct cli_broker *b, char **names, int n)
@@ -642,9 +100,10 @@ broker(struct cli_broker *b, char **names, int n)
 static int
 print_pass(const struct pass *p)
 {
+	const unsigned text = (opt.all ? STAT_TEXT_ALL : 0) | (opt.watch ? STAT_TEXT_RATES : 0);
 	struct dh_stat_channel *sc;
 	char *doc = NULL;
-	int rc, failed = 0, first = 1;
+	int rc = 0, failed = 0, first = 1;
 
 	if (opt.named)
 		for (size_t i = 0; i < p->n; i++)
@@ -657,21 +116,6 @@ print_pass(const struct pass *p)
 					cli_warnc(p->c[i].error, "%s", dh_stat_safe(p->c[i].name, name, sizeof name));
 				failed = 1;
 			}
-	if (opt.fmt == FMT_TEXT) {
-		if (!opt.named) {
-			print_list(p);
-			return failed;
-		}
-		for (size_t i = 0; i < p->n; i++) {
-			if (p->c[i].error != 0)
-				continue;
-			if (!first)
-				putchar('\n');
-			first = 0;
-			print_channel(&p->c[i], p->now_ns);
-		}
-		return failed;
-	}
 	if (!(sc = calloc(p->n ? p->n : 1, sizeof *sc)))
 		cli_die(EXIT_FAIL, "out of memory");
 	for (size_t i = 0; i < p->n; i++) {
@@ -683,14 +127,27 @@ print_pass(const struct pass *p)
 		sc[i].msgs_per_s = p->c[i].msgs_per_s;
 		sc[i].bytes_per_s = p->c[i].bytes_per_s;
 	}
-	if (opt.fmt == FMT_JSON)
+	if (opt.fmt == FMT_TEXT && !opt.named) {
+		stat_text_list(sc, p->n, p->now_ns, text);
+	} else if (opt.fmt == FMT_TEXT) {
+		for (size_t i = 0; i < p->n; i++) {
+			if (sc[i].error != 0)
+				continue;
+			if (!first)
+				putchar('\n');
+			first = 0;
+			stat_text_channel(&sc[i], p->now_ns, text);
+		}
+	} else if (opt.fmt == FMT_JSON) {
 		rc = dh_stat_json(sc, p->n, p->now_ns, opt.all ? DH_STAT_ALL : 0, &doc);
-	else
+	} else {
 		rc = dh_stat_prometheus(sc, p->n, p->now_ns, opt.all ? DH_STAT_ALL : 0, &doc);
+	}
 	free(sc);
 	if (rc < 0)
 		cli_diec(EXIT_FAIL, rc, "render");
-	fputs(doc, stdout);
+	if (doc != NULL)
+		fputs(doc, stdout);
 	free(doc);
 	return failed;
 }
@@ -701,13 +158,13 @@ collect(struct pass *p, char **names, int nnames)
 	memset(p, 0, sizeof *p);
 	if (nnames > 0) {
 		for (int i = 0; i < nnames; i++)
-			add(p, names[i]);
-	} else if (list(p) < 0) {
+			stat_add(p, names[i]);
+	} else if (stat_list(p, opt.filter) < 0) {
 		exit(EXIT_FAIL);
 	}
-	p->now_ns = now_ns(CLOCK_REALTIME);
+	p->now_ns = stat_now_ns(CLOCK_REALTIME);
 	for (size_t i = 0; i < p->n; i++)
-		take(&p->c[i]);
+		stat_take(&p->c[i]);
 }
 
 static int
@@ -721,13 +178,13 @@ watch(char **names, int nnames)
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	while (!cli_signal) {
 		collect(&cur, names, nnames);
-		rates(&cur, &prev);
+		stat_rates(&cur, &prev);
 		if (opt.tty)
 			fputs("\033[H\033[2J", stdout);
 		else if (prev.c != NULL && opt.fmt != FMT_JSON)
 			putchar('\n');
 		failed |= print_pass(&cur);
-		pass_free(&prev);
+		stat_pass_free(&prev);
 		prev = cur;
 		if (fflush(stdout) != 0 || ferror(stdout))
 			break;
@@ -738,12 +195,12 @@ watch(char **names, int nnames)
 			next.tv_nsec -= 1000000000;
 		}
 		/* fell behind (a slow pass, a stopped process): restart the cadence */
-		if ((uint64_t)next.tv_sec * 1000000000u + (uint64_t)next.tv_nsec < now_ns(CLOCK_MONOTONIC))
+		if ((uint64_t)next.tv_sec * 1000000000u + (uint64_t)next.tv_nsec < stat_now_ns(CLOCK_MONOTONIC))
 			clock_gettime(CLOCK_MONOTONIC, &next);
 		while (!cli_signal && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
 			;
 	}
-	pass_free(&prev);
+	stat_pass_free(&prev);
 	if (cli_close_stdout() != 0)
 		return EXIT_FAIL;
 	cli_reraise();
@@ -764,10 +221,10 @@ live_take(void *arg, struct stat_frame *f)
 {
 	struct live *l = arg;
 
-	pass_free(&l->prev);
+	stat_pass_free(&l->prev);
 	l->prev = l->cur;
 	collect(&l->cur, l->names, l->nnames);
-	rates(&l->cur, &l->prev);
+	stat_rates(&l->cur, &l->prev);
 	free(l->ch);
 	if (!(l->ch = calloc(l->cur.n ? l->cur.n : 1, sizeof *l->ch)))
 		return -ENOMEM;
@@ -801,8 +258,8 @@ live(char **names, int nnames)
 			rc = watch(names, nnames);
 		}
 	}
-	pass_free(&l.prev);
-	pass_free(&l.cur);
+	stat_pass_free(&l.prev);
+	stat_pass_free(&l.cur);
 	free(l.ch);
 	return rc;
 }
@@ -811,7 +268,6 @@ int
 main(int argc, char **argv)
 {
 	struct cli_broker bk = { 0 };
-	struct sigaction sa;
 	struct pass p;
 	char buf[64];
 	int c, failed;
@@ -850,12 +306,8 @@ main(int argc, char **argv)
 					cli_safe(optarg, buf, sizeof buf));
 			opt.watch = 1;
 			break;
-		case ':':
-			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
 		default:
-			if (optopt != 0)
-				cli_usage(synopsis, "unknown option -%c", optopt);
-			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+			cli_bad_option(synopsis, c, argv);
 		}
 	}
 	argc -= optind;
@@ -872,10 +324,7 @@ main(int argc, char **argv)
 	if (bk.opts.server_key != NULL || bk.opts.client_key != NULL)
 		cli_usage(synopsis, "--broker-key and --client-key need --broker or --events");
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_bus;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
+	cli_bus_catch();
 
 	if (opt.serve != NULL && (opt.fmt != FMT_TEXT || opt.watch))
 		cli_usage(synopsis_serve, "--serve answers in the Prometheus format: no --json, --prometheus, --watch");
@@ -888,7 +337,7 @@ main(int argc, char **argv)
 		return watch(argv, argc);
 	collect(&p, argv, argc);
 	failed = print_pass(&p);
-	pass_free(&p);
+	stat_pass_free(&p);
 	if (cli_close_stdout() != 0)
 		return EXIT_FAIL;
 	return failed ? EXIT_FAIL : EXIT_OK;

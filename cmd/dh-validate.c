@@ -1,5 +1,4 @@
 /* dh-validate: check channels' integrity and safely reclaim what dead processes held. See LICENSE. */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <setjmp.h>
@@ -8,9 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
-#include "cli.h"
+#include "validate_print.h"
 
 static const char synopsis[] =
 	"dh-validate [--repair] [--force] [--json] [--quiet] [--key FILE] NAME ... | --all";
@@ -39,18 +36,6 @@ struct opts {
 	uint8_t key[DH_KEY_BYTES];
 };
 
-static sigjmp_buf bus_jmp;
-static volatile sig_atomic_t bus_armed;
-
-static void
-on_bus(int sig)
-{
-	if (bus_armed)
-		siglongjmp(bus_jmp, 1);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
 static _Noreturn void
 help(void)
 {
@@ -71,126 +56,13 @@ help(void)
 	exit(cli_close_stdout());
 }
 
-static int
-is_problem(enum dh_finding_action a)
-{
-	return a == DH_ACT_REPAIRABLE || a == DH_ACT_NEEDS_FORCE || a == DH_ACT_UNREPAIRABLE;
-}
-
-static json_t *
-ju64(uint64_t v)
-{
-	return v > INT64_MAX ? json_null() : json_integer((json_int_t)v);
-}
-
-static json_t *
-finding_json(const struct dh_finding *f)
-{
-	char buf[700];
-	json_t *o = json_object();
-
-	json_object_set_new(o, "kind", json_string(dh_finding_name(f->kind)));
-	json_object_set_new(o, "action", json_string(dh_action_name(f->action)));
-	json_object_set_new(o, "problem", json_boolean(is_problem(f->action)));
-	json_object_set_new(o, "index", f->index < 0 ? json_null() : json_integer(f->index));
-	json_object_set_new(o, "pid", f->pid <= 0 ? json_null() : json_integer(f->pid));
-	json_object_set_new(o, "seq", f->seq == UINT64_MAX ? json_null() : ju64(f->seq));
-	json_object_set_new(o, "slot", f->slot == UINT32_MAX ? json_null() : json_integer(f->slot));
-	json_object_set_new(o, "age_ns", ju64(f->age_ns));
-	json_object_set_new(o, "detail", json_string(cli_safe(f->detail, buf, sizeof buf)));
-	return o;
-}
-
-/* Report a channel we could not check (2) or whose header is corrupt (1). */
-static int
-report_error(const struct opts *o, const char *name, int status, const char *msg)
-{
-	if (o->json) {
-		json_t *j = json_object();
-		json_object_set_new(j, "channel", json_string(name));
-		json_object_set_new(j, "status", json_string(status == EXIT_FAIL ? "corrupt" : "error"));
-		json_object_set_new(j, "exit", json_integer(status));
-		json_object_set_new(j, "error", json_string(msg));
-		json_object_set_new(j, "checked", json_integer(0));
-		json_object_set_new(j, "problems", json_integer(status == EXIT_FAIL));
-		json_object_set_new(j, "repaired", json_integer(0));
-		json_object_set_new(j, "forced", json_integer(0));
-		json_object_set_new(j, "findings", json_array());
-		json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		putchar('\n');
-		json_decref(j);
-	}
-	if (status == EXIT_FAIL) {
-		if (!o->json)
-			printf("%s: corrupt header: %s; no repair is provably safe\n", name, msg);
-	} else {
-		cli_warn("%s: %s", name, msg);
-	}
-	return status;
-}
-
-static void
-report(const struct opts *o, const char *name, const struct dh_report *rep, const char *status, int ret)
-{
-	int repaired = 0, forced = 0;
-	char buf[700];
-
-	for (size_t i = 0; i < rep->n; i++) {
-		repaired += rep->f[i].action == DH_ACT_REPAIRED;
-		forced += rep->f[i].action == DH_ACT_FORCED;
-	}
-	if (o->json) {
-		json_t *j, *fs;
-		if (o->quiet && ret == EXIT_OK && !repaired && !forced)
-			return;
-		j = json_object();
-		fs = json_array();
-		json_object_set_new(j, "channel", json_string(name));
-		json_object_set_new(j, "status", json_string(status));
-		json_object_set_new(j, "exit", json_integer(ret));
-		json_object_set_new(j, "error", json_null());
-		json_object_set_new(j, "checked", ju64(rep->slots_checked));
-		json_object_set_new(j, "problems", json_integer(rep->problems));
-		json_object_set_new(j, "repaired", json_integer(repaired));
-		json_object_set_new(j, "forced", json_integer(forced));
-		for (size_t i = 0; i < rep->n; i++)
-			json_array_append_new(fs, finding_json(&rep->f[i]));
-		json_object_set_new(j, "findings", fs);
-		json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		putchar('\n');
-		json_decref(j);
-		return;
-	}
-	for (size_t i = 0; i < rep->n; i++) {
-		const struct dh_finding *f = &rep->f[i];
-		if (o->quiet && f->action == DH_ACT_NONE)
-			continue;
-		printf("%s: %s: %s", name, dh_finding_name(f->kind), cli_safe(f->detail, buf, sizeof buf));
-		if (f->action == DH_ACT_FORCED)
-			printf(" [forced: --force cut it loose although it is alive]\n");
-		else if (f->action != DH_ACT_NONE)
-			printf(" [%s]\n", dh_action_name(f->action));
-		else
-			putchar('\n');
-	}
-	if (rep->problems)
-		printf("%s: %d problem%s remain%s%s\n", name, rep->problems, rep->problems == 1 ? "" : "s",
-		       rep->problems == 1 ? "s" : "",
-		       o->repair ? "" : " (dh-validate --repair fixes what is safe)");
-	else if (forced)
-		printf("%s: repaired %d, forced %d, valid\n", name, repaired, forced);
-	else if (repaired)
-		printf("%s: repaired %d, valid\n", name, repaired);
-	else if (!o->quiet)
-		printf("%s: valid, %llu committed messages checked\n", name, (unsigned long long)rep->slots_checked);
-}
-
 /* Check (and repair) one channel; returns its exit status. */
 static int
 validate(const struct opts *o, const char *name, int listed)
 {
 	static struct dh_block *b;   /* static: survives a SIGBUS jump */
 	static struct dh_report rep;
+	const struct validate_out vo = { o->json, o->quiet, o->repair };
 	char msg[256];
 	int rc, ret;
 	const int flags = o->repair ? DH_CHECK_REPAIR | (o->force ? DH_CHECK_FORCE : 0) : 0;
@@ -198,23 +70,23 @@ validate(const struct opts *o, const char *name, int listed)
 	b = NULL;
 	memset(&rep, 0, sizeof rep);
 	if (dh_name_check(name) < 0)
-		return report_error(o, name, EXIT_USAGE, "invalid channel name");
-	if (sigsetjmp(bus_jmp, 1)) {
-		bus_armed = 0;
+		return validate_report_error(&vo, name, EXIT_USAGE, "invalid channel name");
+	if (sigsetjmp(cli_bus_env, 1)) {
+		cli_bus_armed = 0;
 		/* the mapping is unusable: leak it rather than touch it again */
-		return report_error(o, name, EXIT_FAIL, "segment truncated while being checked");
+		return validate_report_error(&vo, name, EXIT_FAIL, "segment truncated while being checked");
 	}
-	bus_armed = 1;
+	cli_bus_armed = 1;
 	rc = dh_block_open(name, o->repair ? 0 : DH_OPEN_RDONLY, &b);
 	if (rc == -ENOENT && listed) {
-		bus_armed = 0;
+		cli_bus_armed = 0;
 		return EXIT_OK; /* removed since we listed it */
 	}
 	if (rc < 0) {
-		bus_armed = 0;
+		cli_bus_armed = 0;
 		if (rc == -ENOENT)
-			return report_error(o, name, EXIT_USAGE, "no such channel");
-		return report_error(o, name, rc == -DH_ECORRUPT || rc == -DH_EVERSION ? EXIT_FAIL : EXIT_USAGE,
+			return validate_report_error(&vo, name, EXIT_USAGE, "no such channel");
+		return validate_report_error(&vo, name, rc == -DH_ECORRUPT || rc == -DH_EVERSION ? EXIT_FAIL : EXIT_USAGE,
 				    dh_strerror(rc));
 	}
 	if (o->has_key) {
@@ -226,18 +98,18 @@ validate(const struct opts *o, const char *name, int listed)
 			/* --all: other channels have other keys; check them without */
 			cli_warn("%s: not this channel's key: MACs not verified", name);
 		} else if (rc < 0) {
-			bus_armed = 0;
+			cli_bus_armed = 0;
 			dh_block_close(b);
-			return report_error(o, name, EXIT_USAGE, dh_strerror(rc));
+			return validate_report_error(&vo, name, EXIT_USAGE, dh_strerror(rc));
 		}
 	}
 	rc = dh_check_run(b, flags, STALL_NS, &rep);
-	bus_armed = 0;
+	cli_bus_armed = 0;
 	dh_block_close(b);
 	if (rc < 0) {
 		dh_report_free(&rep);
 		snprintf(msg, sizeof msg, "check: %s", dh_strerror(rc));
-		return report_error(o, name, EXIT_USAGE, msg);
+		return validate_report_error(&vo, name, EXIT_USAGE, msg);
 	}
 	ret = rep.problems ? EXIT_FAIL : EXIT_OK;
 	{
@@ -247,7 +119,7 @@ validate(const struct opts *o, const char *name, int listed)
 				status = "repaired";
 		if (rep.problems)
 			status = "problems";
-		report(o, name, &rep, status, ret);
+		validate_report(&vo, name, &rep, status, ret);
 	}
 	for (size_t i = 0; i < rep.n && !o->json; i++)
 		if (rep.f[i].kind == DH_FIND_KEY_UNVERIFIED)
@@ -256,42 +128,24 @@ validate(const struct opts *o, const char *name, int listed)
 	return ret;
 }
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Every dh.* regular file of the channel directory, sorted; NULL-terminated,
- * owned by the caller. Anything else planted there is no channel and is
- * never opened. */
+/* Every channel of the channel directory, sorted; a bare "dh." is no
+ * channel name at all and is skipped. */
 static char **
 list_all(void)
 {
-	const char *dir = dh_block_dir();
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char **v = NULL;
-	size_t n = 0, cap = 0;
+	char **v;
+	size_t j = 0;
+	int rc;
 
-	if (!d)
-		cli_diec(EXIT_USAGE, -errno, "%s", dir);
-	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, "dh.", 3) != 0 || e->d_name[3] == '\0' || !cli_dirent_regular(d, e))
-			continue;
-		if (n + 1 >= cap) {
-			cap = cap ? cap * 2 : 32;
-			if (!(v = realloc(v, cap * sizeof *v)))
-				cli_diec(EXIT_USAGE, -ENOMEM, "%s", dir);
-		}
-		if (!(v[n++] = strdup(e->d_name + 3)))
-			cli_diec(EXIT_USAGE, -ENOMEM, "%s", dir);
+	if ((rc = dh_channel_list(&v, NULL)) < 0)
+		cli_diec(EXIT_USAGE, rc, "%s", dh_block_dir());
+	for (size_t i = 0; v[i] != NULL; i++) {
+		if (v[i][0] == '\0')
+			free(v[i]);
+		else
+			v[j++] = v[i];
 	}
-	closedir(d);
-	if (!v && !(v = calloc(1, sizeof *v)))
-		cli_diec(EXIT_USAGE, -ENOMEM, "%s", dir);
-	qsort(v, n, sizeof *v, cmp_str);
-	v[n] = NULL;
+	v[j] = NULL;
 	return v;
 }
 
@@ -299,7 +153,6 @@ int
 main(int argc, char **argv)
 {
 	struct opts o;
-	struct sigaction sa;
 	char **names, buf[64];
 	int c, rc, ret = EXIT_OK;
 
@@ -330,12 +183,8 @@ main(int argc, char **argv)
 			break;
 		case 'V':
 			cli_version();
-		case ':':
-			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
 		default:
-			if (optopt != 0)
-				cli_usage(synopsis, "unknown option -%c", optopt);
-			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+			cli_bad_option(synopsis, c, argv);
 		}
 	}
 	argc -= optind;
@@ -350,16 +199,12 @@ main(int argc, char **argv)
 		if (dh_name_check(argv[i]) < 0)
 			cli_die(EXIT_USAGE, "%s: invalid channel name", cli_safe(argv[i], buf, sizeof buf));
 	if (o.keyfile) {
-		if ((rc = dh_key_load(o.keyfile, o.key)) < 0)
-			cli_diec(EXIT_USAGE, rc, "%s", o.keyfile);
+		cli_key_load(o.keyfile, o.key, EXIT_USAGE);
 		o.has_key = 1;
 	}
 
 	/* A segment truncated under us faults on access: report it, never crash. */
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_bus;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
+	cli_bus_catch();
 
 	names = o.all ? list_all() : argv;
 	for (int i = 0; names[i]; i++) {
@@ -367,11 +212,8 @@ main(int argc, char **argv)
 		if (rc > ret)
 			ret = rc;
 	}
-	if (o.all) {
-		for (int i = 0; names[i]; i++)
-			free(names[i]);
-		free(names);
-	}
+	if (o.all)
+		dh_channel_list_free(names);
 	dh_key_wipe(o.key);
 	if (cli_close_stdout() != 0)
 		return EXIT_USAGE;

@@ -11,7 +11,9 @@
 
 #include "broker_cli.h"
 #include "cli.h"
+#include "meta_cli.h"
 #include "csv_cli.h"
+#include "net_cli.h"
 #include "dh_stat.h"
 #include "progress.h"
 
@@ -20,11 +22,13 @@ static const char synopsis[] =
 	"[--checksum none|xxh3|blake2b] [--meta-size SIZE] [--max-readers N] [--mode OCTAL] "
 	"[--evict-after DUR]] [--key FILE] [--schema SPEC] [--lines | --null | --framed | --record-size N | --csv] "
 	"[--timeout DUR] [--wait-readers N] [--no-eos] [--progress[=auto|log]] [--progress-interval DUR] [--meta FILE] [--name LABEL] [--owner USER] "
-	"[--broker ENDPOINT [--broker-key FILE --client-key FILE]] NAME";
+	"[--broker ENDPOINT [--broker-key FILE --client-key FILE]] [--connect ENDPOINT [--curve DIR] "
+	"[--remote-key FILE]] NAME";
 
 enum {
 	OPT_CREATE = 256, OPT_CSV, OPT_FRAMED, OPT_KEY, OPT_LINES, OPT_META, OPT_NAME, OPT_NO_EOS, OPT_NULL,
-	OPT_OWNER, OPT_PROGRESS, OPT_PROGRESS_INTERVAL, OPT_RECORD_SIZE, OPT_SCHEMA, OPT_TIMEOUT, OPT_WAIT_READERS
+	OPT_OWNER, OPT_PROGRESS, OPT_PROGRESS_INTERVAL, OPT_RECORD_SIZE, OPT_REMOTE_KEY, OPT_SCHEMA, OPT_TIMEOUT,
+	OPT_WAIT_READERS
 };
 
 static const struct option longopts[] = {
@@ -32,8 +36,10 @@ static const struct option longopts[] = {
 	{ "broker-key", required_argument, NULL, CLI_OPT_BROKER_KEY },
 	{ "checksum", required_argument, NULL, CLI_OPT_CHECKSUM },
 	{ "client-key", required_argument, NULL, CLI_OPT_CLIENT_KEY },
+	{ "connect", required_argument, NULL, CLI_OPT_CONNECT },
 	{ "create", no_argument, NULL, OPT_CREATE },
 	{ "csv", no_argument, NULL, OPT_CSV },
+	{ "curve", required_argument, NULL, CLI_OPT_CURVE },
 	{ "evict-after", required_argument, NULL, CLI_OPT_EVICT },
 	{ "framed", no_argument, NULL, OPT_FRAMED },
 	{ "help", no_argument, NULL, 'h' },
@@ -51,6 +57,7 @@ static const struct option longopts[] = {
 	{ "progress", optional_argument, NULL, OPT_PROGRESS },
 	{ "progress-interval", required_argument, NULL, OPT_PROGRESS_INTERVAL },
 	{ "record-size", required_argument, NULL, OPT_RECORD_SIZE },
+	{ "remote-key", required_argument, NULL, OPT_REMOTE_KEY },
 	{ "schema", required_argument, NULL, OPT_SCHEMA },
 	{ "slot-size", required_argument, NULL, CLI_OPT_SLOT_SIZE },
 	{ "slots", required_argument, NULL, CLI_OPT_SLOTS },
@@ -74,18 +81,15 @@ struct opts {
 	uint8_t key[DH_KEY_BYTES];
 	struct cli_broker broker;
 	struct cli_owner owner;    /* --owner, $DH_OWNER */
+	struct cli_net net;        /* --connect, --curve */
+	int remote_key;            /* --remote-key given */
+	uint8_t rkey[DH_KEY_BYTES];
 };
 
 /* --progress: NULL when off. */
 static struct progress *pg;
 
 /* Undo an open before refusing an untrusted owner (cli_owner_enforce). */
-static void
-close_block(void *b)
-{
-	dh_block_close(b);
-}
-
 static void
 close_writer(void *p)
 {
@@ -127,6 +131,11 @@ help(void)
 	       "                       (default: $DH_BROKER; none: no broker)\n"
 	       "  --broker-key FILE, --client-key FILE   CURVE: the broker's public key and\n"
 	       "                       our secret key (default: in $DH_CURVE_DIR)\n"
+	       "  --connect ENDPOINT   import: copy the channel that an exporter (dh-read(1))\n"
+	       "                       serves there into NAME, instead of standard input\n"
+	       "  --curve DIR          CURVE on that connection, with a key directory as\n"
+	       "                       dh-broker(1) makes them (default: $DH_CURVE_DIR)\n"
+	       "  --remote-key FILE    MAC key of the remote channel, when it is keyed\n"
 	       "  -h, --help           print this help and exit\n"
 	       "  -V, --version        print the version and exit\n\n"
 	       "Exit status: 0 done, 1 failed, 2 usage error, 3 timed out.\n");
@@ -136,10 +145,7 @@ help(void)
 static void
 set_mode(struct opts *o, enum dh_frame_mode m, int csv)
 {
-	if (o->mode != DH_FRAME_RAW && (o->mode != m || o->csv != csv))
-		cli_usage(synopsis, "--lines, --null, --framed, --record-size and --csv exclude each other");
-	o->mode = m;
-	o->csv = csv;
+	cli_framing(&o->mode, &o->csv, m, csv, synopsis, "--lines, --null, --framed, --record-size and --csv");
 }
 
 static void
@@ -147,14 +153,15 @@ parse(int argc, char **argv, struct opts *o)
 {
 	struct cli_config cc;
 	char buf[64];
-	int c, r;
+	int c;
 
 	memset(o, 0, sizeof *o);
 	cli_config_init(&cc);
 	o->timeout_ns = -1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
-		if (cli_config_option(c, optarg, &cc) || cli_broker_option(&o->broker, c, optarg))
+		if (cli_config_option(c, optarg, &cc) || cli_broker_option(&o->broker, c, optarg) ||
+		    cli_net_option(&o->net, c, optarg))
 			continue;
 		switch (c) {
 		case OPT_CREATE: o->create = 1; break;
@@ -162,8 +169,7 @@ parse(int argc, char **argv, struct opts *o)
 		case OPT_FRAMED: set_mode(o, DH_FRAME_FRAMED, 0); break;
 		case 'h': help();
 		case OPT_KEY:
-			if ((r = dh_key_load(optarg, o->key)) < 0)
-				cli_diec(EXIT_FAIL, r, "%s", cli_safe(optarg, buf, sizeof buf));
+			cli_key_load(optarg, o->key, EXIT_FAIL);
 			cc.cfg.key = o->key;
 			break;
 		case OPT_LINES: set_mode(o, DH_FRAME_LINES, 0); break;
@@ -174,6 +180,10 @@ parse(int argc, char **argv, struct opts *o)
 		case OPT_OWNER: cli_owner_set(&o->owner, optarg, synopsis); break;
 		case OPT_PROGRESS: progress_opt_mode(&o->progress, optarg, synopsis); break;
 		case OPT_PROGRESS_INTERVAL: progress_opt_interval(&o->progress, optarg, synopsis); break;
+		case OPT_REMOTE_KEY:
+			cli_key_load(optarg, o->rkey, EXIT_FAIL);
+			o->remote_key = 1;
+			break;
 		case OPT_RECORD_SIZE:
 			o->record_size = cli_opt_number("record-size", optarg, 1, 1, DH_SLOT_SIZE_MAX);
 			set_mode(o, DH_FRAME_RECORD, 0);
@@ -188,12 +198,8 @@ parse(int argc, char **argv, struct opts *o)
 		case OPT_WAIT_READERS:
 			o->wait_readers = cli_opt_number("wait-readers", optarg, 0, 1, DH_READERS_MAX);
 			break;
-		case ':':
-			cli_usage(synopsis, "option %s needs an argument", argv[optind - 1]);
 		default:
-			if (optopt != 0)
-				cli_usage(synopsis, "unknown option -%c", optopt);
-			cli_usage(synopsis, "unknown option %s", argv[optind - 1]);
+			cli_bad_option(synopsis, c, argv);
 		}
 	}
 	if (argc - optind != 1)
@@ -202,8 +208,7 @@ parse(int argc, char **argv, struct opts *o)
 	cli_owner_env(&o->owner, synopsis);
 	if (cc.any && !o->create)
 		cli_usage(synopsis, "geometry options need --create");
-	if (cc.cfg.key && cc.checksum)
-		cli_die(EXIT_USAGE, "--key and --checksum exclude each other: a key selects the keyed MAC");
+	cli_config_key_conflict(&cc);
 	if (o->create)
 		cc.cfg.schema = o->schema;
 	cli_config_finish(&cc);
@@ -212,6 +217,12 @@ parse(int argc, char **argv, struct opts *o)
 		cli_die(EXIT_USAGE, "%s: invalid channel name (A-Z a-z 0-9 . _ -, 1..%d, no leading dot)",
 			cli_safe(o->name, buf, sizeof buf), DH_NAME_MAX);
 	cli_broker_setup(&o->broker, synopsis);
+	if (o->net.serve)
+		cli_usage(synopsis, "unknown option --serve");
+	if (cli_net_setup(&o->net, synopsis) && (o->mode != DH_FRAME_RAW || o->csv || o->meta))
+		cli_usage(synopsis, "--connect reads no standard input: no framing or --meta option");
+	if (o->remote_key && !o->net.connect)
+		cli_usage(synopsis, "--remote-key goes with --connect");
 }
 
 static void
@@ -231,56 +242,7 @@ create(const struct opts *o)
 static void
 write_meta(const struct opts *o)
 {
-	struct dh_block *b;
-	char *data = NULL;
-	size_t len = 0, cap = 0;
-	int from_stdin = strcmp(o->meta, "-") == 0;
-	int fd = from_stdin ? 0 : open(o->meta, O_RDONLY | O_CLOEXEC), r;
-
-	if (fd < 0)
-		cli_diec(EXIT_FAIL, -errno, "%s", o->meta);
-	for (;;) {
-		ssize_t n;
-
-		if (len == cap) {
-			cap = cap ? cap * 2 : 65536;
-			if (cap > (size_t)DH_META_MAX + 1)
-				cap = (size_t)DH_META_MAX + 1;
-			if (len == cap)
-				cli_die(EXIT_FAIL, "%s: larger than %u bytes", o->meta, DH_META_MAX);
-			if ((data = realloc(data, cap)) == NULL)
-				cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->meta);
-		}
-		n = cli_read_full(fd, data + len, cap - len);
-		if (n < 0)
-			cli_diec(EXIT_FAIL, (int)n, "%s", o->meta);
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (!from_stdin)
-		close(fd);
-	r = dh_block_open(o->name, 0, &b);
-	if (r == 0) {
-		cli_owner_enforce(&o->owner, o->name, b, close_block, b);
-		r = dh_meta_write(b, data, len);
-		cap = dh_meta_capacity(b);
-		dh_block_close(b);
-	}
-	free(data);
-	if (r == -ENOENT)
-		cli_die(EXIT_FAIL, "%s: no such channel", o->name);
-	if (r == -ENODEV)
-		cli_die(EXIT_FAIL, "%s: channel has no metadata zone (dh-create --meta-size)", o->name);
-	if (r == -EMSGSIZE)
-		cli_die(EXIT_FAIL, "%s: %s is %zu bytes, the metadata zone holds %zu", o->name, o->meta,
-			len, cap);
-	if (r == -EBUSY)
-		cli_die(EXIT_FAIL, "%s: metadata: another update is still in progress", o->name);
-	if (r == -ESTALE)
-		cli_die(EXIT_FAIL, "%s: metadata: another update took over; ours was discarded", o->name);
-	if (r < 0)
-		cli_diec(EXIT_FAIL, r, "%s: metadata", o->name);
+	cli_meta_write(o->name, o->meta, &o->owner);
 }
 
 /* Wait until standard input is readable (so no slot is held while idle).
@@ -573,7 +535,24 @@ main(int argc, char **argv)
 	if (o.wait_readers > 0 && (r = dh_writer_wait_readers(w, (unsigned)o.wait_readers,
 							       o.timeout_ns)) < 0)
 		ret = failed(&o, w, r, "readers");
-	else if (o.mode == DH_FRAME_RAW)
+	else if (o.net.connect) {
+		int eos;
+		struct dh_net_client *c = cli_net_client(&o.net, NULL, NULL, o.remote_key ? o.rkey : NULL, NULL);
+
+		dh_key_wipe(o.rkey);
+		ret = cli_net_import(c, o.name, w, o.timeout_ns, &eos);
+		dh_net_client_close(c);
+		/* The remote writer died: so do we, as a writer, leaving the
+		 * entry to the kernel's lock so the mirror's readers see a
+		 * dead writer too (closing would look like --no-eos). */
+		if (eos == -1) {
+			progress_end(pg);
+			cli_broker_stop(&o.broker);
+			exit(EXIT_FAIL);
+		}
+		if (!eos && !cli_signal)
+			o.no_eos = 1;
+	} else if (o.mode == DH_FRAME_RAW)
 		ret = pump_raw(&o, w);
 	else
 		ret = pump_framed(&o, w);

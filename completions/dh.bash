@@ -39,12 +39,12 @@ _dh_value() {
 	*:--checksum) _dh_words "none xxh3 blake2b" ;;
 	*:--from) _dh_words "oldest latest now" ;;
 	*:--progress) _dh_words "auto log" ;;
-	*:--serve) _dh_words "127.0.0.1:9464 [::1]:9464 0.0.0.0:9464" ;;
+	dh-stat:--serve) _dh_words "127.0.0.1:9464 [::1]:9464 0.0.0.0:9464" ;;
 	*:--mode) _dh_words "0600 0660 0666" ;;
 	*:--evict-after | *:--timeout | *:--wait-channel) _dh_words "inf" ;;
-	*:--bind | *:-b | *:--events | *:-e | *:--broker) _dh_words "ipc:// tcp://" ;;
+	*:--bind | *:-b | *:--events | *:-e | *:--broker | *:--serve | *:--connect) _dh_words "ipc:// tcp://" ;;
 	dh-broker:--keygen | *:--curve | *:-c) _dh_dirs ;;
-	*:--key | *:--meta | *:--keygen | *:--broker-key | *:--client-key) _dh_files ;;
+	*:--key | *:--meta | *:--keygen | *:--broker-key | *:--client-key | *:--remote-key) _dh_files ;;
 	*:--owner) mapfile -t COMPREPLY < <(compgen -u -- "$cur") ;;
 	*) COMPREPLY=() ;; # numbers, sizes, durations, labels, specs
 	esac
@@ -77,9 +77,9 @@ _dh() {
 	dh-read)
 		opts="--follow --count --from --no-wait --lines --null --framed --json --csv --timeout --key
 			--schema --strict --name --owner --meta --wait-channel --progress --progress-interval --broker
-			--broker-key --client-key --quiet --help --version -q -h -V"
+			--broker-key --client-key --serve --connect --curve --quiet --help --version -q -h -V"
 		argopts="--count --from --timeout --key --schema --name --owner --wait-channel --progress-interval
-			--broker --broker-key --client-key"
+			--broker --broker-key --client-key --serve --connect --curve"
 		;;
 	dh-stat)
 		opts="--json --prometheus --watch --all-fields --filter --serve --broker --events --broker-key
@@ -94,10 +94,10 @@ _dh() {
 		opts="--create --slots --slot-size --policy --checksum --meta-size --max-readers --mode
 			--evict-after --key --schema --lines --null --framed --record-size --csv --timeout
 			--wait-readers --no-eos --progress --progress-interval --meta --name --owner --broker
-			--broker-key --client-key --help --version -h -V"
+			--broker-key --client-key --connect --curve --remote-key --help --version -h -V"
 		argopts="--slots --slot-size --policy --checksum --meta-size --max-readers --mode
 			--evict-after --key --schema --record-size --timeout --wait-readers --progress-interval
-			--meta --name --owner --broker --broker-key --client-key"
+			--meta --name --owner --broker --broker-key --client-key --connect --curve --remote-key"
 		;;
 	*)
 		# a command this file does not know yet: its --help lists the options

@@ -11,11 +11,9 @@
 #include <sodium.h>
 
 #include "dh_broker.h"
+#include "dh.h"
 #include "dh_error.h"
 
-#ifndef DH_VERSION_STR
-#define DH_VERSION_STR "0.1.0"
-#endif
 
 #define MS 1000000LL
 
@@ -26,6 +24,7 @@ struct reader {
 	char label[DH_BROKER_LABEL_MAX + 1];
 	int has_schema;
 	uint8_t schema_hash[32];
+	char endpoint[DH_BROKER_HOST_MAX + 1]; /* a dh-net exporter's (transport zmq), "" for shm */
 	int stale;
 	int64_t last_ns;           /* last heartbeat (or registration), monotonic */
 	int64_t since_ms;          /* registration, realtime */
@@ -375,6 +374,13 @@ chan_json(const struct chan *c, int64_t now)
 	json_object_set_new(o, "since_ms", json_integer(c->since_ms));
 	json_object_set_new(o, "age_ms", json_integer(age_ms(now, c->last_ns)));
 	json_object_set_new(o, "metrics", c->metrics ? json_incref(c->metrics) : json_object());
+	/* protocol 3: where the data can be had from another host */
+	const char *zep = NULL;
+	for (unsigned j = 0; zep == NULL && j < c->nreaders; j++)
+		if (c->readers[j].endpoint[0] && !c->readers[j].stale)
+			zep = c->readers[j].endpoint;
+	json_object_set_new(o, "data_transport", json_string(zep ? "zmq" : "shm"));
+	json_object_set_new(o, "zmq_endpoint", zep ? json_string(zep) : json_null());
 	rs = json_array();
 	for (unsigned j = 0; rs && j < c->nreaders; j++) {
 		const struct reader *r = &c->readers[j];
@@ -385,6 +391,8 @@ chan_json(const struct chan *c, int64_t now)
 			json_object_set_new(ro, "schema_hash",
 					    r->has_schema ? hexstr(r->schema_hash, 32) : json_null());
 			json_object_set_new(ro, "metrics", r->metrics ? json_incref(r->metrics) : json_object());
+			json_object_set_new(ro, "transport", json_string(r->endpoint[0] ? "zmq" : "shm"));
+			json_object_set_new(ro, "endpoint", r->endpoint[0] ? json_string(r->endpoint) : json_null());
 		}
 		json_array_append_new(rs, ro);
 	}
@@ -724,7 +732,7 @@ do_ping(struct req *q)
 		return -1;
 	chans = dh_broker_count(q->b, &readers);
 	json_object_set_new(q->rep, "protocol", json_integer(DH_BROKER_PROTOCOL));
-	json_object_set_new(q->rep, "version", json_string(DH_VERSION_STR));
+	json_object_set_new(q->rep, "version", json_string(DH_VERSION));
 	lifetimes(q);
 	json_object_set_new(q->rep, "events", q->b->events ? json_string(q->b->events) : json_null());
 	json_object_set_new(q->rep, "channels", json_integer(chans));
@@ -864,9 +872,10 @@ do_register(struct req *q)
 static int
 do_reader(struct req *q)
 {
-	static const char *const fields[] = { "channel", "host", "pid", "label", "schema_hash", NULL };
+	static const char *const fields[] = { "channel", "host", "pid", "label", "schema_hash", "transport",
+		"endpoint", NULL };
 	struct dh_broker *b = q->b;
-	const char *name, *host, *label;
+	const char *name, *host, *label, *transport, *endpoint;
 	struct reader *r = NULL;
 	struct chan *c;
 	json_int_t pid;
@@ -878,8 +887,16 @@ do_reader(struct req *q)
 	    get_str(q, "host", REQ, 1, DH_BROKER_HOST_MAX, CH_HOST, &host) < 0 ||
 	    get_int(q, "pid", REQ, 1, INT_MAX, &pid) < 0 ||
 	    get_str(q, "label", OPT, 0, DH_BROKER_LABEL_MAX, CH_TEXT, &label) < 0 ||
-	    get_hash(q, "schema_hash", OPT, hash, &has_schema) < 0)
+	    get_hash(q, "schema_hash", OPT, hash, &has_schema) < 0 ||
+	    get_str(q, "transport", OPT, 3, 3, CH_PRINT, &transport) < 0 ||
+	    get_str(q, "endpoint", OPT, 1, DH_BROKER_HOST_MAX, CH_PRINT, &endpoint) < 0)
 		return -1;
+	if (transport && strcmp(transport, "shm") != 0 && strcmp(transport, "zmq") != 0)
+		return fail(q, "invalid_request", "\"transport\" must be \"shm\" or \"zmq\"");
+	if ((transport && strcmp(transport, "zmq") == 0) != (endpoint != NULL))
+		return fail(q, "invalid_request", "\"endpoint\" goes with \"transport\":\"zmq\" and only with it");
+	if (endpoint && (dh_broker_endpoint_check(endpoint) < 0 || strncmp(endpoint, "inproc://", 9) == 0))
+		return fail(q, "invalid_request", "\"endpoint\" is not a tcp:// or ipc:// endpoint");
 	if ((c = chan_find(b, host, name, NULL)) == NULL)
 		return fail(q, "not_found", "channel %s is not registered on %s", name, host);
 	if (has_schema && c->has_schema && sodium_memcmp(hash, c->schema_hash, 32) != 0) {
@@ -922,6 +939,7 @@ do_reader(struct req *q)
 	r->pid = (pid_t)pid;
 	r->has_schema = has_schema;
 	memcpy(r->schema_hash, hash, 32);
+	snprintf(r->endpoint, sizeof r->endpoint, "%s", endpoint ? endpoint : "");
 	r->stale = 0;
 	r->last_ns = q->now;
 	r->since_ms = realtime_ms();

@@ -490,6 +490,10 @@ do_register(struct dh_broker_client *c, const struct dh_broker_reg *reg, int rea
 		if (!reader && reg->schema)
 			json_object_set_new(req, "schema", json_string(reg->schema));
 	}
+	if (reader && reg->endpoint) {
+		json_object_set_new(req, "transport", json_string("zmq"));
+		json_object_set_new(req, "endpoint", json_string(reg->endpoint));
+	}
 	if (!reader && reg->keyed) {
 		hex32(reg->key_id, h);
 		json_object_set_new(req, "key_id", json_string(h));
@@ -682,6 +686,45 @@ dh_broker_discover(struct dh_broker_client *c, const char *channel, const char *
 	r = info_from_json(json_array_get(json_object_get(rep, "channels"), 0), out);
 	if (r < 0)
 		seterr(c, "malformed discover reply");
+	json_decref(rep);
+	return r;
+}
+
+int
+dh_broker_discover_export(struct dh_broker_client *c, const char *channel, const char *host, char *ep,
+			  size_t cap, char *chan_host)
+{
+	json_t *req = json_pack("{s:s,s:s}", "type", "discover", "channel", channel ? channel : ""), *rep, *chans;
+	int r = -ENOENT;
+
+	if (req == NULL)
+		return -ENOMEM;
+	if (host)
+		json_object_set_new(req, "host", json_string(host));
+	r = transact(c, req, &rep, NULL);
+	json_decref(req);
+	if (r < 0)
+		return r;
+	r = -ENOENT;
+	chans = json_object_get(rep, "channels");
+	/* live registrations come first: the first one exported wins */
+	for (size_t i = 0; r == -ENOENT && i < json_array_size(chans); i++) {
+		json_t *ch = json_array_get(chans, i);
+		const char *e = json_string_value(json_object_get(ch, "zmq_endpoint"));
+		const char *h = json_string_value(json_object_get(ch, "host"));
+
+		if (e == NULL || h == NULL)
+			continue;
+		if ((size_t)snprintf(ep, cap, "%s", e) >= cap || dh_broker_endpoint_check(ep) < 0) {
+			r = -ENAMETOOLONG;
+			break;
+		}
+		if (chan_host)
+			snprintf(chan_host, DH_BROKER_HOST_MAX + 1, "%s", h);
+		r = 0;
+	}
+	if (r == -ENOENT)
+		seterr(c, "channel %s is not exported", channel);
 	json_decref(rep);
 	return r;
 }

@@ -14,11 +14,9 @@
 
 #include "broker_impl.h"
 #include "dh_broker.h"
+#include "dh.h"
 #include "dh_error.h"
 
-#ifndef DH_VERSION_STR
-#define DH_VERSION_STR "0.1.0"
-#endif
 
 #define BURST 256          /* requests served before liveness is checked again */
 #define POLL_MAX_MS 200    /* bounds the delay of a signal that lands outside zmq_poll */
@@ -147,7 +145,7 @@ open_sock(struct dh_broker_server *s, int type, const char *ep, const char *secr
 	if (type == ZMQ_XPUB) {
 		char w[128];
 		snprintf(w, sizeof w, "{\"event\":\"welcome\",\"protocol\":%d,\"version\":\"%s\"}",
-			 DH_BROKER_PROTOCOL, DH_VERSION_STR);
+			 DH_BROKER_PROTOCOL, DH_VERSION);
 		zmq_setsockopt(sock, ZMQ_XPUB_WELCOME_MSG, w, strlen(w));
 	}
 	if (secret && (r = dh_broker_curve_server(sock, secret)) < 0) {

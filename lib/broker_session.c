@@ -21,7 +21,7 @@ struct dh_broker_session {
 	int state;
 	struct dh_broker_session_opts o;
 	struct dh_broker_client *c;
-	char *strs[8];
+	char *strs[9];
 	int nstrs;
 	struct dh_snapshot *snap;
 	struct dh_block *blk;
@@ -220,7 +220,8 @@ dh_broker_session_start(const struct dh_broker_session_opts *opts, struct dh_bro
 	if ((r = keep(s, &s->o.broker.endpoint)) < 0 || (r = keep(s, &s->o.broker.server_key)) < 0 ||
 	    (r = keep(s, &s->o.broker.client_key)) < 0 || (r = keep(s, &s->o.reg.channel)) < 0 ||
 	    (r = keep(s, &s->o.reg.host)) < 0 || (r = keep(s, &s->o.reg.label)) < 0 ||
-	    (r = keep(s, &s->o.reg.schema)) < 0 || (r = keep(s, &s->o.metrics_channel)) < 0)
+	    (r = keep(s, &s->o.reg.schema)) < 0 || (r = keep(s, &s->o.metrics_channel)) < 0 ||
+	    (r = keep(s, &s->o.reg.endpoint)) < 0)
 		goto fail;
 	if (s->o.reg.pid <= 0)
 		s->o.reg.pid = getpid();

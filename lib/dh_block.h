@@ -103,6 +103,17 @@ const char *dh_block_dir(void);
 int dh_block_path(const char *name, char *buf, size_t len);
 int dh_block_dir_check(void);
 
+/*
+ * The channels of dh_block_dir(): the names after "dh." of its regular
+ * files (never opened: a FIFO planted there could block), sorted by strcmp,
+ * in a NULL-terminated vector the caller frees with dh_channel_list_free.
+ * Names are as found: one dh_name_check refuses (even "") is a foreign file,
+ * for the caller to report or skip.  count may be NULL.  0, or -errno from
+ * opendir/readdir, -ENOMEM; *out is NULL on failure.
+ */
+int dh_channel_list(char ***out, size_t *count);
+void dh_channel_list_free(char **names);
+
 /* 0 if mode (permission bits) is one dh accepts for a channel: group and
  * others each get read and write, or neither. Read-only or write-only access
  * would let that user lock the liveness bytes without being a participant

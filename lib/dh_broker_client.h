@@ -27,7 +27,7 @@
  * -EACCES (when libzmq reports it; otherwise it is a timeout).
  */
 
-#define DH_BROKER_PROTOCOL 2        /* 2: list and discover replies are paged */
+#define DH_BROKER_PROTOCOL 3        /* 2: list and discover replies are paged; 3: readers may be dh-net exporters */
 #define DH_BROKER_MSG_MAX 16384u          /* largest request, bytes (ZMQ_MAXMSGSIZE) */
 #define DH_BROKER_REPLY_MAX (64u << 20)   /* largest reply or event a client accepts */
 #define DH_BROKER_DEPTH_MAX 3             /* JSON nesting of a request */
@@ -148,6 +148,10 @@ struct dh_broker_reg {
 	const char *schema;        /* canonical form, or NULL (hash only) */
 	int keyed;
 	uint8_t key_id[32];
+	/* A reader that is a dh-net exporter (dh-read --serve): the endpoint
+	 * it serves the channel at, registered with transport "zmq"
+	 * (protocol 3). NULL: an ordinary reader (transport "shm"). */
+	const char *endpoint;
 };
 
 /* Fill reg (except host, pid, label) from an open channel: geometry,
@@ -210,6 +214,14 @@ struct dh_broker_info {
  * preferred).  0 and *out; -ENOENT if it is not registered. */
 int dh_broker_discover(struct dh_broker_client *c, const char *channel, const char *host,
 		       struct dh_broker_info *out);
+
+/* The endpoint of a live dh-net exporter of channel (a reader registered
+ * with transport "zmq"), on host or on any host, into ep (cap bytes), and
+ * the host of the channel it serves into chan_host (DH_BROKER_HOST_MAX + 1
+ * bytes; may be NULL).  0; -ENOENT if the channel is not registered or
+ * nobody exports it; -ENAMETOOLONG. */
+int dh_broker_discover_export(struct dh_broker_client *c, const char *channel, const char *host, char *ep,
+			      size_t cap, char *chan_host);
 
 /* dh_broker_discover every 100 ms until a live registration appears:
  * 0, -ETIMEDOUT after timeout_ns (< 0: forever), -EINTR if a signal

@@ -262,15 +262,16 @@ uint64_t dh__now_mono(void);
 void dh__touch(struct dh_pentry *e, uint64_t real_ns); /* record activity now */
 int dh__reap(struct dh_block *b, int index, int self_index); /* reclaim a dead entry, 1 if reaped */
 
-/* check.c */
+/* checksum.c */
 void dh__check_compute(const struct dh_block *b, uint64_t seq, const void *data, uint32_t len,
 		       uint8_t out[32]);
 int dh__check_verify(const struct dh_block *b, uint64_t seq, const void *data, uint32_t len,
 		     const uint8_t expect[32]);
 void dh__key_id(const uint8_t key[DH_KEY_BYTES], uint8_t id[32]);
 int dh__check_identity(struct dh_block *b, const uint8_t *key, const char *schema);
+int dh__check_identity_schema(struct dh_block *b, const char *schema); /* the schema half */
 
-/* dh_frame.c: UTF-8, shared with the schema codecs */
+/* utf8.c: UTF-8, shared by the framing and schema codecs */
 size_t dh__utf8_seq(const unsigned char *p, const unsigned char *end);
 
 /* wait.c: futex on shared words */

@@ -108,6 +108,17 @@ struct dh_reader_opts {
  * for dh_writer_open_opts. opts may be NULL. */
 int dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_reader **out);
 
+/* As dh_reader_open, for a relay (dh-read --serve): a keyed channel may
+ * be opened without its key; its MACs are then passed on unverified (the
+ * far end, which has the key, verifies them).  Other checks are verified
+ * as usual. */
+int dh_reader_open_relay(const char *name, const struct dh_reader_opts *opts, struct dh_reader **out);
+
+/* The check stored with the message dh_reader_next last returned (or
+ * reported failing): the digest bytes into check, their count returned
+ * (0 for a channel without checksums). */
+size_t dh_reader_check(const struct dh_reader *r, uint8_t check[32]);
+
 /* Detach and free the table entry. A queue claim not yet released is
  * handed back as done (it was delivered to this reader). NULL is a no-op. */
 void dh_reader_close(struct dh_reader *r);

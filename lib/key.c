@@ -119,6 +119,14 @@ dh__check_identity(struct dh_block *b, const uint8_t *key, const char *schema)
 
 	if ((rc = dh_block_set_key(b, key)) < 0)
 		return rc;
+	return dh__check_identity_schema(b, schema);
+}
+
+int
+dh__check_identity_schema(struct dh_block *b, const char *schema)
+{
+	int rc = 0;
+
 	if (schema) {
 		struct dh_schema *sc = malloc(sizeof *sc);
 		if (!sc)

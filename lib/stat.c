@@ -302,6 +302,9 @@ json_channel(const struct dh_stat_channel *c, uint64_t now_ns, unsigned flags)
 		return NULL;
 	if (dh_block_path(c->name, path, sizeof path) < 0)
 		snprintf(path, sizeof path, "%s/dh.%s", dh_block_dir(), c->name);
+	/* "channel" as in dh-diagnose, dh-validate and the broker
+	 * (dh-json(5)); "name" is its deprecated alias until 0.2 */
+	bad |= jset(o, "channel", jstr(c->name));
 	bad |= jset(o, "name", jstr(c->name));
 	bad |= jset(o, "path", jstr(path));
 	bad |= jset(o, "ok", json_boolean(c->error == 0));

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dh_check.h"
+#include "dh_validate.h"
 #include "dh_impl.h"
 
 static const char *const finding_names[] = {

@@ -20,7 +20,8 @@ ext = Extension(
     sources=["dh/_dh.c"],
     include_dirs=[os.path.join(top, "lib")],
     # the Python headers as system headers: our warnings are for our code
-    extra_compile_args=["-std=c11", "-D_GNU_SOURCE", "-isystem", pyinc]
+    extra_compile_args=["-std=c11", "-D_GNU_SOURCE", '-DDH_VERSION="%s"' % os.environ.get("DH_VERSION", "0"),
+                        "-isystem", pyinc]
     + shlex.split(os.environ.get("DH_CFLAGS", "")),
     # libdh linked in statically and kept private: the module needs no
     # libdh.so at run time and exports nothing but PyInit__dh

@@ -21,7 +21,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
 
@@ -2066,12 +2065,6 @@ take_guarded(struct chan *c)
 	bus_env = NULL;
 }
 
-static int
-by_name(const void *a, const void *b)
-{
-	return strcmp(((const struct chan *)a)->name, ((const struct chan *)b)->name);
-}
-
 PyDoc_STRVAR(stat_doc,
 "_stat_json(names=None, all=False) -> str\n--\n\n"
 "The JSON document dh-stat --json prints for names (None: every channel).");
@@ -2091,32 +2084,18 @@ mod_stat_json(PyObject *m, PyObject *args)
 	if (!PyArg_ParseTuple(args, "|Op:_stat_json", &names, &all))
 		return NULL;
 	if (names == Py_None) {
-		DIR *dir = opendir("/dev/shm");
-		struct dirent *d;
+		/* libdh's listing: the channel directory (DH_SHM_DIR), regular
+		 * files only, sorted, none of them opened */
+		char **list = NULL;
 
-		if (dir == NULL)
-			return PyErr_SetFromErrnoWithFilename(PyExc_OSError, "/dev/shm");
-		while ((d = readdir(dir)) != NULL) {
-			if (strncmp(d->d_name, "dh.", 3) != 0)
-				continue;
-			if (n == cap) {
-				struct chan *nc = realloc(c, (cap = cap ? 2 * cap : 16) * sizeof *c);
-				if (nc == NULL) {
-					rc = -ENOMEM;
-					break;
-				}
-				c = nc;
-			}
-			memset(&c[n], 0, sizeof c[n]);
-			if ((c[n].name = strdup(d->d_name + 3)) == NULL) {
-				rc = -ENOMEM;
-				break;
-			}
+		if ((rc = dh_channel_list(&list, &cap)) == 0 && (c = calloc(cap ? cap : 1, sizeof *c)) == NULL)
+			rc = -ENOMEM;
+		for (size_t i = 0; rc == 0 && i < cap; i++) {
+			c[n].name = list[i];
+			list[i] = NULL;
 			n++;
 		}
-		closedir(dir);
-		if (n > 1)
-			qsort(c, n, sizeof *c, by_name);
+		dh_channel_list_free(list);
 	} else {
 		PyObject *seq = PySequence_Fast(names, "names must be a sequence of channel names");
 		if (seq == NULL)

@@ -173,7 +173,7 @@ now_ms() {
 	printf 'one\ntwo\nthree\n' >&"$DH_FEED"
 	dh_await listed '.channels[] | select(.channel == $n) | .metrics.messages == 3'
 	# spoil message 1: its reader reports it, and the broker announces it
-	off=$(dh-diagnose --json "$n" | jq -r '.layout.data_off + 1 * .geometry.stride')
+	off=$(dh-diagnose --json "$n" | jq -r '.layout.data_off + 1 * .stride')
 	"$HOSTILE" xor "$(dh_shm "$n")" "$off" 0x20
 	reader_bg r --lines --name rd --broker "$EP" "$n"
 	dh_await has_event '.event == "reader_joined" and .channel == $n'
@@ -190,7 +190,7 @@ now_ms() {
 	assert_equal "$(cat "$D/ev.err")" ""
 	# every line is one JSON object; the welcome first; then in seq order
 	jq -e -s --arg n "$n" --argjson w "$DH_FEED_PID" --argjson r "$RPID" '
-		.[0] == {"event":"welcome","protocol":2,"version":"0.1.0"} and
+		.[0] == {"event":"welcome","protocol":3,"version":"0.1.0"} and
 		all(.[1:][]; type == "object" and (.event | type) == "string" and (.seq | type) == "number") and
 		([.[1:][] | .seq] | . == sort) and
 		any(.[]; .event == "registered" and .channel == $n and .pid == $w and .policy == "sync") and

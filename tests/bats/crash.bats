@@ -79,7 +79,7 @@ setup() {
 
 	crashpoint write "$ch" 2 new
 	run -0 dh-diagnose --json "$ch"
-	[ "$(jq -c '[.verdict, .writer.state, .stream.committed, .findings]' <<<"$output")" = '["healthy","NONE",5,[]]' ]
+	[ "$(jq -c '[.verdict, .writer.state, .committed, .findings]' <<<"$output")" = '["healthy","NONE",5,[]]' ]
 	run -0 --separate-stderr dh-read --from oldest --lines "$ch"
 	assert_output $'msg-0\nmsg-1\nmsg-2\nnew-3\nnew-4'
 	refute_output --partial TORN
@@ -122,7 +122,7 @@ setup() {
 	assert_line --partial "writer_dead: "
 	assert_line "$ch: writer_unpublished: message 2 was complete but not published when the writer died"
 	assert_equal "$stderr" "dh-validate: $ch: keyed channel: MACs not verified (use --key FILE)"
-	[ "$(jdiag "$ch" .stream.committed)" = 2 ]
+	[ "$(jdiag "$ch" .committed)" = 2 ]
 	# the next writer rewrites seq 2; nothing of the dead one's frame survives
 	crashpoint -k "$k" write "$ch" 1 new
 	run -0 --separate-stderr crashpoint -k "$k" read "$ch"
@@ -190,7 +190,7 @@ writer_waited() {
 	status_of "$w"
 	[ "$st" -eq 0 ]
 	run -0 dh-diagnose --json "$ch"
-	[ "$(jq -c '[.verdict, .readers, .counters.readers_reaped, .stream.committed]' <<<"$output")" = '["healthy",[],1,6]' ]
+	[ "$(jq -c '[.verdict, .readers, .counters.readers_reaped, .committed]' <<<"$output")" = '["healthy",[],1,6]' ]
 }
 
 @test "sync reader killed with no writer running: DEAD, reclaimed by --repair, a no-op the second time" {

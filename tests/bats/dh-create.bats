@@ -321,7 +321,7 @@ usage_line() { # the first usage form, with its wrapped lines
 	refused --slot-size 8 --schema 'ts:u64;temp:f32' "$ch"
 	assert_equal "$stderr" "dh-create: --schema: a record of 16 bytes does not fit a slot of 8"
 	run -0 --separate-stderr dh-create --schema 'ts:u64; temp:f32 ;name:char[5]' "$ch"
-	run -0 sh -c "dh-diagnose --json '$ch' | jq -r '.schema.canonical, .geometry.slot_size'"
+	run -0 sh -c "dh-diagnose --json '$ch' | jq -r '.schema, .slot_size'"
 	assert_line --index 0 'ts:u64;temp:f32;name:char[5];_pad0:pad[7]'
 	assert_line --index 1 24
 }

@@ -35,16 +35,19 @@ setup() {
 	run -0 --separate-stderr dh-diagnose --json "$ch"
 	assert_equal "${#lines[@]}" 1
 	[ "$(jq -c 'keys_unsorted' <<<"$output")" = \
-		'["channel","verdict","exit","error","format_version","created_ns","creator_uid","creator_pid","geometry","layout","policy","checksum","keyed","evict_after_ns","schema","stream","counters","writer","readers","findings","integrity"]' ]
+		'["channel","verdict","exit","error","format_version","created_ns","creator_uid","creator_pid","slots","slot_size","stride","meta_size","max_readers","segment_size","geometry","layout","policy","checksum","keyed","evict_after_ns","schema","schema_hash","record_size","committed","oldest","end_of_stream","stream","stream_start","counters","writer","readers","findings","integrity"]' ]
 	[ "$(jq -c '[.channel, .verdict, .exit, .error, .format_version, .policy, .checksum, .keyed, .schema]' <<<"$output")" = \
 		"[\"$ch\",\"healthy\",0,null,2,\"sync\",\"blake2b\",false,null]" ]
+	[ "$(jq -c '[.slots, .slot_size, .stride, .meta_size, .max_readers, .segment_size]' <<<"$output")" = '[4,100,128,1024,3,12288]' ]
+	# the old nesting, a deprecated alias until 0.2 (dh-json(5))
 	[ "$(jq -c '.geometry' <<<"$output")" = '{"slots":4,"slot_size":100,"stride":128,"meta_size":1024,"max_readers":3,"total_size":12288}' ]
 	[ "$(jq -c '.layout | keys_unsorted' <<<"$output")" = '["table_off","desc_off","meta_off","data_off"]' ]
-	[ "$(jq -c '.stream' <<<"$output")" = '{"committed":2,"oldest":0,"end_of_stream":true,"number":1,"start":0}' ]
+	[ "$(jq -c '[.committed, .oldest, .end_of_stream, .stream, .stream_start]' <<<"$output")" = '[2,0,true,1,0]' ]
+	[ "$(jq -c '[.schema, .schema_hash, .record_size]' <<<"$output")" = '[null,null,null]' ]
 	[ "$(jq -c '.writer | [.state, .pid, .name, .position, .messages, .bytes]' <<<"$output")" = '["NONE",null,null,2,2,10]' ]
 	[ "$(jq -c '[.counters.messages_written, .counters.bytes_written, .counters.eos_count]' <<<"$output")" = '[2,10,1]' ]
 	[ "$(jq -c '.integrity' <<<"$output")" = '{"verdict":"ok","checked":2,"failing":0,"quarantined":0}' ]
-	[ "$(stat -c %s "$shm")" = "$(jq .geometry.total_size <<<"$output")" ]
+	[ "$(stat -c %s "$shm")" = "$(jq .segment_size <<<"$output")" ]
 }
 
 @test "readers: state, position, lag, activity and counters; --stall-after decides when a live idle reader is STALLED" {
@@ -55,7 +58,7 @@ setup() {
 	dh_await lines_of "$BATS_TEST_TMPDIR/r.out" 1
 	# alive and running, at seq 0 with the ring full: the writer would wait
 	run -0 dh-diagnose --json --stall-after 1m "$ch"
-	[ "$(jq -c '.readers' <<<"$output" | jq -c 'map(del(.pid, .last_active_ns, .age_ns))')" = \
+	[ "$(jq -c '.readers' <<<"$output" | jq -c 'map(del(.pid, .last_active_ns, .idle_ns, .age_ns))')" = \
 		'[{"index":1,"state":"ALIVE","name":"crashpoint","position":0,"lag":4,"claim":null,"messages":1,"bytes":5,"lost":0,"checksum_failures":0}]' ]
 	[ "$(jq '.readers[0].pid' <<<"$output")" = "$r" ]
 	run -1 dh-diagnose --json --stall-after 0 "$ch"

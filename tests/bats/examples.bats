@@ -8,10 +8,11 @@
 #
 # Every command must exit 0 (a pipeline: its last command) within a bound,
 # except those listed below with the behaviour they document instead.
-# The pages that describe a live system of their own (dh-read(1): a feed
-# already running; dh-stat(1), dh-diagnose(1), dh-validate(1): a sample
-# state with invented pids; dh-broker(1): other hosts) are not run here:
-# their commands are covered by their own suites.
+# dh-read(1)'s examples read channels that a feed already fills: each runs
+# after the state it describes is set up.  The pages that show a sample
+# state with invented pids (dh-stat(1), dh-diagnose(1), dh-validate(1)) or
+# other hosts (dh-broker(1)) are not run here: their commands are covered
+# by their own suites; dh-cpp(3)'s programs are built and run by cpp.bats.
 
 load test_helper
 
@@ -28,6 +29,7 @@ setup() {
 	fixture encoder 'cat'
 	fixture checker 'cat >/dev/null'
 	fixture analyzer 'wc -l'
+	fixture sink 'cat >/dev/null'
 	head -c 3000000 /dev/urandom >"$W/image.bin"
 	awk 'BEGIN { for (i = 1; i <= 1000; i++) printf "%d,%.1f,probe%d\n", i, 20 + i / 100, i % 7 }' >"$W/probes.csv"
 	printf '{"gain": 1.5}\n' >"$W/calib.json"
@@ -55,6 +57,11 @@ examples() {
 		sed -e 's/\\e/\\/g' -e 's/\\&//g' |
 		awk '/^----$/ { print; next }
 		/^\$ / { cmd = substr($0, 3); while (cmd ~ /\\$/ && (getline nxt) > 0) { sub(/\\$/, "", cmd); sub(/^[ \t]+/, " ", nxt); cmd = cmd nxt } print cmd }'
+}
+
+# block PAGE N: the commands of the Nth example of PAGE
+block() {
+	examples "$1" | awk -v n="$2" '/^----$/ { i++; next } i == n - 1'
 }
 
 # paste PAGE-OR-FILE: run the commands read on stdin in order, in one shell
@@ -125,6 +132,41 @@ out_of() {
 	[ "$(wc -l <"$W/cmds")" -ge 15 ]
 	# the latest-policy gauge: the current reading is one of the sensor's
 	[[ $(out_of 'dh-read --lines --count 1 temp') =~ ^2[0-9]\.[0-9]$ ]]
+}
+
+@test "dh-read(1) EXAMPLES, pasted in order after the state each describes: each exits 0, the figures come out" {
+	[ "$(examples dh-read.1 | grep -c -- ----)" -eq 8 ]   # a new example needs its state below
+	paste_in_order < <(
+		# a finished stream of readings
+		echo 'dh-create temp'; echo 'seq 1 10 | dh-write --lines temp &'
+		block dh-read.1 1; echo ----
+		# a log channel whose writer runs on
+		echo 'dh-create logs'; echo 'printf "ok\nERROR disk\n" | dh-write --lines --no-eos logs'
+		block dh-read.1 2; echo ----
+		# jobs queued
+		echo 'dh-create --policy queue jobs'; echo 'seq 1 8 | dh-write --lines jobs'
+		block dh-read.1 3; echo ----
+		block dh-read.1 4; echo ----
+		block dh-read.1 5; echo ----
+		# a schema channel with its feed running for a while
+		echo 'dh-create --schema "ts:u64;temp:f32" probes'
+		echo '{ printf "1,20.5\n2,21\n"; sleep 3; } | dh-write --csv probes &'
+		echo 'until [ "$(dh-stat --json probes | jq .channels[0].committed)" = 2 ]; do sleep 0.05; done'
+		block dh-read.1 6; echo ----
+		# frames held; logs still fed
+		echo 'dh-create frames'; echo 'head -c 100000 /dev/urandom | dh-write frames'
+		block dh-read.1 7; echo ----
+		echo 'seq 1 5 | dh-write --lines temp &'
+		block dh-read.1 8; echo ----
+	)
+	assert_success
+	[ "$(out_of "dh-read --lines temp | awk '{ s += \$1 } END { print s / NR }'")" = 5.5 ]
+	[ "$(out_of 'dh-read --json --from oldest --no-wait temp | tail -3 | jq .' | jq -s -c 'map(.text)')" = '["8","9","10"]' ]
+	[ "$(out_of 'dh-read --count 1 --timeout 2s --lines temp || echo "no data"')" = $'dh-read: temp: no message within the timeout\nno data' ]
+	[ "$(cat "$W/probes.csv")" = $'ts,temp\n1,20.5\n2,21' ]
+	[ "$(out_of "dh-read --json --schema 'ts:u64;temp:f32' probes | jq .temp")" = $'20.5\n21' ]
+	[ "$(stat -c %s "$W/frames.bin")" -eq 100000 ]
+	[ "$(out_of 'dh-read --wait-channel 1m --lines temp | analyzer')" -eq 5 ]
 }
 
 @test "README tour, pasted in order: each exits 0" {

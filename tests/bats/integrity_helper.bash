@@ -60,8 +60,8 @@ golden() {
 			else . end;
 		.created_ns |= vol | .creator_pid |= vol | .creator_uid |= vol |
 		.counters.writer_wait_ns |= vol |
-		.writer |= (.pid |= vol | .last_active_ns |= vol | .age_ns |= vol) |
-		.readers |= map(.pid |= vol | .last_active_ns |= vol | .age_ns |= vol) |
+		.writer |= (.pid |= vol | .last_active_ns |= vol | .idle_ns |= vol | .age_ns |= vol) |
+		.readers |= map(.pid |= vol | .last_active_ns |= vol | .idle_ns |= vol | .age_ns |= vol) |
 		.findings |= map(.pid |= vol | .age_ns |= vol) |
 		walk(scrub)' >"$got" || return 1
 	if [ "${DH_GOLDEN_UPDATE:-0}" = 1 ]; then
@@ -91,7 +91,7 @@ shm_sum() {
 
 # data_offset NAME SLOT: byte offset of slot SLOT's payload in the segment.
 data_offset() {
-	dh-diagnose --json "$1" | jq -r --argjson s "$2" '.layout.data_off + $s * .geometry.stride'
+	dh-diagnose --json "$1" | jq -r --argjson s "$2" '.layout.data_off + $s * .stride'
 }
 
 # desc_offset NAME SLOT FIELD: byte offset of a descriptor field of slot SLOT.

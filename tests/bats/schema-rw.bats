@@ -25,7 +25,7 @@ schema_channel() {
 }
 
 committed() {
-	jdiag "$1" .stream.committed
+	jdiag "$1" .committed
 }
 
 @test "--csv: a first line equal to the header is skipped, also with CRLF; any other first line is a record" {
@@ -168,12 +168,12 @@ lines\",1,2,3
 @test "dh-write --create --schema creates a schema channel, a slot per record unless --slot-size" {
 	run -0 --separate-stderr dh-write --create --slots 4 --schema 'a:u8;b:i32' --csv "$ch" <<<$'a,b\n1,-2'
 	assert_equal "$stderr" ''
-	[ "$(jdiag "$ch" .schema.canonical)" = 'a:u8;_pad0:pad[3];b:i32' ]
-	[ "$(jdiag "$ch" .geometry.slot_size)" = 8 ]
+	[ "$(jdiag "$ch" .schema)" = 'a:u8;_pad0:pad[3];b:i32' ]
+	[ "$(jdiag "$ch" .slot_size)" = 8 ]
 	run -0 dh-read --from oldest --csv "$ch"
 	assert_output $'a,b\n1,-2'
 	run -0 dh-write --create --slot-size 1K --schema 'a:u8' --csv "$ch-k" <<<'7'
-	[ "$(jdiag "$ch-k" .geometry.slot_size)" = 1024 ]
+	[ "$(jdiag "$ch-k" .slot_size)" = 1024 ]
 	: >"$BATS_TEST_TMPDIR/empty"
 	run -2 --separate-stderr dh-write --create --slot-size 4 --schema 'a:u64' "$ch-s" <"$BATS_TEST_TMPDIR/empty"
 	assert_equal "$stderr" "dh-write: --schema: a record of 8 bytes does not fit a slot of 4"

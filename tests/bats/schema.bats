@@ -48,16 +48,16 @@ record() {
 @test "dh-create --schema stores the canonical form and its BLAKE2b-256 hash; dh-diagnose shows them" {
 	schema_channel
 	run -0 dh-diagnose --json "$ch"
-	[ "$(jq -r .schema.canonical <<<"$output")" = "$CANON" ]
-	[ "$(jq -r .schema.record_size <<<"$output")" = 40 ]
-	[ "$(jq -r .schema.hash <<<"$output")" = "$(printf '%s' "$CANON" | b2sum -l 256 | cut -d' ' -f1)" ]
+	[ "$(jq -r .schema <<<"$output")" = "$CANON" ]
+	[ "$(jq -r .record_size <<<"$output")" = 40 ]
+	[ "$(jq -r .schema_hash <<<"$output")" = "$(printf '%s' "$CANON" | b2sum -l 256 | cut -d' ' -f1)" ]
 	run -0 dh-diagnose "$ch"
 	assert_line "schema      $CANON (40 bytes, $(printf '%s' "$CANON" | b2sum -l 256 | cut -c1-16))"
 	run -0 dh-validate "$ch"
 	# a spec with the same layout and names (explicit pads) is the same schema
 	rm -f "$shm"
 	schema_channel "$CANON"
-	[ "$(jdiag "$ch" .schema.canonical)" = "$CANON" ]
+	[ "$(jdiag "$ch" .schema)" = "$CANON" ]
 }
 
 @test "a schema mismatch is refused on both sides, with both hashes and forms, and counted" {
@@ -120,7 +120,7 @@ break",4,5,6'
 	EOF
 	[ "$status" -eq 1 ]
 	[[ $stderr == "dh-write: "*"line 3"* ]] || fail "no line number: $stderr"
-	[ "$(jdiag "$ch" .stream.committed)" = 1 ]
+	[ "$(jdiag "$ch" .committed)" = 1 ]
 }
 
 @test "dh-read --strict stops at the first checksum failure" {

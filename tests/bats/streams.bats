@@ -106,7 +106,7 @@ run_pipeline() {
 	printf 'b\n' | dh-write "$ch"
 	[ "$(dh-stat --json "$ch" | jq '.channels[0].stream')" -eq 2 ]
 	[ "$(dh-stat --json "$ch" | jq '.channels[0].stream_start')" -eq 1 ]
-	[ "$(dh-diagnose --json "$ch" | jq -c '[.stream.number, .stream.start]')" = '[2,1]' ]
+	[ "$(dh-diagnose --json "$ch" | jq -c '[.stream, .stream_start]')" = '[2,1]' ]
 }
 
 @test "a dh-write that refuses its input leaves the ended stream as it found it" {
@@ -306,4 +306,19 @@ queue_cut() {
 	assert_equal "$rst" 137
 	# a killed reader cannot say which of its claims were written out just
 	# before it died: those are counted lost too (over-counted, never missed)
+}
+
+@test "--no-eos stopped by SIGINT: readers keep waiting for a next writer, as dh-write(1) says, not 'writer died'" {
+	dh-create "$ch"
+	dh_feed "$ch" --lines --no-eos
+	reader_bg r --lines --timeout 1s "$ch"
+	dh_await readers_at_least "$ch" 1
+	echo one >&"$DH_FEED"
+	dh_await file_has "$BATS_TEST_TMPDIR/r.out" one
+	kill -INT "$DH_FEED_PID"
+	dh_await eval '! dh_writer_alive "$ch"'
+	status_of "$RPID"
+	assert_equal "$st" 3
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/r.err")" "dh-read: $ch: no message within the timeout"
+	run -0 dh-validate "$ch"
 }

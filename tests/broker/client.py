@@ -136,7 +136,7 @@ def is_ev(name, channel=None, **kv):
 def cmd_ping(ctx, args, rest):
     b = Broker(ctx, args)
     rep = b.ok("ping")
-    check(rep["protocol"] == 2, "protocol 2")
+    check(rep["protocol"] == 3, "protocol 3")
     print(json.dumps(rep))
 
 

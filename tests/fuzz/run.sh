@@ -11,7 +11,7 @@ out=build-fuzz
 time=${FUZZ_TIME:-60}
 [ "${DH_SOAK:-0}" = 1 ] && time=${FUZZ_TIME:-600}
 CC=${FUZZ_CC:-clang}
-flags="-std=c11 -g -O1 -D_GNU_SOURCE -DDH_VERSION_STR=\"fuzz\" -Ilib $(pkg-config --cflags libsodium libzmq libxxhash jansson)"
+flags="-std=c11 -g -O1 -D_GNU_SOURCE -Ilib $(pkg-config --cflags libsodium libzmq libxxhash jansson)"
 libs="$(pkg-config --libs libsodium libzmq libxxhash jansson) -lpthread"
 san=address,undefined
 mkdir -p "$out/lib"

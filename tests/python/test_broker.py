@@ -33,7 +33,7 @@ def test_ping_list_discover_and_a_registered_writer(broker, chan, spawn):
     n = chan()
     with dh.Broker(req, timeout=0.5) as b:
         pong = await_(lambda: _pinged(b), what="the broker answering")
-        assert pong["protocol"] == 2 and pong["events"] == ev
+        assert pong["protocol"] == 3 and pong["events"] == ev
         assert repr(b) == f"<dh.Broker {req}>"
         with pytest.raises(dh.ChannelNotFound):
             b.discover(n)
@@ -98,7 +98,7 @@ def test_curve(broker, tmp_path):
     req, _ = broker("--curve", str(keys))
     with dh.Broker(req, broker_key=str(keys / "broker.pub"), client_key=str(keys / "client.key"),
                    timeout=0.5) as b:
-        assert await_(lambda: _pinged(b), what="the CURVE broker answering")["protocol"] == 2
+        assert await_(lambda: _pinged(b), what="the CURVE broker answering")["protocol"] == 3
         assert "curve" in repr(b)
     # without keys the broker never answers
     with dh.Broker(req, timeout=0.3) as plain:

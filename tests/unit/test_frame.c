@@ -1,4 +1,4 @@
-/* test_frame.c: unit tests of the framing codecs (lib/dh_frame.c). See LICENSE. */
+/* test_frame.c: unit tests of the framing codecs (lib/frame.c). See LICENSE. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
 #define TAP_CHAN_TAG "race"
 #include "dhtest.h"
 #include "dh_cancel.h"
-#include "dh_check.h"
+#include "dh_validate.h"
 
 #define SZ 64
 

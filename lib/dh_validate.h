@@ -1,6 +1,6 @@
-/* dh_check.h: integrity checks, diagnosis and safe repair of a channel. See LICENSE. */
-#ifndef DH_CHECK_H
-#define DH_CHECK_H
+/* dh_validate.h: integrity checks, diagnosis and safe repair of a channel. See LICENSE. */
+#ifndef DH_VALIDATE_H
+#define DH_VALIDATE_H
 
 #include <stddef.h>
 #include <stdint.h>

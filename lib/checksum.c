@@ -1,4 +1,4 @@
-/* check.c: per-message checksums over sequence, length and payload. See LICENSE. */
+/* checksum.c: per-message checksums over sequence, length and payload. See LICENSE. */
 #include <string.h>
 
 #include <sodium.h>
