@@ -254,6 +254,11 @@ ifeq ($(SAN),)
 PY_INSTALL = python
 endif
 
+# systemd units: @BINDIR@ in a *.in is written at install time, like dh.pc.
+UNIT_IN = $(sort $(wildcard systemd/*.in))
+UNIT_PLAIN = $(filter-out $(UNIT_IN),$(sort $(wildcard systemd/*.service systemd/*.timer)))
+UNIT_NAMES = $(notdir $(UNIT_IN:%.in=%) $(UNIT_PLAIN))
+
 install: all $(PY_INSTALL)
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 		$(DESTDIR)$(INCLUDEDIR)/dh $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
@@ -275,6 +280,13 @@ install: all $(PY_INSTALL)
 		install -m 0644 completions/dh.bash $(DESTDIR)$(BASHCOMPDIR)/$$c || exit 1; \
 	done
 	install -m 0644 completions/_dh $(DESTDIR)$(ZSHCOMPDIR)
+	mkdir -p $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DHDATADIR)/bats
+	for u in $(UNIT_IN); do \
+		n=$${u##*/}; sed -e 's|@BINDIR@|$(BINDIR)|g' $$u >$(DESTDIR)$(SYSTEMDUNITDIR)/$${n%.in} && \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$${n%.in} || exit 1; \
+	done
+	install -m 0644 $(UNIT_PLAIN) $(DESTDIR)$(SYSTEMDUNITDIR)
+	install -m 0644 bats/dh.bash $(DESTDIR)$(DHDATADIR)/bats
 ifeq ($(SAN),)
 	mkdir -p $(DESTDIR)$(PYTHONDIR)/dh
 	install -m 0644 $(PY_FILES) $(DESTDIR)$(PYTHONDIR)/dh
@@ -285,6 +297,8 @@ uninstall:
 	rm -f $(CMD_NAMES:%=$(DESTDIR)$(BINDIR)/%) $(CMD_NAMES:%=$(DESTDIR)$(BASHCOMPDIR)/%)
 	rm -f $(DESTDIR)$(LIBDIR)/libdh.a $(DESTDIR)$(LIBDIR)/libdh.so.$(SONAME_MAJOR) $(DESTDIR)$(LIBDIR)/libdh.so
 	rm -f $(DESTDIR)$(PKGCONFIGDIR)/dh.pc $(DESTDIR)$(ZSHCOMPDIR)/_dh
+	rm -f $(UNIT_NAMES:%=$(DESTDIR)$(SYSTEMDUNITDIR)/%) $(DESTDIR)$(DHDATADIR)/bats/dh.bash
+	rmdir $(DESTDIR)$(DHDATADIR)/bats $(DESTDIR)$(DHDATADIR) 2>/dev/null || :
 	rm -f $(PUB_HEADERS:lib/%=$(DESTDIR)$(INCLUDEDIR)/dh/%)
 	rmdir $(DESTDIR)$(INCLUDEDIR)/dh 2>/dev/null || :
 	for p in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${p##*.}/$${p##*/}; done
@@ -294,3 +308,13 @@ uninstall:
 	rmdir $(DESTDIR)$(PYTHONDIR)/dh 2>/dev/null || :
 
 .PHONY: install uninstall
+
+# Debian packages (issue 17): `make deb` copies the tracked tree (with any
+# uncommitted edits) to $(DEB_DIR)/src, out of the way of this build/, and
+# runs dpkg-buildpackage there; the .debs land in $(DEB_DIR).
+DEB_DIR ?= $(BUILD)/deb
+
+deb:
+	@sh scripts/deb.sh $(DEB_DIR)
+
+.PHONY: deb

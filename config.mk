@@ -12,6 +12,10 @@ MANDIR ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# systemd units (dh-broker.service, dh-validate.service and .timer) and the
+# data files (the bats helper library, $(DHDATADIR)/bats/dh.bash).
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+DHDATADIR ?= $(PREFIX)/share/dh
 # The Python package (the system interpreter's version: see the Makefile).
 PYTHONDIR ?= $(LIBDIR)/python$(PY_VERSION)/dist-packages
 

@@ -92,7 +92,7 @@ cli_usage(const char *synopsis, const char *reason, ...)
 		vmsg(0, reason, ap);
 		va_end(ap);
 	}
-	fprintf(stderr, "usage: %s\n", synopsis);
+	cli_print_usage(stderr, (const char *const[]){ synopsis, NULL });
 	exit(EXIT_USAGE);
 }
 
@@ -413,8 +413,20 @@ cli_schema_parse(const char *spec)
 	if ((r = dh_schema_parse(spec, sc)) < 0) {
 		at = sc->error_at;
 		free(sc);       /* leak checkers look at exit */
-		if (r == -EINVAL)
-			cli_die(EXIT_USAGE, "--schema: syntax error at byte %u of the spec", at);
+		if (r == -EINVAL) {
+			/* name the bad token: from the error to the next ';' (or
+			 * the ';' itself, of an empty field) */
+			char tok[64], esc[4 * sizeof tok + 8];
+			size_t n;
+
+			if (at >= strlen(spec))
+				cli_die(EXIT_USAGE, "--schema: syntax error at byte %u of the spec (at its end)", at);
+			if ((n = strcspn(spec + at, ";")) == 0)
+				n = 1;
+			snprintf(tok, sizeof tok, "%.*s%s", (int)(n < 40 ? n : 40), spec + at, n > 40 ? "..." : "");
+			cli_die(EXIT_USAGE, "--schema: syntax error at byte %u of the spec, at '%s'", at,
+				cli_safe(tok, esc, sizeof esc));
+		}
 		cli_diec(EXIT_USAGE, r, "--schema");
 	}
 	return sc;
@@ -761,4 +773,61 @@ cli_owner_enforce(const struct cli_owner *o, const char *name, struct dh_block *
 	if (undo != NULL)
 		undo(arg);
 	owner_refuse(o, name, uid);
+}
+
+/* The length of the word of s (up to a blank) that begins at s, with the
+ * bracketed groups it opens when whole is set: the unit a line is broken
+ * before. */
+static size_t
+usage_word(const char *s, int whole)
+{
+	size_t n = 0;
+	int depth = 0;
+
+	for (; s[n] != '\0'; n++) {
+		if (s[n] == ' ' && (depth <= 0 || !whole))
+			break;
+		if (s[n] == '[')
+			depth++;
+		else if (s[n] == ']')
+			depth--;
+	}
+	return n;
+}
+
+void
+cli_print_usage(FILE *f, const char *const *forms)
+{
+	enum { WIDTH = 80 };
+
+	for (size_t i = 0; forms[i] != NULL; i++) {
+		const char *s = forms[i];
+		size_t cmd = strcspn(s, " "), indent = 7 + cmd + 1, col;
+
+		fprintf(f, "%s%.*s", i == 0 ? "usage: " : "       ", (int)cmd, s);
+		col = 7 + cmd;
+		s += cmd;
+		while (*s == ' ')
+			s++;
+		while (*s != '\0') {
+			/* a whole group if it fits a line, else word by word */
+			size_t n = usage_word(s, 1);
+
+			if (indent + n > WIDTH)
+				n = usage_word(s, 0);
+			if (col > indent && col + 1 + n > WIDTH) {
+				fprintf(f, "\n%*s", (int)indent, "");
+				col = indent;
+			} else {
+				fputc(' ', f);
+				col++;
+			}
+			fprintf(f, "%.*s", (int)n, s);
+			col += n;
+			s += n;
+			while (*s == ' ')
+				s++;
+		}
+		fputc('\n', f);
+	}
 }

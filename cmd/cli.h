@@ -4,6 +4,7 @@
 
 #include <setjmp.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -25,9 +26,17 @@ void cli_warnc(int code, const char *fmt, ...) __attribute__((format(printf, 2, 
 _Noreturn void cli_die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 _Noreturn void cli_diec(int status, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Print "usage: <synopsis>" (one line) to stderr, an optional reason line
- * before it, and exit 2. synopsis must equal the man page SYNOPSIS. */
+/* Print "usage: <synopsis>" to stderr (wrapped as cli_print_usage does),
+ * an optional reason line before it, and exit 2. synopsis must equal the
+ * man page SYNOPSIS. */
 _Noreturn void cli_usage(const char *synopsis, const char *reason, ...) __attribute__((format(printf, 2, 3)));
+
+/* Print "usage: " and the synopsis forms (a NULL-terminated array, each
+ * "cmd args...") to f, one form after another under the first, each
+ * wrapped to 80 columns with its continuation lines indented past the
+ * command name, like the SYNOPSIS of the man page; breaks fall between
+ * bracketed groups where they can. */
+void cli_print_usage(FILE *f, const char *const *forms);
 
 /* Print "prog VERSION" to stdout and exit 0 (1 if stdout fails). */
 _Noreturn void cli_version(void);

@@ -101,6 +101,25 @@ is_header(const struct dh_schema *sc, const char *row, size_t n, int prefix)
 	return r;
 }
 
+/* The byte capacity of the char[N] field that CSV column COL (1-based)
+ * is, or 0: what "text too long" is too long for. */
+static uint32_t
+text_limit(const struct dh_schema *sc, uint32_t col)
+{
+	uint32_t at = 0;
+
+	for (uint32_t i = 0; i < sc->nfields; i++) {
+		const struct dh_schema_field *f = &sc->fields[i];
+
+		if (f->type == DH_F_PAD)
+			continue;
+		at += f->type == DH_F_CHAR ? 1 : f->count;
+		if (at >= col)
+			return f->type == DH_F_CHAR && at == col ? f->count : 0;
+	}
+	return 0;
+}
+
 int
 cli_csv_record(struct cli_csv *c, const char *name, void *record)
 {
@@ -121,6 +140,12 @@ cli_csv_record(struct cli_csv *c, const char *name, void *record)
 	}
 	if (dh_schema_column_name(c->sc, col, col_name, sizeof col_name) < 0)
 		col_name[0] = '\0';
+	if (strcmp(what, "text too long") == 0 && text_limit(c->sc, col) > 0) {
+		cli_warn("%s: line %llu, column %u%s%s%s: text too long (at most %u bytes)", name,
+			 (unsigned long long)c->line, col, col_name[0] ? " (" : "", col_name,
+			 col_name[0] ? ")" : "", text_limit(c->sc, col));
+		return -EINVAL;
+	}
 	cli_warn("%s: line %llu, column %u%s%s%s: %s", name, (unsigned long long)c->line, col,
 		 col_name[0] ? " (" : "", col_name, col_name[0] ? ")" : "", what);
 	return -EINVAL;

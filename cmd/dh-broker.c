@@ -47,10 +47,11 @@ help(void)
 {
 	char ep[256];
 
-	printf("usage: %s\n       %s\n\n", synopsis, synopsis_keygen);
+	cli_print_usage(stdout, (const char *const[]){ synopsis, synopsis_keygen, NULL });
+	putchar('\n');
 	printf("Keep a registry of dh channels across hosts: writers register and heartbeat,\n"
 	       "readers discover channels and subscribe to events. Data never flows through it.\n\n"
-	       "  -b, --bind ENDPOINT    request endpoint (ROUTER), ipc://PATH or tcp://HOST:PORT\n"
+	       "  -b, --bind ENDPOINT    request endpoint (ROUTER): ipc://PATH, tcp://HOST:PORT\n"
 	       "                         (default %s)\n"
 	       "  -e, --events ENDPOINT  publish events there, one JSON object per message\n"
 	       "  -c, --curve DIR        CurveZMQ: secret key DIR/broker.key, admit only the\n"

@@ -42,7 +42,8 @@ help(void)
 	char pols[128], cks[128];
 
 	dh_config_init(&d);
-	printf("usage: %s\n       %s\n       %s\n\n", synopsis, synopsis_rm, synopsis_keygen);
+	cli_print_usage(stdout, (const char *const[]){ synopsis, synopsis_rm, synopsis_keygen, NULL });
+	putchar('\n');
 	printf("Create the shared-memory channel NAME (/dev/shm/dh.NAME), or remove channels.\n\n"
 	       "  --slots N          number of slots (default %u, at most %u)\n"
 	       "  --slot-size SIZE   payload capacity of one slot (default %uK, at most 1G)\n"
@@ -50,11 +51,11 @@ help(void)
 	       "  --checksum C       one of %s (default %s)\n"
 	       "  --key FILE         authenticate messages with a keyed BLAKE2b MAC; FILE\n"
 	       "                     holds 32 bytes, mode 0600 or stricter, owned by you\n"
-	       "  --schema SPEC      record schema, e.g. ts:u64;temp:f32 (slot size = record size)\n"
+	       "  --schema SPEC      record schema, e.g. ts:u64;temp:f32 (slot size: the record)\n"
 	       "  --meta-size SIZE   metadata zone capacity (default %u, at most 64M)\n"
 	       "  --max-readers N    reader entries (default %u, at most %u)\n"
 	       "  --mode OCTAL       permission bits of the channel (default %04o)\n"
-	       "  --evict-after DUR  sync only: evict a live reader stalling the writer this long\n"
+	       "  --evict-after DUR  sync only: evict a reader that stalls the writer that long\n"
 	       "  --force            replace an existing channel nobody uses; with --remove,\n"
 	       "                     remove even while participants are alive\n"
 	       "  --remove           remove the named channels\n"
@@ -123,7 +124,7 @@ create_channel(const char *name, const struct dh_config *cfg, int force)
 	r = dh_block_create(name, cfg);
 	if (r == -EEXIST) {
 		if (!force)
-			cli_die(EXIT_FAIL, "%s: channel exists", name);
+			cli_die(EXIT_FAIL, "%s: channel exists (--force replaces it, --remove removes it)", name);
 		r = dh_block_unlink(name, 0, &pid);
 		if (r == -EBUSY)
 			cli_die(EXIT_FAIL, "%s: channel in use by pid %ld", name, (long)pid);

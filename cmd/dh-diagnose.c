@@ -37,7 +37,8 @@ struct opts {
 static _Noreturn void
 help(void)
 {
-	printf("usage: %s\n\n", synopsis);
+	cli_print_usage(stdout, (const char *const[]){ synopsis, NULL });
+	putchar('\n');
 	printf("Explain the state of channel NAME without changing it: geometry, writer and\n"
 	       "readers (ALIVE, DEAD, STALLED, EVICTED, INACCESSIBLE), slots in unusual\n"
 	       "states with what they block and the command that fixes them, and the\n"

@@ -124,7 +124,8 @@ close_reader(void *p)
 static _Noreturn void
 help(void)
 {
-	printf("usage: %s\n\n", synopsis);
+	cli_print_usage(stdout, (const char *const[]){ synopsis, NULL });
+	putchar('\n');
 	printf("Copy the messages of channel NAME to standard output until end-of-stream.\n\n"
 	       "  --follow          keep waiting across writers (like tail -F)\n"
 	       "  --count N         exit after N messages\n"
@@ -670,7 +671,8 @@ main(int argc, char **argv)
 	if (rc == -EINTR)
 		cli_reraise();
 	if (rc == -ENOENT)
-		cli_die(EXIT_FAIL, "%s: no such channel", o.name);
+		cli_die(EXIT_FAIL, "%s: no such channel%s", o.name,
+			o.wait ? "" : " (--wait-channel DUR waits for it)");
 	if (rc == -ENOSPC)
 		cli_die(EXIT_FAIL, "%s: reader table full", o.name);
 	if (rc == -DH_ESCHEMA)

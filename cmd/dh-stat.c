@@ -53,8 +53,8 @@ static struct {
 static _Noreturn void
 help(void)
 {
-	printf("usage: %s\n       %s\n       %s\n       %s\n\n", synopsis, synopsis_serve, synopsis_broker,
-	       synopsis_events);
+	cli_print_usage(stdout, (const char *const[]){ synopsis, synopsis_serve, synopsis_broker, synopsis_events, NULL });
+	putchar('\n');
 	printf("Show the channels in /dev/shm, or the full picture of each channel NAME.\n\n"
 	       "  --json           one JSON document per refresh\n"
 	       "  --prometheus     Prometheus text exposition format\n"
@@ -109,7 +109,11 @@ print_pass(const struct pass *p)
 		for (size_t i = 0; i < p->n; i++)
 			if (p->c[i].error != 0) {
 				char name[4 * DH_NAME_MAX + 8];
-				cli_warnc(p->c[i].error, "%s", dh_stat_safe(p->c[i].name, name, sizeof name));
+				/* worded like the other commands' (issue 17) */
+				if (p->c[i].error == -ENOENT)
+					cli_warn("%s: no such channel", dh_stat_safe(p->c[i].name, name, sizeof name));
+				else
+					cli_warnc(p->c[i].error, "%s", dh_stat_safe(p->c[i].name, name, sizeof name));
 				failed = 1;
 			}
 	if (!(sc = calloc(p->n ? p->n : 1, sizeof *sc)))

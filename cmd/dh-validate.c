@@ -39,7 +39,8 @@ struct opts {
 static _Noreturn void
 help(void)
 {
-	printf("usage: %s\n\n", synopsis);
+	cli_print_usage(stdout, (const char *const[]){ synopsis, NULL });
+	putchar('\n');
 	printf("Check the header, geometry, slot descriptors, participant table and the\n"
 	       "checksum of every committed message of each channel NAME.\n\n"
 	       "  --repair      reclaim what dead processes held, publish a message a dead\n"
@@ -51,7 +52,7 @@ help(void)
 	       "  --all         every channel in /dev/shm\n"
 	       "  -h, --help    print this help and exit\n"
 	       "  -V, --version print the version and exit\n\n"
-	       "Exit status: 0 valid (or everything repaired), 1 problems remain, 2 cannot check.\n");
+	       "Exit status: 0 valid (or all repaired), 1 problems remain, 2 cannot check.\n");
 	exit(cli_close_stdout());
 }
 

@@ -104,8 +104,9 @@ close_writer(void *p)
 static _Noreturn void
 help(void)
 {
-	printf("usage: %s\n\n", synopsis);
-	printf("Copy standard input into channel NAME until end of input, then mark end-of-stream.\n\n"
+	cli_print_usage(stdout, (const char *const[]){ synopsis, NULL });
+	putchar('\n');
+	printf("Copy standard input into channel NAME until end of input, then mark\nend-of-stream.\n\n"
 	       "  --create             create NAME if missing, with the geometry options below\n"
 	       "  --slots N, --slot-size SIZE, --policy P, --checksum C, --meta-size SIZE,\n"
 	       "  --max-readers N, --mode OCTAL, --evict-after DUR   as in dh-create(1)\n"
@@ -126,8 +127,8 @@ help(void)
 	       "  --progress[=auto|log]  on standard error: a live status line on a terminal,\n"
 	       "                       else (or with log) one line per interval\n"
 	       "  --progress-interval DUR  between progress reports (default 0.2s live, 1s log)\n"
-	       "  --meta FILE          replace the metadata zone with FILE (alone: read no input\n"
-	       "                       when standard input is a terminal)\n"
+	       "  --meta FILE          replace the metadata zone with FILE (- reads standard\n"
+	       "                       input, and no data then, nor with a terminal as input)\n"
 	       "  --name LABEL         label shown by dh-stat for this writer\n"
 	       "  --owner USER         use NAME only if USER owns it (default: $DH_OWNER, else\n"
 	       "                       only channels of yours or root's; --create too)\n"
@@ -528,7 +529,8 @@ main(int argc, char **argv)
 		create(&o);
 	if (o.meta != NULL) {
 		write_meta(&o);
-		if (isatty(0))
+		/* --meta - has consumed standard input: there is no data to write */
+		if (isatty(0) || strcmp(o.meta, "-") == 0)
 			return EXIT_OK;
 	}
 	cli_catch_signals(0);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "meta_cli.h"
@@ -19,7 +20,9 @@ cli_meta_write(const char *name, const char *file, const struct cli_owner *owner
 	struct dh_block *b;
 	char *data = NULL;
 	size_t len = 0, cap = 0;
-	int fd = open(file, O_RDONLY | O_CLOEXEC), r;
+	/* "-": standard input (issue 17); the caller then writes no data */
+	int from_stdin = strcmp(file, "-") == 0;
+	int fd = from_stdin ? 0 : open(file, O_RDONLY | O_CLOEXEC), r;
 
 	if (fd < 0)
 		cli_diec(EXIT_FAIL, -errno, "%s", file);
@@ -42,7 +45,8 @@ cli_meta_write(const char *name, const char *file, const struct cli_owner *owner
 			break;
 		len += (size_t)n;
 	}
-	close(fd);
+	if (!from_stdin)
+		close(fd);
 	r = dh_block_open(name, 0, &b);
 	if (r == 0) {
 		cli_owner_enforce(owner, name, b, close_block, b);

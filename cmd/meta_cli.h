@@ -4,7 +4,8 @@
 
 #include "cli.h"
 
-/* Replace the metadata zone of channel name with the contents of file;
+/* Replace the metadata zone of channel name with the contents of file
+ * ("-": standard input);
  * any failure is "prog: name: reason" and exit 1. */
 void cli_meta_write(const char *name, const char *file, const struct cli_owner *owner);
 

@@ -4,7 +4,8 @@ set -eu
 pkgs="gcc g++ make pkg-config libsodium-dev libzmq3-dev libxxhash-dev libjansson-dev
 bats bats-support bats-assert mandoc shellcheck jq python3-zmq procps
 python3-dev python3-setuptools python3-numpy python3-pytest stress-ng util-linux spin clang libclang-rt-dev prometheus zsh
-libmicrohttpd-dev libncurses-dev tmux curl"
+libmicrohttpd-dev libncurses-dev tmux curl
+dpkg-dev debhelper dh-python lintian fakeroot systemd"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

@@ -57,7 +57,7 @@ for f in tests/lint/*.sh; do
 	[ -f "$f" ] && suite "lint/${f##*/}" sh "$f"
 done
 
-leak=$(ls /dev/shm 2>/dev/null | grep -E '^dh\.dh(test|demo|bench)-' | grep -vxF -f "$before" || true)
+leak=$(ls /dev/shm 2>/dev/null | grep -E '^dh\.dh(test|demo|bench|bats)-' | grep -vxF -f "$before" || true)
 if [ -n "$leak" ]; then
 	echo "not ok - no test channel left in /dev/shm: $leak" | tee -a "$log"
 else

@@ -93,7 +93,7 @@ now_ms() {
 	assert_equal "$stderr" "dh-read: --wait-channel soon: invalid duration"
 	run -2 --separate-stderr dh-stat --events
 	assert_equal "${stderr_lines[0]}" "dh-stat: --events needs --broker ENDPOINT (or DH_BROKER)"
-	assert_equal "${stderr_lines[1]}" "usage: dh-stat [--broker ENDPOINT] [--broker-key FILE --client-key FILE] --events"
+	assert_equal "$(dh_usage_forms <<<"$stderr")" "dh-stat [--broker ENDPOINT] [--broker-key FILE --client-key FILE] --events"
 	run -2 --separate-stderr dh-stat --broker "$EP" --prometheus
 	run -2 --separate-stderr dh-stat --broker "$EP" --watch 1
 	run -2 --separate-stderr dh-stat --broker "$EP" --events "$n"

@@ -25,8 +25,8 @@ refused() {
 	[ ! -e "$shm" ] || fail "dh-create $* created $shm"
 }
 
-usage_line() {
-	dh-create --help | head -n 1
+usage_line() { # the first usage form, with its wrapped lines
+	dh-create --help | awk 'NR > 1 && ($1 == "dh-create" || NF == 0) { exit } { print }'
 }
 
 # --- creating ---------------------------------------------------------------
@@ -121,7 +121,7 @@ usage_line() {
 	ino=$(stat -c %i "$shm")
 	run -1 --separate-stderr dh-create --slots 8 "$ch"
 	assert_output ''
-	assert_equal "$stderr" "dh-create: $ch: channel exists"
+	assert_equal "$stderr" "dh-create: $ch: channel exists (--force replaces it, --remove removes it)"
 	assert_equal "$(stat -c %i "$shm")" "$ino"
 	run -0 geometry "$ch"
 	assert_output "4 65536 sync xxh3 16 0 0"
@@ -317,7 +317,7 @@ usage_line() {
 
 @test "--schema stores the canonical form; slot size follows the record; bad specs exit 2" {
 	refused --schema 'ts:u64;;' "$ch"
-	assert_equal "$stderr" "dh-create: --schema: syntax error at byte 7 of the spec"
+	assert_equal "$stderr" "dh-create: --schema: syntax error at byte 7 of the spec, at ';'"
 	refused --slot-size 8 --schema 'ts:u64;temp:f32' "$ch"
 	assert_equal "$stderr" "dh-create: --schema: a record of 16 bytes does not fit a slot of 8"
 	run -0 --separate-stderr dh-create --schema 'ts:u64; temp:f32 ;name:char[5]' "$ch"
@@ -331,16 +331,18 @@ usage_line() {
 @test "--help prints the usage line and every option to stdout, exit 0" {
 	run -0 --separate-stderr dh-create --help
 	assert_equal "$stderr" ''
-	assert_line --index 0 "usage: dh-create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] [--checksum none|xxh3|blake2b] [--key FILE] [--schema SPEC] [--meta-size SIZE] [--max-readers N] [--mode OCTAL] [--evict-after DUR] [--force] NAME"
-	assert_line --index 1 "       dh-create --remove [--force] NAME ..."
-	assert_line --index 2 "       dh-create --keygen FILE"
+	[[ ${lines[0]} == "usage: dh-create [--slots N] "* ]]
+	assert_equal "$(dh_usage_forms <<<"$output")" "$(printf '%s\n' \
+		"dh-create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] [--checksum none|xxh3|blake2b] [--key FILE] [--schema SPEC] [--meta-size SIZE] [--max-readers N] [--mode OCTAL] [--evict-after DUR] [--force] NAME" \
+		"dh-create --remove [--force] NAME ..." \
+		"dh-create --keygen FILE")"
 	local o
 	for o in --slots --slot-size --policy --checksum --key --schema --meta-size --max-readers \
 		--mode --evict-after --force --remove --keygen --help --version; do
 		assert_output --partial -- "$o"
 	done
 	run -0 --separate-stderr dh-create -h
-	assert_line --index 0 "$(usage_line)"
+	[[ $output == "$(usage_line)"$'\n'* ]] || fail "-h does not start with the usage: $output"
 }
 
 @test "-V/--version prints the version from config.mk" {
@@ -376,7 +378,7 @@ usage_line() {
 
 @test "the usage lines equal the man page SYNOPSIS" {
 	run -0 dh_man_synopsis "$DH_TOP/man/dh-create.1"
-	assert_equal "$output" "$(dh-create --help | sed -n '1,3{s/^usage: //;s/^ *//;p}')"
+	assert_equal "$output" "$(dh-create --help | dh_usage_forms)"
 }
 
 @test "a failed write to stdout is reported: --help >/dev/full exits 1" {

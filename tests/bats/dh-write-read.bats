@@ -258,18 +258,18 @@ has_lines() {
 	assert_equal "$stderr" "dh-write: $ch: no such channel (--create creates it)"
 	run -1 --separate-stderr dh-read --from oldest "$ch"
 	assert_output ""
-	assert_equal "$stderr" "dh-read: $ch: no such channel"
+	assert_equal "$stderr" "dh-read: $ch: no such channel (--wait-channel DUR waits for it)"
 	[ ! -e "$(dh_shm "$ch")" ]
 }
 
 @test "usage errors: exit 2 with a usage line; --help and --version on stdout" {
 	run -2 --separate-stderr dh-write --lines --null "$ch"
 	assert_output ""
-	[[ ${stderr_lines[-1]} == "usage: dh-write "* ]]
+	[[ $stderr == *$'\n'"usage: dh-write "* ]]
 	run -2 --separate-stderr dh-write --slots 4 "$ch"
 	[[ $stderr == *"geometry options need --create"* ]]
 	run -2 --separate-stderr dh-read --from oldest --json --lines "$ch"
-	[[ ${stderr_lines[-1]} == "usage: dh-read "* ]]
+	[[ $stderr == *$'\n'"usage: dh-read "* ]]
 	run -2 --separate-stderr dh-read
 	run -2 --separate-stderr dh-read --from oldest --bogus "$ch"
 	run -2 --separate-stderr dh-read --from oldest a b
@@ -287,7 +287,7 @@ has_lines() {
 		run -0 dh_man_synopsis "$DH_TOP/man/$prog.1"
 		local want=$output
 		run -0 "$prog" --help
-		assert_equal "${lines[0]}" "usage: $want"
+		assert_equal "$(dh_usage_forms <<<"$output")" "$want"
 	done
 }
 

@@ -181,7 +181,7 @@ setup() {
 	run -0 dh-diagnose --version
 	assert_output "dh-diagnose $(sed -n 's/^VERSION *= *//p' "$DH_TOP/config.mk")"
 	run -0 dh_man_synopsis "$DH_TOP/man/dh-diagnose.1"
-	assert_equal "$output" "$(dh-diagnose --help | sed -n '1s/^usage: //p')"
+	assert_equal "$output" "$(dh-diagnose --help | dh_usage_forms)"
 	run -2 --separate-stderr dh-diagnose
 	assert_output ''
 	assert_equal "$stderr" "dh-diagnose: missing channel name"$'\n'"usage: dh-diagnose [--json] [--slot N] [--key FILE] [--stall-after DUR] NAME"

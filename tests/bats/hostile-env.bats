@@ -102,7 +102,7 @@ run_in_small_shm() {
 	echo precious >"$target"
 	ln -s "$target" "$(dh_shm "$name")"
 	run -1 --separate-stderr dh-create "$name"
-	assert_equal "$stderr" "dh-create: $name: channel exists"
+	assert_equal "$stderr" "dh-create: $name: channel exists (--force replaces it, --remove removes it)"
 	run -1 --separate-stderr dh-read --no-wait "$name"
 	assert_equal "$stderr" "dh-read: $name: Too many levels of symbolic links"
 	run -1 --separate-stderr sh -c "echo x | dh-write $name"
@@ -119,7 +119,7 @@ run_in_small_shm() {
 	f=$(dh_shm "$name")
 	runuser -u nobody -- sh -c "printf squat >'$f'"
 	run -1 --separate-stderr dh-create "$name"
-	assert_equal "$stderr" "dh-create: $name: channel exists"
+	assert_equal "$stderr" "dh-create: $name: channel exists (--force replaces it, --remove removes it)"
 	run -1 --separate-stderr sh -c "echo x | dh-write $name"
 	assert_equal "$stderr" "dh-write: $name: not a dh channel"
 	run -0 stat -c '%U %s' "$f"
@@ -154,10 +154,10 @@ run_in_small_shm() {
 		wait $a || sa=$?
 		wait $b || sb=$?
 		if [ $sa -eq 0 ] && [ $sb -eq 1 ]; then
-			grep -qx "dh-create: $name: channel exists" "$BATS_TEST_TMPDIR/b"
+			grep -qx "dh-create: $name: channel exists (--force replaces it, --remove removes it)" "$BATS_TEST_TMPDIR/b"
 			wins=$((wins + 1))
 		elif [ $sa -eq 1 ] && [ $sb -eq 0 ]; then
-			grep -qx "dh-create: $name: channel exists" "$BATS_TEST_TMPDIR/a"
+			grep -qx "dh-create: $name: channel exists (--force replaces it, --remove removes it)" "$BATS_TEST_TMPDIR/a"
 			wins=$((wins + 1))
 		else
 			losses=$((losses + 1))
@@ -409,7 +409,7 @@ plant() {
 	echo precious >"$BATS_TEST_TMPDIR/victim"
 	as_user ln -s "$BATS_TEST_TMPDIR/victim" "$DH_TEST_DIR/dh.$name"
 	run -1 --separate-stderr dh-create "$name"
-	assert_equal "$stderr" "dh-create: $name: channel exists"
+	assert_equal "$stderr" "dh-create: $name: channel exists (--force replaces it, --remove removes it)"
 	run -1 --separate-stderr dh-read --no-wait "$name"
 	assert_equal "$stderr" "dh-read: $name: Too many levels of symbolic links"
 	run -0 cat "$BATS_TEST_TMPDIR/victim"

@@ -46,6 +46,10 @@ expected_files() {
 		echo "$py/_dh$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
 	fi
 	echo share/zsh/site-functions/_dh
+	echo lib/systemd/system/dh-broker.service
+	echo lib/systemd/system/dh-validate.service
+	echo lib/systemd/system/dh-validate.timer
+	echo share/dh/bats/dh.bash
 }
 
 # files DIR: every file and link under DIR, relative to it, sorted.

@@ -23,7 +23,7 @@ busy() {
 	dh_await readers_at_least "$ch" 1
 	dh_bg bash -c 'exec dh-write --lines "$1" < <(exec yes 0123456789abcdef)' bash "$ch"
 	dh_await dh_writer_alive "$ch"
-	dh_await eval '[ "$(dh-stat --json "$ch" | jq ".channels[0].committed")" -gt 1000 ]'
+	dh_wait_committed "$ch" 1001
 }
 
 # checks N: N runs of dh-validate and of dh-diagnose on the busy channel;

@@ -67,7 +67,7 @@ committed() {
 	run -1 --separate-stderr dh-write --csv "$ch" <<<'3,1.5,1,x,1,2'
 	assert_equal "$stderr" "dh-write: $ch: line 1, column 7 (v[2]): too few fields"
 	run -1 --separate-stderr dh-write --csv "$ch" <<<'4,1.5,1,abcdefghijklmnopq,1,2,3'
-	assert_equal "$stderr" "dh-write: $ch: line 1, column 4 (name): text too long"
+	assert_equal "$stderr" "dh-write: $ch: line 1, column 4 (name): text too long (at most 16 bytes)"
 	run -1 --separate-stderr dh-write --csv "$ch" <<<'-5,1.5,1,x,1,2,3'
 	assert_equal "$stderr" "dh-write: $ch: line 1, column 1 (ts): out of range"
 	run -1 --separate-stderr dh-write --csv "$ch" <<<'6,1.5,1,x,1,2,3'$'\n'
@@ -155,9 +155,9 @@ lines\",1,2,3
 	assert_equal "$stderr" "dh-write: $ch: schema mismatch: channel has no schema, expected $(b2 'a:u8') (a:u8)"
 	run -2 --separate-stderr dh-read --from oldest --schema 'a:u8;' "$ch"
 	assert_output ''
-	assert_equal "${stderr_lines[0]}" "dh-read: --schema: syntax error at byte 5 of the spec"
+	assert_equal "${stderr_lines[0]}" "dh-read: --schema: syntax error at byte 5 of the spec (at its end)"
 	run -2 --separate-stderr dh-write --schema 'a:q8' "$ch"
-	assert_equal "${stderr_lines[0]}" "dh-write: --schema: syntax error at byte 2 of the spec"
+	assert_equal "${stderr_lines[0]}" "dh-write: --schema: syntax error at byte 2 of the spec, at 'q8'"
 	rm -f "$shm"
 	schema_channel 'a:u8;b:u32'
 	run -0 --separate-stderr dh-write --schema ' a : u8 ; _pad0:pad[3] ; b : u32 ' --csv "$ch" <<<'1,2'

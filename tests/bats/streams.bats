@@ -14,7 +14,7 @@ setup() {
 # that line and exits 0 at the end of the stream.
 run_pipeline() {
 	reader_bg "r$1" "$ch"
-	dh_await readers_at_least "$ch" 1
+	dh_wait_readers "$ch" 1
 	printf 'run-%s\n' "$1" | dh-write --wait-readers 1 "$ch"
 	status_of "$RPID"
 	assert_equal "$st" 0
@@ -38,7 +38,7 @@ run_pipeline() {
 	run -0 dh-read "$ch"       # consumed: nothing of that stream is left unread
 	assert_output old
 	reader_bg late "$ch"
-	dh_await readers_at_least "$ch" 1
+	dh_wait_readers "$ch" 1
 	dh_await eval '[ "$(proc_state '"$RPID"')" = S ]'
 	# it is waiting, not done: nothing out, still attached
 	kill -0 "$RPID"
@@ -53,7 +53,7 @@ run_pipeline() {
 	dh-create "$ch"
 	printf 'old\n' | dh-write "$ch"
 	reader_bg now --from now "$ch"
-	dh_await readers_at_least "$ch" 1
+	dh_wait_readers "$ch" 1
 	printf 'new\n' | dh-write --wait-readers 1 "$ch"
 	status_of "$RPID"
 	assert_equal "$st" 0
@@ -74,7 +74,7 @@ run_pipeline() {
 @test "--follow reads stream after stream" {
 	dh-create "$ch"
 	reader_bg f --follow "$ch"
-	dh_await readers_at_least "$ch" 1
+	dh_wait_readers "$ch" 1
 	printf 'one\n' | dh-write "$ch"
 	printf 'two\n' | dh-write "$ch"
 	dh_await has_lines "$BATS_TEST_TMPDIR/f.out" 2
@@ -88,9 +88,10 @@ run_pipeline() {
 	assert_output $'old1\nold2'
 	dh_feed "$ch" --lines
 	echo new1 >&"$DH_FEED"
-	dh_await eval '[ "$(dh-stat --json "$ch" | jq ".channels[0].committed")" -eq 3 ]'
+	dh_wait_committed "$ch" 3
+	dh_assert_committed "$ch" 3
 	reader_bg mid --lines "$ch"
-	dh_await readers_at_least "$ch" 1
+	dh_wait_readers "$ch" 1
 	echo new2 >&"$DH_FEED"
 	dh_feed_end
 	status_of "$RPID"
@@ -114,7 +115,7 @@ run_pipeline() {
 	run -0 dh-read --lines "$ch"
 	assert_output a
 	reader_bg waiting --lines "$ch"    # between streams: waits for the next
-	dh_await readers_at_least "$ch" 1
+	dh_wait_readers "$ch" 1
 	run -1 dh-write --csv "$ch" <<<"x,y"
 	run -1 dh-write --record-size 32 "$ch" <<<"abc"
 	[ "$(dh-stat --json "$ch" | jq -c '.channels[0] | [.end_of_stream, .stream, .writer]')" = '[true,1,null]' ]

@@ -15,6 +15,10 @@
 #    of this test is removed.
 # A file that needs its own setup or teardown defines it and calls
 # dh_setup / dh_teardown from it.
+# The channel naming, cleanup, waits and assertions are those of the bats
+# library dh ships (bats/dh.bash, installed as /usr/share/dh/bats/dh.bash):
+# dh_wait_committed, dh_wait_readers, dh_assert_committed... are available
+# here too, with the dhtest- prefix that tests/run.sh's leak check knows.
 
 bats_require_minimum_version 1.7.0
 bats_load_library bats-support
@@ -28,6 +32,8 @@ export DH_TOP DH_BUILD PATH LC_ALL
 # The commands register with a broker when these are set: tests that want
 # one say so.
 unset DH_BROKER DH_CURVE_DIR
+DH_CHANNEL_PREFIX=dhtest
+load "$DH_TOP/bats/dh.bash"
 
 _dh_file=$(basename "$BATS_TEST_FILENAME" .bats)
 _dh_file=${_dh_file//[^A-Za-z0-9._-]/_}
@@ -36,7 +42,7 @@ DH_FEED=
 
 # dh_name [TAG]: a channel name owned by the current test.
 dh_name() {
-	printf 'dhtest-%s-%s-%s%s\n' "$_dh_file" "$BATS_TEST_NUMBER" "$$" "${1:+-$1}"
+	dh_channel_name "$@"
 }
 
 # dh_shm NAME: the segment file of channel NAME.
@@ -53,6 +59,19 @@ dh_man_synopsis() {
 		/^     [^ ]/ { if (form != "") print form; form = ""; }
 		{ $1 = $1; form = (form == "" ? $0 : form " " $0) }
 		END { if (form != "") print form }'
+}
+
+# dh_usage_forms: read the output of --help, or a usage error, on stdin;
+# print its usage forms, one per line, the wrapped lines of each form
+# joined and blanks squeezed (what dh_man_synopsis prints of the page).
+dh_usage_forms() {
+	awk '
+		!on && sub(/^usage: /, "") { on = 1; form = $0; cmd = $1; next }
+		!on { next }
+		NF == 0 || $0 !~ /^ / { exit }
+		$1 == cmd { print form; form = $0; next }
+		{ form = form " " $0 }
+		END { if (on) print form }' | awk '{ $1 = $1; print }'
 }
 
 # dh_locked NAME: true while some process holds a lock on the channel's
@@ -161,8 +180,7 @@ dh_teardown() {
 		dh_await -t 5 _dh_gone "$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null || true
 	done
-	rm -f "/dev/shm/dh.dhtest-$_dh_file-$BATS_TEST_NUMBER-$$" \
-		"/dev/shm/dh.dhtest-$_dh_file-$BATS_TEST_NUMBER-$$-"*
+	dh_cleanup
 }
 
 setup() {

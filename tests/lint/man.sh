@@ -38,12 +38,15 @@ synopsis() {
 }
 
 # The usage forms of --help: the "usage:" line and the indented lines
-# right after it that start with the command name again.
+# right after it, up to a blank line; a line starting with the command name
+# again starts the next form, any other continues (wraps) the current one.
 usage() { # cmd name
 	"$1" --help 2>/dev/null | awk -v cmd="$2" '
-		NR == 1 { if (sub(/^usage: /, "")) print; else exit; next }
-		$1 == cmd { $1 = $1; print; next }
-		{ exit }'
+		NR == 1 { if (!sub(/^usage: /, "")) exit; on = 1; form = $0; next }
+		NF == 0 || $0 !~ /^ / { exit }
+		$1 == cmd { print form; form = $0; next }
+		{ form = form " " $0 }
+		END { if (on) print form }' | awk '{ $1 = $1; print }'
 }
 
 for page in man/*.[1-8]; do
