@@ -85,6 +85,9 @@ paste_in_order() {
 			case $cmd in
 			*' &')
 				printf '{ %s; } >"$W/out.%d" 2>&1 &\n' "${cmd% &}" "$n" ;;
+			*'& done')
+				# a loop starting jobs: typed at the prompt, they are the shell's
+				printf '%s\n' "$cmd" ;;
 			wait*)
 				printf 'timeout 60 tail --pid=$! -f /dev/null; %s >"$W/out.%d" 2>&1 || { echo "exit $?: %s"; exit 1; }\n' "$cmd" "$n" "${cmd//\"/\\\"}" ;;
 			*'--follow'* | *'tail -F'* | 'dh-stat --watch'* | 'dh-read --lines temp | analyzer' | 'sensor | '*)
