@@ -553,6 +553,9 @@ main(int argc, char **argv)
 		struct dh_net_client *c = cli_net_client(&o.net, NULL, NULL, o.remote_key ? o.rkey : NULL, NULL);
 
 		dh_key_wipe(o.rkey);
+		/* messages come frame by frame with waits between: each is
+		 * published at once rather than held until a batch fills */
+		dh_writer_set_batch(w, 1);
 		ret = cli_net_import(c, o.name, w, o.timeout_ns, &eos);
 		dh_net_client_close(c);
 		/* The remote writer died: so do we, as a writer, leaving the
@@ -570,6 +573,7 @@ main(int argc, char **argv)
 	else
 		ret = pump_framed(&o, w);
 
+	dh_writer_flush(w);     /* the final tally counts what readers can see */
 	progress_end(pg);
 	if (!o.no_eos && (r = dh_writer_eos(w)) < 0) {
 		cli_warnc(r, "%s: marking end-of-stream", o.name);

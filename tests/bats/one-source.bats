@@ -25,7 +25,10 @@ check_names() {
 	local cmd
 	for cmd in dh-create dh-write; do
 		run -0 "$cmd" --help
-		[[ ${lines[0]} == *"--$kind $joined]"* ]] || fail "$cmd usage lacks --$kind $joined: ${lines[0]}"
+		# the first usage form, its wrapped lines joined
+		local form
+		form=$(dh_usage_forms <<<"$output" | head -1)
+		[[ $form == *"--$kind $joined]"* ]] || fail "$cmd usage lacks --$kind $joined: $form"
 	done
 	grep -qF "*:--$kind) _dh_words \"$spaced\" ;;" "$DH_TOP/completions/dh.bash" ||
 		fail "completions/dh.bash: --$kind is not \"$spaced\""
