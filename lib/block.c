@@ -633,8 +633,10 @@ dh__reap(struct dh_block *b, int index, int self_index)
 			}
 		}
 	}
-	if (b->pol->positions_hold && index > 0)
+	if (b->pol->positions_hold && index > 0) {
 		dh__fold_drained(b->hdr, atomic_load(&e->position));
+		atomic_fetch_add(&b->hdr->reader_gen, 1); /* as at reader close */
+	}
 	atomic_store(&e->claim, DH_SEQ_NONE);
 	atomic_store(&e->state, dh__ent_with(word, DH_ENT_FREE));
 	if (index > 0)

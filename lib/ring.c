@@ -739,6 +739,13 @@ reader_open(const char *name, const struct dh_reader_opts *opts, int relay, stru
 		unread = b->pol->claims ? atomic_load(&h->claim_head) : atomic_load(&h->drained);
 	} while (atomic_load(&h->stream) != stream);
 	oldest = c > n ? c - n : 0;
+	/* sync: readers still attached consumed up to their positions too */
+	for (uint32_t i = 1; b->pol->positions_hold && i <= b->cfg.max_readers; i++) {
+		uint64_t at = atomic_load(&b->table[i].position) & ~DH_POS_HOLD;
+
+		if ((int)i != idx && dh__ent_state(atomic_load(&b->table[i].state)) == DH_ENT_ACTIVE && at > unread)
+			unread = at;
+	}
 	if (unread < oldest)
 		unread = oldest;
 	/* Like opening a FIFO: a reader that arrives after the stream ended
@@ -906,8 +913,13 @@ dh_reader_close(struct dh_reader *r)
 	if (!r)
 		return;
 	dh_reader_release(r);
-	if (r->b->pol->positions_hold)
+	if (r->b->pol->positions_hold) {
 		dh__fold_drained(r->b->hdr, atomic_load(&r->e->position));
+		/* the writer's cached view of the readers is stale now: with
+		 * none left, drained rules (an evicted reader's cache said
+		 * nothing holds the writer back) */
+		atomic_fetch_add(&r->b->hdr->reader_gen, 1);
+	}
 	atomic_store(&r->e->state, dh__ent_with(atomic_load(&r->e->state), DH_ENT_FREE));
 	wake_writer(r->b->hdr);
 	dh__lock_drop(r->b->fd, r->idx);
@@ -1390,14 +1402,17 @@ dh_reader_next(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 {
 	const struct dh_policy_desc *pol = r->b->pol;
 
-	if (r->kept && r->held) {
-		/* passed on only when the caller says so (dh_reader_release);
-		 * one claim per slot, so the array cannot fill unless the
-		 * segment is damaged */
-		if (r->nkept == r->b->cfg.slots)
-			dh_reader_release_kept(r);
-		r->kept[r->nkept++] = r->held_seq;
-		r->held = 0;
+	if (r->kept) {
+		/* passed on only when the caller says so (dh_reader_release):
+		 * nothing kept is released here, even when nothing is held (the
+		 * last call failed a checksum); one claim per slot, so the array
+		 * cannot fill unless the segment is damaged */
+		if (r->held) {
+			if (r->nkept == r->b->cfg.slots)
+				dh_reader_release_kept(r);
+			r->kept[r->nkept++] = r->held_seq;
+			r->held = 0;
+		}
 	} else if (!pol->positions_hold) {
 		dh_reader_release(r);
 	}

@@ -322,3 +322,18 @@ queue_cut() {
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/r.err")" "dh-read: $ch: no message within the timeout"
 	run -0 dh-validate "$ch"
 }
+
+@test "sync: what a reader still attached consumed is not handed again to a reader arriving after the end" {
+	dh-create "$ch"
+	reader_bg follow --lines --follow "$ch"
+	dh_await readers_at_least "$ch" 1
+	seq 1 5 | dh-write --lines "$ch"
+	dh_await has_lines "$BATS_TEST_TMPDIR/follow.out" 5
+	# the follower consumed it all: a late reader waits for the next stream
+	reader_bg late --lines "$ch"
+	dh_await readers_at_least "$ch" 2
+	printf 'next\n' | dh-write --lines "$ch"
+	status_of "$RPID"
+	assert_equal "$st" 0
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/late.out")" next
+}

@@ -342,3 +342,14 @@ copy_frame() {
 	run -2 --separate-stderr sh -c "dh-validate $ch >/dev/full"
 	assert_equal "$stderr" "dh-validate: write error: No space left on device"
 }
+
+@test "queue reader past a message failing its checksum: every other message comes out once, none released before it is written" {
+	dh-create --policy queue --slots 4 --slot-size 64 "$ch"
+	seq 1 3 | dh-write --lines --no-eos "$ch"
+	hostile xor "$shm" "$(data_offset "$ch" 1)" 0x20
+	dh_bg sh -c 'seq 4 300 | exec dh-write --lines "$1"' sh "$ch"
+	run -1 --separate-stderr dh-read --lines "$ch"
+	assert_equal "$stderr" "dh-read: $ch: checksum mismatch at seq 1"
+	assert_output "$(seq 1 300 | grep -vx 2)"
+	[ "$(dh-stat --json "$ch" | jq '.channels[0].counters.queue_lost')" -eq 0 ]
+}
