@@ -854,6 +854,17 @@ dh_reader_release_kept(struct dh_reader *r)
 	wake_writer(r->b->hdr);
 }
 
+/* The message handed out last joins the kept ones.  One claim per slot,
+ * so the array cannot fill unless the segment is damaged. */
+static void
+keep_held(struct dh_reader *r)
+{
+	if (r->nkept == r->b->cfg.slots)
+		dh_reader_release_kept(r);
+	r->kept[r->nkept++] = r->held_seq;
+	r->held = 0;
+}
+
 uint64_t
 dh_reader_settle(struct dh_reader *r, uint64_t passed)
 {
@@ -862,10 +873,7 @@ dh_reader_settle(struct dh_reader *r, uint64_t passed)
 	if (!r->kept)
 		return 0;
 	if (r->held) {
-		if (r->nkept == r->b->cfg.slots)
-			dh_reader_release_kept(r); /* damage only, as in next */
-		r->kept[r->nkept++] = r->held_seq;
-		r->held = 0;
+		keep_held(r);
 		atomic_store_explicit(&r->e->claim, DH_SEQ_NONE, memory_order_relaxed);
 	}
 	for (uint32_t i = 0; i < r->nkept; i++)
@@ -1405,14 +1413,9 @@ dh_reader_next(struct dh_reader *r, struct dh_msg *m, int64_t timeout_ns)
 	if (r->kept) {
 		/* passed on only when the caller says so (dh_reader_release):
 		 * nothing kept is released here, even when nothing is held (the
-		 * last call failed a checksum); one claim per slot, so the array
-		 * cannot fill unless the segment is damaged */
-		if (r->held) {
-			if (r->nkept == r->b->cfg.slots)
-				dh_reader_release_kept(r);
-			r->kept[r->nkept++] = r->held_seq;
-			r->held = 0;
-		}
+		 * last call failed a checksum) */
+		if (r->held)
+			keep_held(r);
 	} else if (!pol->positions_hold) {
 		dh_reader_release(r);
 	}
