@@ -9,15 +9,6 @@ setup() {
 	T=$BATS_TEST_TMPDIR
 }
 
-teardown() {
-	local pid
-	# a stopped process would never act on the SIGTERM dh_teardown sends
-	for pid in "${DH_BG_PIDS[@]}"; do
-		kill -CONT "$pid" 2>/dev/null || true
-	done
-	dh_teardown
-}
-
 # The listing line of channel $1 from output $2 (first field equal to $1).
 line_of() {
 	awk -v n="$1" '$1 == n' <<<"$2"

@@ -9,15 +9,6 @@ setup() {
 	T=$BATS_TEST_TMPDIR
 }
 
-teardown() {
-	local pid
-	# a stopped process would never act on the SIGTERM dh_teardown sends
-	for pid in "${DH_BG_PIDS[@]}"; do
-		kill -CONT "$pid" 2>/dev/null || true
-	done
-	dh_teardown
-}
-
 # A log line: "PROG: NAME: [done ]ELAPSEDs MSGS msgs BYTES bytes R msg/s R bytes/s [fill F] lag L"
 num='[0-9]+(\.[0-9])?'
 log_re() { # PROG MSGS [done]

@@ -11,11 +11,7 @@ setup() {
 }
 
 teardown() {
-	local pid
 	tmux -S "$SOCK" kill-server 2>/dev/null || true
-	for pid in "${DH_BG_PIDS[@]}"; do
-		kill -CONT "$pid" 2>/dev/null || true
-	done
 	dh_teardown
 }
 

@@ -177,6 +177,8 @@ dh_teardown() {
 	fi
 	for pid in "${DH_BG_PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null || continue
+		# a stopped process would never act on the SIGTERM
+		kill -CONT "$pid" 2>/dev/null
 		dh_await -t 5 _dh_gone "$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null || true
 	done
