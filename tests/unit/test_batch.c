@@ -182,7 +182,7 @@ test_killed_midbatch(enum dh_policy pol)
 	struct dh_reader *r;
 	struct dh_writer *w;
 	struct dh_msg m;
-	int p[2], st, bad = 0, rc;
+	int p[2], st, bad = 0, rc = -EINVAL;
 	uint64_t c, first = UINT64_MAX, last = 0, lost = 0, n = 0;
 	char ch = 0;
 	pid_t kid;
