@@ -129,6 +129,11 @@ $(BUILD)/bin/dh-validate: $(BUILD)/cmd/validate_print.o
 $(BUILD)/bin/dh-validate: CMD_OBJ += $(BUILD)/cmd/validate_print.o
 $(BUILD)/bin/dh-read $(BUILD)/bin/dh-write: $(BUILD)/cmd/meta_cli.o
 $(BUILD)/bin/dh-read $(BUILD)/bin/dh-write: CMD_OBJ += $(BUILD)/cmd/meta_cli.o
+READ_OBJ = $(BUILD)/cmd/read_pump.o $(BUILD)/cmd/read_remote.o
+$(BUILD)/bin/dh-read: $(READ_OBJ)
+$(BUILD)/bin/dh-read: CMD_OBJ += $(READ_OBJ)
+$(BUILD)/bin/dh-write: $(BUILD)/cmd/write_pump.o
+$(BUILD)/bin/dh-write: CMD_OBJ += $(BUILD)/cmd/write_pump.o
 
 # The Python package (issue 15): dh._dh, a CPython extension over libdh's
 # PIC objects, built with setuptools by the system interpreter (never a

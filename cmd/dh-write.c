@@ -2,20 +2,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "broker_cli.h"
-#include "cli.h"
 #include "meta_cli.h"
-#include "csv_cli.h"
-#include "net_cli.h"
-#include "dh_stat.h"
-#include "progress.h"
+#include "write.h"
 
 static const char synopsis[] =
 	"dh-write [--create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] "
@@ -66,28 +59,6 @@ static const struct option longopts[] = {
 	{ "wait-readers", required_argument, NULL, OPT_WAIT_READERS },
 	{ NULL, 0, NULL, 0 }
 };
-
-struct opts {
-	const char *name, *label, *meta, *schema;
-	struct dh_config cfg;
-	int create, csv, no_eos;
-	struct progress_opts progress;
-	struct dh_schema *want;    /* --schema */
-	struct dh_schema *sc;      /* the channel's schema, NULL if it has none */
-	size_t row_max;            /* --csv: longest row (line) that can be valid */
-	enum dh_frame_mode mode;
-	uint64_t record_size, wait_readers;
-	int64_t timeout_ns;
-	uint8_t key[DH_KEY_BYTES];
-	struct cli_broker broker;
-	struct cli_owner owner;    /* --owner, $DH_OWNER */
-	struct cli_net net;        /* --connect, --curve */
-	int remote_key;            /* --remote-key given */
-	uint8_t rkey[DH_KEY_BYTES];
-};
-
-/* --progress: NULL when off. */
-static struct progress *pg;
 
 /* Messages published at once at most (the library caps it at half the
  * ring): large enough to amortize the publication, small enough that the
@@ -148,13 +119,13 @@ help(void)
 }
 
 static void
-set_mode(struct opts *o, enum dh_frame_mode m, int csv)
+set_mode(struct write_opts *o, enum dh_frame_mode m, int csv)
 {
 	cli_framing(&o->mode, &o->csv, m, csv, synopsis, "--lines, --null, --framed, --record-size and --csv");
 }
 
 static void
-parse(int argc, char **argv, struct opts *o)
+parse(int argc, char **argv, struct write_opts *o)
 {
 	struct cli_config cc;
 	char buf[64];
@@ -231,7 +202,7 @@ parse(int argc, char **argv, struct opts *o)
 }
 
 static void
-create(const struct opts *o)
+create(const struct write_opts *o)
 {
 	struct dh_layout lay;
 	int r = dh_layout_compute(&o->cfg, &lay);
@@ -243,227 +214,8 @@ create(const struct opts *o)
 		cli_diec(EXIT_FAIL, r, "%s: create", o->name);
 }
 
-/* --meta FILE: replace the metadata zone. */
-static void
-write_meta(const struct opts *o)
-{
-	cli_meta_write(o->name, o->meta, &o->owner);
-}
-
-/* Wait until standard input is readable (so no slot is held while idle).
- * 0, or -EINTR when a signal arrived. */
-static int
-wait_input(struct dh_writer *w)
-{
-	/* the signal pipe too: a signal landing after the flag test below
-	 * still ends the poll */
-	struct pollfd p[2] = { { .fd = 0, .events = POLLIN }, { .fd = cli_signal_fd(), .events = POLLIN } };
-
-	/* Input ready: keep building the batch.  Not ready: publish what we
-	 * have before we sleep, so a slow source sees per-line latency. */
-	if (poll(p, 1, 0) > 0)
-		return 0;
-	dh_writer_flush(w);
-	for (;;) {
-		int n;
-
-		if (cli_signal)
-			return -EINTR;
-		n = poll(p, p[1].fd >= 0 ? 2 : 1, -1);
-		if (cli_signal)
-			return -EINTR;
-		if (n > 0 || (n < 0 && errno != EINTR))
-			return 0;          /* readable, hung up or unpollable: read() tells */
-	}
-}
-
-/* A failed wait, commit or read: message and exit status (0 if a signal stopped us). */
-static int
-failed(const struct opts *o, struct dh_writer *w, int r, const char *what)
-{
-	if (r == -EINTR && cli_signal)
-		return EXIT_OK;
-	if (r == -ETIMEDOUT) {
-		cli_warn("%s: timed out waiting for %s", o->name, what);
-		return EXIT_TIMEOUT;
-	}
-	if (w != NULL)
-		cli_warnc(r, "%s: %s (seq %llu)", o->name, what, (unsigned long long)dh_writer_seq(w));
-	else
-		cli_warnc(r, "%s", what);
-	return EXIT_FAIL;
-}
-
-/* Raw: each read(2) lands straight in the reserved slot. */
-static int
-pump_raw(const struct opts *o, struct dh_writer *w)
-{
-	for (;;) {
-		void *slot;
-		size_t cap;
-		ssize_t n;
-		int r;
-
-		if ((r = wait_input(w)) < 0)
-			return failed(o, w, r, "input");
-		if ((r = dh_writer_reserve(w, &slot, &cap, o->timeout_ns)) < 0)
-			return failed(o, w, r, "space");
-		n = read(0, slot, cap);
-		if (n <= 0) {
-			r = errno;
-			dh_writer_abort(w);
-			if (n == 0)
-				return EXIT_OK;
-			if (r == EINTR)
-				continue;       /* wait_input checks the signal flag */
-			return failed(o, NULL, -r, "read error");
-		}
-		if ((r = dh_writer_commit(w, (size_t)n)) < 0)
-			return failed(o, w, r, "commit");
-		progress_add(pg, (size_t)n);
-	}
-}
-
-/* What an input item is called in messages. */
-static const char *
-item_name(const struct opts *o)
-{
-	return o->mode == DH_FRAME_LINES ? "line" : o->mode == DH_FRAME_FRAMED ? "frame" : "record";
-}
-
-static int
-bad_item(const struct opts *o, struct dh_writer *w, struct dh_frame_dec *d, int r)
-{
-	const struct dh_frame_error *e = dh_frame_dec_error(d);
-	const char *what = item_name(o);
-
-	if (r == -DH_ETOOBIG && o->csv)
-		cli_warn("%s: line %llu is %llu bytes, longer than any row of the schema (%zu bytes)", o->name,
-			 (unsigned long long)e->ordinal, (unsigned long long)e->size, o->row_max);
-	else if (r == -DH_ETOOBIG)
-		cli_warn("%s: %s %llu is %llu bytes, more than the slot payload (%zu bytes)", o->name,
-			 what, (unsigned long long)e->ordinal, (unsigned long long)e->size,
-			 dh_writer_slot_size(w));
-	else if (r == -EPROTO)
-		cli_warn("%s: truncated %s %llu at byte offset %llu (%llu of %llu bytes)", o->name, what,
-			 (unsigned long long)e->ordinal, (unsigned long long)e->offset,
-			 (unsigned long long)e->have, (unsigned long long)e->size);
-	else
-		cli_warnc(r, "%s: input", o->name);
-	return EXIT_FAIL;
-}
-
-/* --csv: encode a complete row and write its record (the header: nothing). */
-static int
-csv_write(const struct opts *o, struct dh_writer *w, struct cli_csv *c, void *rec)
-{
-	int r = cli_csv_record(c, o->name, rec);
-
-	if (r != 0)
-		return r < 0 ? EXIT_FAIL : EXIT_OK;
-	if ((r = dh_writer_write(w, rec, o->sc->size, o->timeout_ns)) < 0)
-		return failed(o, w, r, "space");
-	progress_add(pg, o->sc->size);
-	return EXIT_OK;
-}
-
-/* --csv: one input line; a row may span several. */
-static int
-csv_line(const struct opts *o, struct dh_writer *w, struct cli_csv *c, const struct dh_frame_item *it,
-	 void *rec)
-{
-	int r = cli_csv_line(c, it->data, it->len, it->ordinal);
-
-	if (r == -EMSGSIZE) {
-		cli_warn("%s: line %llu: a row longer than any row of the schema (%zu bytes)", o->name,
-			 (unsigned long long)c->line, o->row_max);
-		return EXIT_FAIL;
-	}
-	return r == 0 ? EXIT_OK : csv_write(o, w, c, rec);
-}
-
-/* Lines, null, framed, record: read into the decoder, copy each item once into a slot. */
-static int
-pump_framed(const struct opts *o, struct dh_writer *w)
-{
-	struct dh_frame_dec *d;
-	struct dh_frame_item it;
-	struct cli_csv csv = { 0 };
-	void *rec = NULL;
-	int r, ret = EXIT_OK;
-
-	if (o->csv) {
-		cli_csv_init(&csv, o->sc);
-		if ((rec = malloc(o->sc->size)) == NULL)
-			cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
-	}
-	r = dh_frame_dec_new(o->mode, o->csv ? o->row_max : dh_writer_slot_size(w), (size_t)o->record_size,
-			     &d);
-	if (r < 0) {
-		/* refused before writing anything: leave the channel as we found
-		 * it (entry free, the last stream's end mark in place) */
-		size_t cap = dh_writer_slot_size(w);
-		dh_writer_close(w);
-		if (r == -DH_ETOOBIG)
-			cli_die(EXIT_FAIL, "%s: record size %llu is more than the slot payload (%zu bytes)",
-				o->name, (unsigned long long)o->record_size, cap);
-		cli_diec(EXIT_FAIL, r, "%s", o->name);
-	}
-	for (;;) {
-		void *p;
-		size_t len;
-		ssize_t n;
-
-		while ((r = dh_frame_dec_next(d, &it)) == 0) {
-			if (cli_signal)
-				goto out;
-			if (o->csv) {
-				if ((ret = csv_line(o, w, &csv, &it, rec)) != EXIT_OK)
-					goto out;
-				continue;
-			}
-			if (o->sc != NULL && it.len != o->sc->size) {
-				cli_warn("%s: %s %llu is %zu bytes, not a record of the channel's schema (%u bytes)",
-					 o->name, item_name(o), (unsigned long long)it.ordinal, it.len, o->sc->size);
-				ret = EXIT_FAIL;
-				goto out;
-			}
-			if ((r = dh_writer_write(w, it.data, it.len, o->timeout_ns)) < 0) {
-				ret = failed(o, w, r, "space");
-				goto out;
-			}
-			progress_add(pg, it.len);
-		}
-		if (r == DH_FRAME_EOF) {
-			if (csv.len > 0)        /* a quoted field left open: the parser says so */
-				ret = csv_write(o, w, &csv, rec);
-			break;
-		}
-		if (r < 0) {
-			ret = bad_item(o, w, d, r);
-			break;
-		}
-		if ((r = dh_frame_dec_space(d, &p, &len)) < 0 || (r = wait_input(w)) < 0) {
-			ret = failed(o, w, r, "input");
-			break;
-		}
-		n = read(0, p, len);
-		if (n < 0 && errno != EINTR) {
-			ret = failed(o, NULL, -errno, "read error");
-			break;
-		}
-		if (n >= 0)
-			dh_frame_dec_fill(d, (size_t)n);
-	}
-out:
-	dh_frame_dec_free(d);
-	cli_csv_free(&csv);
-	free(rec);
-	return ret;
-}
-
 static struct dh_writer *
-open_writer(const struct opts *o)
+open_writer(const struct write_opts *o)
 {
 	struct dh_writer *w;
 	struct dh_writer_opts wo = { .label = o->label, .key = o->cfg.key, .schema = o->schema };
@@ -490,36 +242,10 @@ open_writer(const struct opts *o)
 	return w;
 }
 
-/* On a schema channel every message is one record: raw input is cut into
- * records of its size, --record-size must be that size, and --csv rows are
- * encoded as records (a channel without a schema cannot take them).  A
- * refusal leaves the stream as it was: writer closed, no end-of-stream. */
-static void
-records(struct opts *o, struct dh_writer *w)
-{
-	o->sc = cli_channel_schema(dh_writer_block(w), o->name);
-	if ((o->sc == NULL && o->csv) ||
-	    (o->sc != NULL && o->mode == DH_FRAME_RECORD && o->record_size != o->sc->size)) {
-		dh_writer_close(w);
-		dh_key_wipe(o->key);
-		if (o->sc == NULL)
-			cli_die(EXIT_FAIL, "%s: channel has no schema: --csv encodes records (dh-create --schema)",
-				o->name);
-		cli_die(EXIT_FAIL, "%s: --record-size %llu: the channel's records are %u bytes", o->name,
-			(unsigned long long)o->record_size, o->sc->size);
-	}
-	if (o->sc != NULL && o->mode == DH_FRAME_RAW) {
-		o->mode = DH_FRAME_RECORD;
-		o->record_size = o->sc->size;
-	}
-	if (o->csv)
-		o->row_max = cli_csv_row_max(o->sc);
-}
-
 int
 main(int argc, char **argv)
 {
-	struct opts o;
+	struct write_opts o;
 	struct dh_writer *w;
 	int r, ret;
 
@@ -528,53 +254,33 @@ main(int argc, char **argv)
 	if (o.create)
 		create(&o);
 	if (o.meta != NULL) {
-		write_meta(&o);
+		cli_meta_write(o.name, o.meta, &o.owner);
 		/* --meta - has consumed standard input: there is no data to write */
 		if (isatty(0) || strcmp(o.meta, "-") == 0)
 			return EXIT_OK;
 	}
 	cli_catch_signals(0);
 	w = open_writer(&o);
-	records(&o, w);
+	write_records(&o, w);
 	cli_broker_writer(&o.broker, o.name, o.label);   /* never waits for the broker */
 	if (fcntl(0, F_GETPIPE_SZ) > 0 && fcntl(0, F_GETPIPE_SZ) < (1 << 20))
 		(void)fcntl(0, F_SETPIPE_SZ, 1 << 20);   /* bigger reads; best effort */
-	pg = progress_start(&o.progress, o.name, dh_writer_block(w), 0);
-	/* a burst of input goes out in batches; wait_input flushes when the
+	o.pg = progress_start(&o.progress, o.name, dh_writer_block(w), 0);
+	/* a burst of input goes out in batches; write_pump flushes when the
 	 * input runs dry */
 	dh_writer_set_batch(w, BATCH_MAX);
 
 	ret = EXIT_OK;
 	if (o.wait_readers > 0 && (r = dh_writer_wait_readers(w, (unsigned)o.wait_readers,
 							       o.timeout_ns)) < 0)
-		ret = failed(&o, w, r, "readers");
-	else if (o.net.connect) {
-		int eos;
-		struct dh_net_client *c = cli_net_client(&o.net, NULL, NULL, o.remote_key ? o.rkey : NULL, NULL);
-
-		dh_key_wipe(o.rkey);
-		/* messages come frame by frame with waits between: each is
-		 * published at once rather than held until a batch fills */
-		dh_writer_set_batch(w, 1);
-		ret = cli_net_import(c, o.name, w, o.timeout_ns, &eos);
-		dh_net_client_close(c);
-		/* The remote writer died: so do we, as a writer, leaving the
-		 * entry to the kernel's lock so the mirror's readers see a
-		 * dead writer too (closing would look like --no-eos). */
-		if (eos == -1) {
-			progress_end(pg);
-			cli_broker_stop(&o.broker);
-			exit(EXIT_FAIL);
-		}
-		if (!eos && !cli_signal)
-			o.no_eos = 1;
-	} else if (o.mode == DH_FRAME_RAW)
-		ret = pump_raw(&o, w);
+		ret = write_failed(&o, w, r, "readers");
+	else if (o.net.connect)
+		ret = write_import(&o, w);
 	else
-		ret = pump_framed(&o, w);
+		ret = write_pump(&o, w);
 
 	dh_writer_flush(w);     /* the final tally counts what readers can see */
-	progress_end(pg);
+	progress_end(o.pg);
 	if (!o.no_eos && (r = dh_writer_eos(w)) < 0) {
 		cli_warnc(r, "%s: marking end-of-stream", o.name);
 		ret = EXIT_FAIL;
