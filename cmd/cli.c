@@ -297,27 +297,7 @@ cli_config_init(struct cli_config *c)
 const char *
 cli_choices(int checksums, char *buf, size_t cap)
 {
-	size_t n = 0;
-
-	buf[0] = '\0';
-	for (unsigned i = 0;; i++) {
-		const char *name;
-		if (checksums) {
-			const struct dh_checksum_desc *ci = dh_checksum_info((enum dh_checksum)i);
-			if (!ci)
-				break;
-			if (!ci->parseable)
-				continue;
-			name = ci->name;
-		} else {
-			const struct dh_policy_desc *pi = dh_policy_info((enum dh_policy)i);
-			if (!pi)
-				break;
-			name = pi->name;
-		}
-		n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? ", " : "", name);
-	}
-	return buf;
+	return checksums ? dh_checksum_names(", ", buf, cap) : dh_policy_names(", ", buf, cap);
 }
 
 int

@@ -750,6 +750,7 @@ do_register(struct req *q)
 	const char *name, *host, *label, *policy, *checksum, *schema;
 	json_int_t pid, slots, slot_size, max_readers;
 	unsigned idx = 0;
+	char names[128];
 
 	memset(&n, 0, sizeof n);
 	if (only(q, fields) < 0 || get_channel(q, REQ, &name) < 0 ||
@@ -766,12 +767,13 @@ do_register(struct req *q)
 	    get_hash(q, "key_id", OPT, n.key_id, &n.keyed) < 0)
 		return -1;
 	if (dh_policy_parse(policy, &n.policy) < 0)
-		return fail(q, "invalid_request", "\"policy\": not latest, ring, sync or queue");
+		return fail(q, "invalid_request", "\"policy\": not one of %s",
+			    dh_policy_names(", ", names, sizeof names));
 	if (strcmp(checksum, dh_checksum_name(DH_CHECKSUM_MAC)) == 0)
 		n.checksum = DH_CHECKSUM_MAC;
 	else if (dh_checksum_parse(checksum, &n.checksum) < 0)
-		return fail(q, "invalid_request", "\"checksum\": not none, xxh3, blake2b or %s",
-			    dh_checksum_name(DH_CHECKSUM_MAC));
+		return fail(q, "invalid_request", "\"checksum\": not one of %s, %s",
+			    dh_checksum_names(", ", names, sizeof names), dh_checksum_name(DH_CHECKSUM_MAC));
 	if (schema) {
 		uint8_t h[32];
 		if (!n.has_schema)

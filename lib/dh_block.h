@@ -68,6 +68,7 @@ struct dh_policy_desc {
 	unsigned counts_lost : 1;  /* a lapped reader counts what it missed (ring) */
 	unsigned newest_only : 1;  /* readers skip to the newest message (latest) */
 	unsigned evictable : 1;    /* a stalled live reader may be cut loose (evict_after) */
+	unsigned in_order : 1;     /* every reader gets every message in order: a gap is a loss */
 };
 const struct dh_policy_desc *dh_policy_info(enum dh_policy p);
 
@@ -87,6 +88,13 @@ const char *dh_policy_name(enum dh_policy p);
 int dh_policy_parse(const char *s, enum dh_policy *out);
 const char *dh_checksum_name(enum dh_checksum c);
 int dh_checksum_parse(const char *s, enum dh_checksum *out);
+
+/* The names the parse functions accept, in table order, joined by sep
+ * ("latest, ring, sync, queue" with ", "), into buf: at most cap bytes,
+ * terminated, cut short if it is too small.  Returns buf, so that messages
+ * and help texts list the choices from the tables. */
+const char *dh_policy_names(const char *sep, char *buf, size_t cap);
+const char *dh_checksum_names(const char *sep, char *buf, size_t cap);
 
 /*
  * Where segments live: the directory named by $DH_SHM_DIR when it is set

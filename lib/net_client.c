@@ -465,7 +465,7 @@ step(struct dh_net_client *c, struct dh_msg *m, int wait_ms)
 		c->eff = c->window;
 		if ((uint64_t)c->eff * w->slot_size > INFLIGHT_BYTES)
 			c->eff = w->slot_size >= INFLIGHT_BYTES ? 1 : INFLIGHT_BYTES / w->slot_size;
-		if (!c->have_pos && (w->policy == DH_POLICY_RING || w->policy == DH_POLICY_SYNC)) {
+		if (!c->have_pos && dh_policy_info(w->policy)->in_order) {
 			c->have_pos = 1;
 			c->pos = w->start;
 		}

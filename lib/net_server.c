@@ -341,7 +341,7 @@ hello(struct dh_net_server *s, zmq_msg_t *rid, zmq_msg_t *frame, int64_t now)
 		w.has_schema = 1;
 	else
 		memset(w.schema_hash, 0, sizeof w.schema_hash), w.schema[0] = '\0';
-	u->ordered = w.policy == DH_POLICY_RING || w.policy == DH_POLICY_SYNC;
+	u->ordered = dh_policy_info(w.policy)->in_order;
 	/* what the subscriber asked for is where the loss count starts */
 	u->expected = h.start == DH_START_SEQ ? h.start_seq : dh_reader_position(u->r);
 	w.start = u->expected;

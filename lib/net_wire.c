@@ -177,7 +177,7 @@ welcome_ok(const struct dh_net_welcome *w)
 {
 	size_t sl = strnlen(w->schema, sizeof w->schema);
 
-	if (w->session == 0 || (unsigned)w->policy > DH_POLICY_QUEUE || (unsigned)w->checksum > DH_CHECKSUM_MAC)
+	if (w->session == 0 || !dh_policy_info(w->policy) || !dh_checksum_info(w->checksum))
 		return 0;
 	if ((w->keyed != 0) != (w->checksum == DH_CHECKSUM_MAC) || (w->has_schema != 0 && w->has_schema != 1))
 		return 0;
@@ -236,7 +236,7 @@ dh_net_welcome_decode(const void *buf, size_t len, struct dh_net_welcome *out)
 	sl = get16(p + 120);
 	if (len != WELCOME_FIXED + sl || sl >= sizeof out->schema || get32(p + 28) || get16(p + 122))
 		return -EPROTO;
-	if (p[12] > DH_POLICY_QUEUE || p[13] > DH_CHECKSUM_MAC || p[14] > 1 || p[15] > 1)
+	if (!dh_policy_info((enum dh_policy)p[12]) || !dh_checksum_info((enum dh_checksum)p[13]) || p[14] > 1 || p[15] > 1)
 		return -EPROTO;
 	memset(out, 0, sizeof *out);
 	out->session = get32(p + 8);
@@ -575,7 +575,7 @@ on_welcome(struct dh_net_rx *rx, const void *buf, size_t len)
 static int
 ordered(const struct dh_net_rx *rx)
 {
-	return rx->w.policy == DH_POLICY_RING || rx->w.policy == DH_POLICY_SYNC;
+	return dh_policy_info(rx->w.policy)->in_order;
 }
 
 /* DATA: one frame, the 72-byte header and then the payload. */

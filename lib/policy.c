@@ -1,5 +1,6 @@
 /* policy.c: what each consumer policy and checksum kind is, in one table each. See LICENSE. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dh_block.h"
@@ -20,6 +21,7 @@ static const struct dh_policy_desc policies[] = {
 		.name = "ring",
 		.summary = "every reader reads in order; the writer never waits; a lapped reader counts its losses",
 		.counts_lost = 1,
+		.in_order = 1,
 	},
 	[DH_POLICY_SYNC] = {
 		.name = "sync",
@@ -28,6 +30,7 @@ static const struct dh_policy_desc policies[] = {
 		.zero_copy = 1,
 		.positions_hold = 1,
 		.evictable = 1,
+		.in_order = 1,
 	},
 	[DH_POLICY_QUEUE] = {
 		.name = "queue",
@@ -94,4 +97,47 @@ dh_checksum_parse(const char *s, enum dh_checksum *out)
 			return 0;
 		}
 	return -EINVAL;
+}
+
+/* names: the i-th name a parse accepts, NULL past the end, "" to skip */
+static const char *
+join(const char *(*names)(unsigned), const char *sep, char *buf, size_t cap)
+{
+	size_t n = 0;
+	const char *name;
+
+	if (cap > 0)
+		buf[0] = '\0';
+	for (unsigned i = 0; (name = names(i)) != NULL; i++) {
+		if (*name == '\0')
+			continue;
+		n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? sep : "", name);
+		if (n >= cap)
+			n = cap;       /* cut short: what fitted stays terminated */
+	}
+	return buf;
+}
+
+static const char *
+policy_at(unsigned i)
+{
+	return i < NPOLICIES ? policies[i].name : NULL;
+}
+
+static const char *
+checksum_at(unsigned i)
+{
+	return i >= NCHECKSUMS ? NULL : checksums[i].parseable ? checksums[i].name : "";
+}
+
+const char *
+dh_policy_names(const char *sep, char *buf, size_t cap)
+{
+	return join(policy_at, sep, buf, cap);
+}
+
+const char *
+dh_checksum_names(const char *sep, char *buf, size_t cap)
+{
+	return join(checksum_at, sep, buf, cap);
 }

@@ -1873,6 +1873,7 @@ PyDoc_STRVAR(create_doc,
 static PyObject *
 mod_create(PyObject *m, PyObject *args)
 {
+	char names[128];
 	const char *name, *policy, *checksum, *schema;
 	unsigned int slots, slot_size, meta_size, max_readers, mode;
 	unsigned long long evict;
@@ -1896,9 +1897,11 @@ mod_create(PyObject *m, PyObject *args)
 	cfg.evict_after_ns = evict;
 	cfg.schema = schema;
 	if (dh_policy_parse(policy, &cfg.policy) < 0)
-		return PyErr_Format(PyExc_ValueError, "policy must be latest, ring, sync or queue, not %s", policy);
+		return PyErr_Format(PyExc_ValueError, "policy must be one of %s, not %s",
+				    dh_policy_names(", ", names, sizeof names), policy);
 	if (checksum != NULL && dh_checksum_parse(checksum, &cfg.checksum) < 0)
-		return PyErr_Format(PyExc_ValueError, "checksum must be none, xxh3 or blake2b, not %s", checksum);
+		return PyErr_Format(PyExc_ValueError, "checksum must be one of %s, not %s",
+				    dh_checksum_names(", ", names, sizeof names), checksum);
 	if (key_arg(key, k, &has_key, name) < 0)
 		return NULL;
 	if (has_key)

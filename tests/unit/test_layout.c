@@ -345,6 +345,26 @@ test_enum_names(void)
 	   "unknown checksum name -> -EINVAL");
 }
 
+/* The lists that messages and help texts show come from the tables: every
+ * name a parse accepts, in order, nothing else (not the MAC, chosen by key),
+ * and a short buffer cut short but terminated. */
+static void
+test_name_lists(void)
+{
+	char buf[64], tiny[9];
+
+	ok(strcmp(dh_policy_names(", ", buf, sizeof buf), "latest, ring, sync, queue") == 0,
+	   "dh_policy_names: latest, ring, sync, queue");
+	ok(strcmp(dh_checksum_names("|", buf, sizeof buf), "none|xxh3|blake2b") == 0,
+	   "dh_checksum_names: none|xxh3|blake2b, no MAC");
+	memset(tiny, 'x', sizeof tiny);
+	ok(dh_policy_names(", ", tiny, sizeof tiny) == tiny && strcmp(tiny, "latest, ") == 0,
+	   "a short buffer: cut short, terminated");
+	ok(dh_policy_info(DH_POLICY_RING)->in_order && dh_policy_info(DH_POLICY_SYNC)->in_order &&
+		   !dh_policy_info(DH_POLICY_LATEST)->in_order && !dh_policy_info(DH_POLICY_QUEUE)->in_order,
+	   "in_order: ring and sync (a gap in seq is a loss), not latest or queue");
+}
+
 static void
 test_strerror(void)
 {
@@ -369,7 +389,7 @@ test_strerror(void)
 int
 main(void)
 {
-	plan(37);
+	plan(41);
 	tap_watch(60, "test_layout");
 	test_defaults();
 	test_layout_grid();
@@ -380,6 +400,7 @@ main(void)
 	test_names();
 	test_bad_name_everywhere();
 	test_enum_names();
+	test_name_lists();
 	test_strerror();
 	return done();
 }
