@@ -8,9 +8,8 @@
 #include "cli.h"
 
 static const char synopsis[] =
-	"dh-create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] "
-	"[--checksum none|xxh3|blake2b] [--key FILE] [--schema SPEC] [--meta-size SIZE] "
-	"[--max-readers N] [--mode OCTAL] [--evict-after DUR] [--force] NAME";
+	"dh-create [--slots N] [--slot-size SIZE] [--policy POLICY] [--checksum KIND] [--key FILE] "
+	"[--schema SPEC] [--meta-size SIZE] [--max-readers N] [--mode OCTAL] [--evict-after DUR] [--force] NAME";
 static const char synopsis_rm[] = "dh-create --remove [--force] NAME ...";
 static const char synopsis_keygen[] = "dh-create --keygen FILE";
 
@@ -47,8 +46,8 @@ help(void)
 	printf("Create the shared-memory channel NAME (/dev/shm/dh.NAME), or remove channels.\n\n"
 	       "  --slots N          number of slots (default %u, at most %u)\n"
 	       "  --slot-size SIZE   payload capacity of one slot (default %uK, at most 1G)\n"
-	       "  --policy P         one of %s (default %s)\n"
-	       "  --checksum C       one of %s (default %s)\n"
+	       "  --policy POLICY    one of %s (default %s)\n"
+	       "  --checksum KIND    one of %s (default %s)\n"
 	       "  --key FILE         authenticate messages with a keyed BLAKE2b MAC; FILE\n"
 	       "                     holds 32 bytes, mode 0600 or stricter, owned by you\n"
 	       "  --schema SPEC      record schema, e.g. ts:u64;temp:f32 (slot size: the record)\n"

@@ -11,9 +11,8 @@
 #include "write.h"
 
 static const char synopsis[] =
-	"dh-write [--create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] "
-	"[--checksum none|xxh3|blake2b] [--meta-size SIZE] [--max-readers N] [--mode OCTAL] "
-	"[--evict-after DUR]] [--key FILE] [--schema SPEC] [--lines | --null | --framed | --record-size N | --csv] "
+	"dh-write [--create [--slots N] [--slot-size SIZE] [--policy POLICY] [--checksum KIND] [--meta-size SIZE] "
+	"[--max-readers N] [--mode OCTAL] [--evict-after DUR]] [--key FILE] [--schema SPEC] [--lines | --null | --framed | --record-size N | --csv] "
 	"[--timeout DUR] [--wait-readers N] [--no-eos] [--progress[=auto|log]] [--progress-interval DUR] [--meta FILE] [--name LABEL] [--owner USER] "
 	"[--broker ENDPOINT [--broker-key FILE --client-key FILE]] [--connect ENDPOINT [--curve DIR] "
 	"[--remote-key FILE]] NAME";
@@ -79,8 +78,9 @@ help(void)
 	putchar('\n');
 	printf("Copy standard input into channel NAME until end of input, then mark\nend-of-stream.\n\n"
 	       "  --create             create NAME if missing, with the geometry options below\n"
-	       "  --slots N, --slot-size SIZE, --policy P, --checksum C, --meta-size SIZE,\n"
-	       "  --max-readers N, --mode OCTAL, --evict-after DUR   as in dh-create(1)\n"
+	       "  --slots N, --slot-size SIZE, --policy POLICY, --checksum KIND,\n"
+	       "  --meta-size SIZE, --max-readers N, --mode OCTAL, --evict-after DUR\n"
+	       "                       as in dh-create(1)\n"
 	       "  --key FILE           MAC key of a keyed channel (with --create: make it keyed)\n"
 	       "  --schema SPEC        refuse a channel whose record schema differs from SPEC\n"
 	       "                       (with --create: give a new channel that schema)\n"

@@ -22,6 +22,16 @@ _dh_channels() {
 	_dh_words "${names[*]}"
 }
 
+# _dh_choices KIND: complete $cur from the names of --KIND (policy,
+# checksum) that dh-create --help lists from the library's table, so that
+# none is written here: asked of the dh-create beside the command being
+# completed, else of the one on $PATH; none installed, no names.
+_dh_choices() {
+	local create=dh-create
+	case ${COMP_WORDS[0]} in */*) [ -x "${COMP_WORDS[0]%/*}/dh-create" ] && create=${COMP_WORDS[0]%/*}/dh-create ;; esac
+	_dh_words "$("$create" --help 2>/dev/null | sed -n "s/^ *--$1 [A-Z]* *one of \(.*\) (default .*/\1/p" | tr -d ,)"
+}
+
 _dh_files() {
 	compopt -o filenames 2>/dev/null || : # only inside a completion
 	mapfile -t COMPREPLY < <(compgen -f -- "$cur")
@@ -35,8 +45,8 @@ _dh_dirs() {
 # _dh_value CMD OPTION: complete $cur as the value of OPTION.
 _dh_value() {
 	case $1:$2 in
-	*:--policy) _dh_words "latest ring sync queue" ;;
-	*:--checksum) _dh_words "none xxh3 blake2b" ;;
+	*:--policy) _dh_choices policy ;;
+	*:--checksum) _dh_choices checksum ;;
 	*:--from) _dh_words "oldest latest now" ;;
 	*:--progress) _dh_words "auto log" ;;
 	dh-stat:--serve) _dh_words "127.0.0.1:9464 [::1]:9464 0.0.0.0:9464" ;;

@@ -227,8 +227,8 @@ def create(name: str, *, slots: int = 64, slot_size: Union[int, str, None] = Non
     """Create channel name (like dh-create).
 
     slots, slot_size (int or '4K'; default 64 KiB, or the record size when a
-    schema is given), policy ('latest', 'ring', 'sync', 'queue'), checksum
-    ('none', 'xxh3', 'blake2b'; a key makes it a MAC), schema (a record SPEC),
+    schema is given), policy and checksum (their names in dh(7), as
+    dh-create takes them; a key makes the checksum a MAC), schema (a record SPEC),
     key (32 bytes or a key file path: a keyed channel), meta_size, max_readers,
     mode (permission bits), evict_after (sync: seconds after which a stalled
     reader is evicted). ChannelExists if it exists, unless exist_ok.

@@ -333,7 +333,7 @@ usage_line() { # the first usage form, with its wrapped lines
 	assert_equal "$stderr" ''
 	[[ ${lines[0]} == "usage: dh-create [--slots N] "* ]]
 	assert_equal "$(dh_usage_forms <<<"$output")" "$(printf '%s\n' \
-		"dh-create [--slots N] [--slot-size SIZE] [--policy latest|ring|sync|queue] [--checksum none|xxh3|blake2b] [--key FILE] [--schema SPEC] [--meta-size SIZE] [--max-readers N] [--mode OCTAL] [--evict-after DUR] [--force] NAME" \
+		"dh-create [--slots N] [--slot-size SIZE] [--policy POLICY] [--checksum KIND] [--key FILE] [--schema SPEC] [--meta-size SIZE] [--max-readers N] [--mode OCTAL] [--evict-after DUR] [--force] NAME" \
 		"dh-create --remove [--force] NAME ..." \
 		"dh-create --keygen FILE")"
 	local o

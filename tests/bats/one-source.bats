@@ -1,7 +1,11 @@
 #!/usr/bin/env bats
-# one-source.bats: what is written once stays so: the policy and checksum
-# names of lib/policy.c in every usage string, man page and completion,
-# and the version of config.mk in every program. See LICENSE.
+# one-source.bats: what is written once stays so.  The policy and checksum
+# names of lib/policy.c: the commands' --help and both completions take
+# them from the table (the completions ask the built dh-create), the usage
+# lines and SYNOPSIS say POLICY and KIND instead of repeating them, and
+# every page, spec and binding that describes or encodes each one names
+# every one (docs/DESIGN.md lists those files).  The version of config.mk
+# in every program.  See LICENSE.
 
 load test_helper
 
@@ -13,40 +17,100 @@ table() {
 	tr -d ' ' <<<"${BASH_REMATCH[1]}" | tr ',' '\n'
 }
 
-# check_names KIND: the table's names for --KIND, in table order, joined by
-# '|' in the usage lines and man pages of dh-create and dh-write, by
-# blanks in the bash and zsh completions.
-check_names() {
-	local kind=$1 names joined spaced
+# comp WORD...: what completions/dh.bash offers for that command line,
+# sorted, one per line.
+comp() {
+	bash -c '. "$DH_TOP/completions/dh.bash"
+		COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _dh
+		printf "%s\n" "${COMPREPLY[@]}"' bash "$@" | LC_ALL=C sort
+}
+
+# in_block FILE START END WORD: WORD is on a line of FILE between the first
+# line matching START and the next matching END.
+in_block() {
+	awk -v s="$2" -v e="$3" -v w="$4" '
+		!on && $0 ~ s { on = 1; next }
+		on && $0 ~ e { exit }
+		on && index($0, w) { found = 1; exit }
+		END { exit !found }' "$1"
+}
+
+# the_names KIND PLACEHOLDER: $names (table order) and $sorted for --KIND,
+# after checking that both usage lines and SYNOPSIS say --KIND PLACEHOLDER
+# and that dh-create --help lists exactly the table.
+the_names() {
+	local kind=$1 ph=$2 cmd form page
 	names=$(table "$kind")
 	[ "$(wc -l <<<"$names")" -ge 3 ] || fail "--$kind: too few names: $names"
-	joined=$(paste -sd'|' <<<"$names")
-	spaced=$(paste -sd' ' <<<"$names")
-	local cmd
+	sorted=$(LC_ALL=C sort <<<"$names")
 	for cmd in dh-create dh-write; do
 		run -0 "$cmd" --help
-		# the first usage form, its wrapped lines joined
-		local form
 		form=$(dh_usage_forms <<<"$output" | head -1)
-		[[ $form == *"--$kind $joined]"* ]] || fail "$cmd usage lacks --$kind $joined: $form"
-	done
-	grep -qF "*:--$kind) _dh_words \"$spaced\" ;;" "$DH_TOP/completions/dh.bash" ||
-		fail "completions/dh.bash: --$kind is not \"$spaced\""
-	grep -qF ":$kind:($spaced)'" "$DH_TOP/completions/_dh" ||
-		fail "completions/_dh: --$kind is not ($spaced)"
-	local page
-	for cmd in dh-create dh-write; do
+		[[ $form == *"[--$kind $ph]"* ]] || fail "$cmd usage: not [--$kind $ph]: $form"
 		page=$(mandoc -Tascii "$DH_TOP/man/$cmd.1" | sed 's/.\x08//g')
-		[[ $page == *"--$kind $joined"* ]] || fail "$cmd(1) lacks --$kind $joined"
+		[[ $page == *"[--$kind $ph]"* ]] || fail "$cmd(1) SYNOPSIS: not [--$kind $ph]"
+	done
+	run -0 dh-create --help
+	assert_line --regexp "^  --$kind $ph +one of $(paste -sd, <<<"$names" | sed 's/,/, /g') \\(default [a-z0-9]+\\)$"
+}
+
+# in_docs KIND NAME...: each NAME in every file that describes or encodes
+# the kinds of --KIND.
+in_docs() {
+	local ty=$1 n welcome
+	shift
+	# the welcome's byte, described across lines
+	welcome=$(tr '\n' ' ' <"$DH_TOP/docs/PROTOCOL.md" | grep -oE "\`$ty\` u8 \([^)]*\)")
+	for n; do
+		grep -qE "^\\.It [0-9]+ Ta $ty Ta u32 Ta .*[0-9] $n(,|\$| )" "$DH_TOP/man/dh-format.5" ||
+			fail "dh-format(5): the $ty header field lacks $n"
+		grep -E "^\\| $ty \\|" "$DH_TOP/docs/PROTOCOL.md" | grep -qF "\"$n\"" ||
+			fail "docs/PROTOCOL.md: the register field $ty lacks \"$n\""
+		grep -qE "[0-9] $n[,)]" <<<"$welcome" ||
+			fail "docs/PROTOCOL.md: the welcome's $ty byte lacks $n"
+		grep -E "^enum class $ty \\{" "$DH_TOP/lib/dh.hpp" | grep -qE "[ {]$n = DH_" ||
+			fail "lib/dh.hpp: dh::$ty lacks $n"
+		if [ "$ty" = policy ]; then
+			in_block "$DH_TOP/man/dh.7" '^\.Ss Policies' '^\.S[sh] ' ".It Cm $n" ||
+				fail "dh(7) Policies does not describe $n"
+			in_block "$DH_TOP/man/dh-read.1" "depends on the channel's policy" '^\.El' ".It Cm $n" ||
+				fail "dh-read(1) does not say what a $n reader receives"
+		else
+			in_block "$DH_TOP/man/dh.7" '^\.Ss Checksums' '^\.S[sh] ' ".Cm $n" ||
+				fail "dh(7) Checksums does not describe $n"
+		fi
 	done
 }
 
-@test "the policy names of lib/policy.c are those of the usage lines, the man pages and both completions" {
-	check_names policy
+check_names() { # kind placeholder
+	local names sorted cmd
+	the_names "$1" "$2"
+	for cmd in dh-create dh-write "$DH_TOP/$DH_BUILD/bin/dh-write"; do
+		assert_equal "$(comp "$cmd" --"$1" '')" "$sorted"
+	done
+	# shellcheck disable=SC2086 # one name a line
+	in_docs "$1" $names
 }
 
-@test "the checksum names of lib/policy.c are those of the usage lines, the man pages and both completions" {
-	check_names checksum
+@test "the policy names of lib/policy.c: in --help and the bash completion, described in every page that must" {
+	check_names policy POLICY
+}
+
+@test "the checksum names of lib/policy.c: in --help and the bash completion, described in every page that must" {
+	check_names checksum KIND
+}
+
+@test "zsh offers the policy and checksum names of lib/policy.c" {
+	command -v zsh >/dev/null && zsh -fc 'zmodload zsh/zpty' 2>/dev/null || skip "zsh with zpty not installed"
+	local names sorted out
+	for kind in policy checksum; do
+		names=$(table "$kind")
+		sorted=$(LC_ALL=C sort <<<"$names")
+		out=$(timeout 30 zsh -f "$DH_TOP/tests/helpers/zsh-complete.zsh" "$DH_TOP/completions" \
+			"dh-create --$kind " "dh-write --$kind=")
+		assert_equal "$(awk '/^== dh-create/ { on = 1; next } /^== / { on = 0 } on' <<<"$out")" "$sorted"
+		assert_equal "$(awk '/^== dh-write/ { on = 1; next } /^== / { on = 0 } on' <<<"$out")" "$sorted"
+	done
 }
 
 @test "the version is written once: config.mk's VERSION, every command and the Python package agree" {
