@@ -113,14 +113,16 @@ uint64_t dh_writer_seq(const struct dh_writer *w);    /* seq the next commit get
  * waits for the next stream and reads it from its first message.
  */
 enum dh_start {
-	DH_START_DEFAULT = 0,  /* queue: next unclaimed; latest: newest; ring/sync: oldest held of
-				* the running stream; between streams: the next stream's first */
+	DH_START_DEFAULT = 0,  /* by the policy's flags (dh_policy_info): claims (queue): next
+				* unclaimed; newest_only (latest): newest; others (ring, sync):
+				* oldest held of the running stream; between streams: the next
+				* stream's first */
 	DH_START_OLDEST,       /* oldest message still held, whatever its stream */
 	DH_START_LATEST,       /* the newest committed message */
 	DH_START_NOW,          /* only messages committed after attaching (between streams: the next) */
 	DH_START_SEQ,          /* seq given in dh_reader_opts.start_seq (clamped to what is held) */
 	DH_START_HELD          /* what the channel holds now, never waiting for a next stream:
-				* latest: the newest; ring/sync: the oldest held (replay) */
+				* newest_only (latest): the newest; others: the oldest held (replay) */
 };
 
 struct dh_reader_opts {

@@ -3,8 +3,8 @@
 # names of lib/policy.c: the commands' --help and both completions take
 # them from the table (the completions ask the built dh-create), the usage
 # lines and SYNOPSIS say POLICY and KIND instead of repeating them, and
-# every page, spec and binding that describes or encodes each one names
-# every one (docs/DESIGN.md lists those files).  The version of config.mk
+# every page, spec, binding and summary that describes or encodes each one
+# names every one (docs/DESIGN.md lists those files).  The version of config.mk
 # in every program.  See LICENSE.
 
 load test_helper
@@ -57,17 +57,11 @@ the_names() {
 # in_docs KIND NAME...: each NAME in every file that describes or encodes
 # the kinds of --KIND.
 in_docs() {
-	local ty=$1 n welcome
+	local ty=$1 n
 	shift
-	# the welcome's byte, described across lines
-	welcome=$(tr '\n' ' ' <"$DH_TOP/docs/PROTOCOL.md" | grep -oE "\`$ty\` u8 \([^)]*\)")
 	for n; do
 		grep -qE "^\\.It [0-9]+ Ta $ty Ta u32 Ta .*[0-9] $n(,|\$| )" "$DH_TOP/man/dh-format.5" ||
 			fail "dh-format(5): the $ty header field lacks $n"
-		grep -E "^\\| $ty \\|" "$DH_TOP/docs/PROTOCOL.md" | grep -qF "\"$n\"" ||
-			fail "docs/PROTOCOL.md: the register field $ty lacks \"$n\""
-		grep -qE "[0-9] $n[,)]" <<<"$welcome" ||
-			fail "docs/PROTOCOL.md: the welcome's $ty byte lacks $n"
 		grep -E "^enum class $ty \\{" "$DH_TOP/lib/dh.hpp" | grep -qE "[ {]$n = DH_" ||
 			fail "lib/dh.hpp: dh::$ty lacks $n"
 		if [ "$ty" = policy ]; then
@@ -75,6 +69,8 @@ in_docs() {
 				fail "dh(7) Policies does not describe $n"
 			in_block "$DH_TOP/man/dh-read.1" "depends on the channel's policy" '^\.El' ".It Cm $n" ||
 				fail "dh-read(1) does not say what a $n reader receives"
+			in_block "$DH_TOP/README.md" 'policies:$' '^- ' "\`$n\`" ||
+				fail "README.md: the summary's policies lack $n"
 		else
 			in_block "$DH_TOP/man/dh.7" '^\.Ss Checksums' '^\.S[sh] ' ".Cm $n" ||
 				fail "dh(7) Checksums does not describe $n"
