@@ -84,6 +84,22 @@ words() { # expected matches, as arguments
 	assert_equal "$output" inf
 }
 
+@test "bash: policy and checksum names are asked of the dh-create beside the command, else on PATH" {
+	mkdir "$T/bin"
+	# a dh-create whose table differs from the real one
+	printf '#!/bin/sh\necho "  --policy POLICY    one of alpha, beta (default beta)"\n' >"$T/bin/dh-create"
+	chmod +x "$T/bin/dh-create"
+	comp "$T/bin/dh-write" --policy ""
+	assert_equal "$output" "$(words alpha beta)"
+	comp "$T/bin/dh-create" --checksum ""
+	assert_equal "$output" ""
+	PATH="$T/bin:$PATH" comp dh-write --create --policy ""
+	assert_equal "$output" "$(words alpha beta)"
+	# no dh-create: no names, rather than a list that may be stale
+	PATH=/usr/bin:/bin comp dh-create --policy ""
+	assert_equal "$output" ""
+}
+
 @test "bash: channel names from /dev/shm for NAME operands, not for dh-broker" {
 	dh-create "$ch-alpha"
 	dh-create "$ch-beta"
@@ -140,6 +156,11 @@ words() { # expected matches, as arguments
 	assert_equal "$output" "$(words blake2b none xxh3)"
 	zcomp "dh-read --from "
 	assert_equal "$output" "$(words latest now oldest)"
+	mkdir "$T/bin"
+	printf '#!/bin/sh\necho "  --policy POLICY    one of alpha, beta (default beta)"\n' >"$T/bin/dh-create"
+	chmod +x "$T/bin/dh-create"
+	zcomp "$T/bin/dh-write --policy "
+	assert_equal "$output" "$(words alpha beta)"
 	zcomp "dh-read --lines $ch-al"
 	assert_equal "$output" "$ch-alpha"
 	zcomp "dh-broker --curve $T/"
