@@ -177,7 +177,7 @@ $(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIBDH)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBDH) $(LDLIBS)
 
-helpers: $(HELPERS) $(BENCH)
+helpers: $(HELPERS)
 
 deps:
 	@sh scripts/deps.sh
@@ -231,6 +231,9 @@ $(BENCH): $(BENCH_SRC) bench/bench.h $(LIBDH)
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(CPPFLAGS) $(BENCH_IOX) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(LDFLAGS) -o $(BENCH) $(BENCH_SRC) \
 		$(LIBDH) $(LDLIBS) $(BENCH_IOX_LIBS)
+
+# bench-iox.bats runs dh-bench (not under SAN: iceoryx is not instrumented).
+helpers: $(if $(SAN),,$(BENCH))
 
 bench: all python $(BUILD)/tests/helpers/netbench $(BENCH)
 	$(BENCH) $(if $(filter-out 0,$(QUICK)),--quick) --bin $(BUILD)/bin --json $(BUILD)/bench.json
