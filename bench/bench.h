@@ -148,6 +148,7 @@ void x_writer_close(struct xport *x);
  * is running); 0 with why set to a one-line note otherwise. Harness only. */
 int iox_peer(char *why, size_t len);
 void iox_stop(void);                           /* stop our iox-roudi; signal-safe */
+void iox_release(void);                        /* stop it between cases; the next iox_peer restarts it */
 long iox_roudi_pid(void);                      /* 0 when none */
 void iox_x_setup(struct xport *x);
 void iox_reader_open(struct xport *x, int idx);

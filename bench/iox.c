@@ -141,6 +141,8 @@ iox_stop(void)
 		cat3(path, sizeof path, "/tmp/", apps->name[i], ".lock");
 		unlink(path);
 	}
+	if (apps)
+		apps->n = 0;
 	unlink(cfg_path);
 	unlink(log_path);
 }
@@ -232,7 +234,8 @@ start_roudi(void)
 	}
 	close(fd);
 	roudi_pid = pid;
-	apps = shared_alloc(sizeof *apps);
+	if (!apps)
+		apps = shared_alloc(sizeof *apps);
 	deadline = now_ns() + READY_TIMEOUT_NS;
 	for (;;) {
 		if (log_has(READY_LINE, NULL, 0))
@@ -274,6 +277,15 @@ long
 iox_roudi_pid(void)
 {
 	return (long)roudi_pid;
+}
+
+void
+iox_release(void)
+{
+	if (state > 0) {
+		iox_stop();
+		state = 0;
+	}
 }
 
 static void
@@ -460,6 +472,11 @@ long
 iox_roudi_pid(void)
 {
 	return 0;
+}
+
+void
+iox_release(void)
+{
 }
 
 /* Never reached: no iceoryx row is measured when iox_peer() says no. */
