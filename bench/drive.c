@@ -1,8 +1,8 @@
 /* drive.c: the back-to-back (throughput) and paced (latency) protocols. See LICENSE. */
 #include <errno.h>
-#include <stdlib.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,7 +106,7 @@ reader_main(void *arg)
 	reply(a->ctl, 'E', a->idx, rc, count, bad, now_ns());
 	x_reader_close(x);
 	if (x->kind == X_IOX)
-		exit(0);        /* iceoryx deregisters and removes its /tmp socket in atexit code */
+		exit(0);        /* iceoryx's runtime deregisters and removes its /tmp socket in its destructors */
 }
 
 /* Wait for one record of type from each of k readers; fills res[idx]. */
