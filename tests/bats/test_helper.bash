@@ -41,6 +41,18 @@ DH_BG_PIDS=()
 DH_FEED=
 
 # dh_name [TAG]: a channel name owned by the current test.
+# dh_rounds N: the rounds of a repeated-trial loop: N, or N/4 under a
+# sanitizer (make asan), where each process start costs ten times as much
+# and the loop is there for memory errors, which a quarter of the rounds
+# reach on the same paths.  Keeps make asan inside CI's time budget.
+dh_rounds() {
+	if [ -n "${DH_SAN:-}" ]; then
+		echo $(($1 / 4))
+	else
+		echo "$1"
+	fi
+}
+
 dh_name() {
 	dh_channel_name "$@"
 }
