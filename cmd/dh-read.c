@@ -112,6 +112,11 @@ struct out {
 	struct dh_reader *keeper;
 	size_t *ends;
 	size_t nends;
+	/* --connect: the exporter of a queue keeps what we have not
+	 * acknowledged, so acknowledge only what is out: the seq after the
+	 * last message in buf, told at each complete flush */
+	struct dh_net_client *acker;
+	uint64_t ack_next;
 };
 
 /* Undo an open before refusing an untrusted owner (cli_owner_enforce). */
@@ -316,6 +321,8 @@ flush(struct out *o)
 	/* everything delivered before the current message is out now */
 	if (o->keeper)
 		dh_reader_release_kept(o->keeper);
+	if (o->acker && o->ack_next)
+		dh_net_client_ack(o->acker, o->ack_next);
 	o->nends = 0;
 	return 0;
 }
@@ -481,6 +488,7 @@ pump(const struct opts *o, struct src *src)
 	if (cfg && dh_policy_info(cfg->policy)->zero_copy && cfg->evict_after_ns &&
 	    (own = malloc(cfg->slot_size ? cfg->slot_size : 1)) == NULL)
 		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
+	out.acker = src->c;
 	if (o->csv)
 		emit_header(&out, o->sc);
 	while (out.err == 0 && (o->count == 0 || got < o->count)) {
@@ -512,6 +520,7 @@ pump(const struct opts *o, struct src *src)
 			}
 			if (rc < 0)
 				break;
+			out.ack_next = m.seq + 1;
 			got++;
 			progress_add(pg, m.len);
 		} else if (rc == -DH_ECHECKSUM) {
@@ -597,6 +606,7 @@ read_remote(struct opts *o)
 	struct src src = { NULL, NULL };
 	int ret, rc;
 
+	o->net.count = o->count;
 	src.c = cli_net_client(&o->net, o->name, &o->ro, o->ro.key ? o->key : NULL, o->want);
 	dh_key_wipe(o->key);
 	if (o->mode == DH_FRAME_JSON) {

@@ -248,6 +248,12 @@ struct dh_net_client_opts {
 	struct dh_net_rx_opts rx;
 	int64_t reconnect_ns;    /* nothing heard this long: reconnect and resume; <= 0: 3 s */
 	struct dh_cancel *cancel;/* optional: a raise makes next return -EINTR */
+	/* The exporter of a queue keeps the claims of the messages it sent
+	 * until we acknowledge them, and counts lost those never
+	 * acknowledged when we go.  0: a message counts as passed on once
+	 * next (or close) is called again; 1: only once dh_net_client_ack
+	 * says so (the caller buffers its output). */
+	int manual_ack;
 };
 
 struct dh_net_client;
@@ -258,11 +264,16 @@ int dh_net_client_open(const struct dh_net_client_opts *o, struct dh_net_client 
  * The next message, verified (data valid until the next call): 0; DH_END at
  * end-of-stream; -DH_EWRITERDEAD; -DH_EEVICTED; -DH_ECHECKSUM (m->seq;
  * skipped, call again); -ETIMEDOUT after timeout_ns without a message
- * (< 0: forever; reconnections go on meanwhile); -EINTR; -EPROTO,
+ * (< 0: forever; 0: only what has arrived, never blocking; reconnections
+ * go on meanwhile); -EINTR; -EPROTO,
  * -EPROTONOSUPPORT, -DH_ESCHEMA, -DH_EKEY, -DH_EKEYNEEDED, -EACCES (refused)
  * as dh_net_client_error says: terminal.
  */
 int dh_net_client_next(struct dh_net_client *c, struct dh_msg *m, int64_t timeout_ns);
+
+/* manual_ack: every message with a seq below next was passed on (written
+ * out, published).  Sent with the next grant, or before next blocks. */
+void dh_net_client_ack(struct dh_net_client *c, uint64_t next);
 
 const char *dh_net_client_error(const struct dh_net_client *c);
 const struct dh_net_welcome *dh_net_client_welcome(const struct dh_net_client *c); /* NULL before */

@@ -18,11 +18,18 @@
 #define WAIT_DATA_NS 2000000LL        /* longest wait on the channel while the network may speak */
 #define BURST 1024                    /* messages to one subscriber before looking at the others */
 #define BATCH_BYTES (64u << 10)       /* a DATA frame gathers messages up to this (or one larger) */
+#define ACK_LINGER_NS 1000000000LL    /* stopping: how long to hear a queue's last acknowledgements */
 
 struct sub {
 	unsigned char rid[RID_MAX];
 	size_t rid_len;
 	struct dh_reader *r;          /* NULL once ended */
+	/* queue: claims of messages sent stay ours until the subscriber
+	 * acknowledges them (CREDIT ack), so one that vanishes has its
+	 * in-flight messages counted lost, never dropped silently; after a
+	 * terminal notice the reader waits here for the last acks */
+	int keep;
+	struct dh_reader *tail;
 	uint32_t session, window;
 	uint64_t credit;              /* messages we may still send */
 	uint64_t expected;            /* ordered policies: the seq that should come next */
@@ -222,10 +229,31 @@ notice_to(struct dh_net_server *s, const unsigned char *rid, size_t rid_len, uin
 		(void)send_to(s, rid, rid_len, s->buf, (size_t)len, NULL, 0, 0);
 }
 
+/* The subscriber is gone: what it was sent and never acknowledged is
+ * counted lost (the channel's queue_lost, its reader entry's lost). */
 static void
-sub_end(struct sub *u)
+sub_settle(struct dh_net_server *s, struct sub *u, struct dh_reader *r)
 {
-	dh_reader_close(u->r);
+	uint64_t n;
+
+	if (r == NULL)
+		return;
+	if (u->keep && (n = dh_reader_settle(r, 0)) > 0)
+		slog(s, 0, "subscriber %s (session %u): %llu messages sent and never acknowledged, counted lost",
+		     u->label, u->session, (unsigned long long)n);
+	dh_reader_close(r);
+}
+
+/* The stream to u ends: unacknowledged claims stay in u->tail until acked. */
+static void
+sub_end(struct dh_net_server *s, struct sub *u)
+{
+	if (u->r && u->keep && dh_reader_release_before(u->r, 0) > 0) {
+		sub_settle(s, u, u->tail);
+		u->tail = u->r;
+	} else {
+		dh_reader_close(u->r);
+	}
 	u->r = NULL;
 	free(u->batch);
 	u->batch = NULL;
@@ -241,7 +269,10 @@ sub_drop(struct dh_net_server *s, int i, const char *why)
 	if (why)
 		slog(s, u->r == NULL, "subscriber %s (session %u) left after %llu messages: %s", u->label,
 		     u->session, (unsigned long long)u->messages, why);
-	sub_end(u);
+	sub_settle(s, u, u->r);
+	sub_settle(s, u, u->tail);
+	u->r = u->tail = NULL;
+	sub_end(s, u);
 	s->subs[i] = s->subs[--s->nsubs];
 	memset(&s->subs[s->nsubs], 0, sizeof s->subs[s->nsubs]);
 }
@@ -263,7 +294,7 @@ sub_finish(struct dh_net_server *s, struct sub *u, enum dh_net_code code, int er
 {
 	notice_to(s, u->rid, u->rid_len, u->session, code, err, seq, text);
 	slog(s, 1, "subscriber %s: %s after %llu messages", u->label, text, (unsigned long long)u->messages);
-	sub_end(u);
+	sub_end(s, u);
 }
 
 static void
@@ -325,6 +356,8 @@ hello(struct dh_net_server *s, zmq_msg_t *rid, zmq_msg_t *frame, int64_t now)
 	}
 	if (s->o.cancel)
 		dh_reader_set_cancel(u->r, s->o.cancel);
+	u->keep = dh_block_config(dh_reader_block(u->r))->policy == DH_POLICY_QUEUE &&
+		  dh_reader_keep_claims(u->r) == 0;
 	b = dh_reader_block(u->r);
 	memset(&w, 0, sizeof w);
 	do
@@ -350,14 +383,14 @@ hello(struct dh_net_server *s, zmq_msg_t *rid, zmq_msg_t *frame, int64_t now)
 			 w.slot_size, DH_NET_PAYLOAD_MAX);
 		notice_to(s, u->rid, u->rid_len, 0, DH_NET_N_REFUSED, -DH_ETOOBIG, 0, text);
 		slog(s, 0, "refused %s: %s", peer, text);
-		sub_end(u);
+		sub_end(s, u);
 		memset(u, 0, sizeof *u);
 		return;
 	}
 	if ((len = dh_net_welcome_encode(&w, s->buf, DH_NET_CTL_MAX)) < 0 ||
 	    send_to(s, u->rid, u->rid_len, s->buf, (size_t)len, NULL, 0, 0) < 0) {
 		slog(s, 0, "subscriber %s: cannot send WELCOME", peer);
-		sub_end(u);
+		sub_end(s, u);
 		memset(u, 0, sizeof *u);
 		return;
 	}
@@ -401,8 +434,17 @@ input(struct dh_net_server *s, int64_t now)
 				  0, "credit beyond the declared window");
 			sub_drop(s, i, "bad CREDIT (beyond its window)");
 		} else {
-			s->subs[i].credit += c.grant;
-			s->subs[i].heard = now;
+			struct sub *u = &s->subs[i];
+
+			u->credit += c.grant;
+			u->heard = now;
+			/* what it passed on is done; the rest stays claimed */
+			if (c.ack && u->r && u->keep)
+				(void)dh_reader_release_before(u->r, c.ack);
+			if (c.ack && u->tail && dh_reader_release_before(u->tail, c.ack) == 0) {
+				dh_reader_close(u->tail);
+				u->tail = NULL;
+			}
 		}
 	} else if (t == DH_NET_BYE) {
 		if (i >= 0)
@@ -483,8 +525,10 @@ append(struct sub *u, const struct dh_msg *m, int64_t now)
 	u->messages++;
 	u->expected = m->seq + 1;
 	(void)now;
-	/* sync: the slot is ours until released; the copy is in the batch */
-	dh_reader_release(u->r);
+	/* sync: the slot is ours until released; the copy is in the batch.
+	 * A kept queue claim waits for the subscriber's acknowledgement. */
+	if (!u->keep)
+		dh_reader_release(u->r);
 	return 0;
 }
 
@@ -563,6 +607,42 @@ out:
 	return sent;
 }
 
+/* Stopping: a queue's subscribers acknowledge what they passed on when
+ * they go idle; hear them for a moment (sending what is gathered first)
+ * so that only what truly went missing is counted lost at close. */
+static void
+await_acks(struct dh_net_server *s)
+{
+	zmq_pollitem_t item = { s->sock, 0, ZMQ_POLLIN, 0 };
+	int64_t end = dh__broker_mono_ns() + ACK_LINGER_NS;
+
+	for (;;) {
+		int64_t now = dh__broker_mono_ns();
+		uint32_t ev = 0;
+		size_t evl = sizeof ev;
+		int pending = 0;
+
+		for (int i = 0; i < s->nsubs; i++) {
+			struct sub *u = &s->subs[i];
+			int before = s->nsubs, r;
+
+			if (!u->keep)
+				continue;
+			if (u->r && (u->blen || u->pend.code) && (r = drain(s, u, now)) < 0 && r != -EAGAIN) {
+				sub_drop(s, i, "connection gone");
+				i -= s->nsubs != before;
+				continue;
+			}
+			pending |= u->tail != NULL || (u->r && dh_reader_release_before(u->r, 0) > 0);
+		}
+		if (!pending || now >= end)
+			return;
+		(void)zmq_poll(&item, 1, 20);
+		while (zmq_getsockopt(s->sock, ZMQ_EVENTS, &ev, &evl) == 0 && (ev & ZMQ_POLLIN))
+			input(s, dh__broker_mono_ns());
+	}
+}
+
 int
 dh_net_server_run(struct dh_net_server *s, volatile sig_atomic_t *stop, char *err, size_t cap)
 {
@@ -574,8 +654,10 @@ dh_net_server_run(struct dh_net_server *s, volatile sig_atomic_t *stop, char *er
 		uint32_t ev = 0;
 		size_t evl = sizeof ev;
 
-		if ((stop && *stop) || (s->o.cancel && dh_cancel_raised(s->o.cancel)))
+		if ((stop && *stop) || (s->o.cancel && dh_cancel_raised(s->o.cancel))) {
+			await_acks(s);
 			return 0;
+		}
 		now = dh__broker_mono_ns();
 		while (zmq_getsockopt(s->sock, ZMQ_EVENTS, &ev, &evl) == 0 && (ev & ZMQ_POLLIN)) {
 			input(s, now);
@@ -587,8 +669,10 @@ dh_net_server_run(struct dh_net_server *s, volatile sig_atomic_t *stop, char *er
 
 			if (u->r == NULL || (u->credit == 0 && !u->blen && !u->pend.code))
 				continue;
-			if ((r = pump(s, i, now, 0)) < 0)
-				return 0; /* cancelled */
+			if ((r = pump(s, i, now, 0)) < 0) {
+				await_acks(s); /* cancelled */
+				return 0;
+			}
 			if (s->nsubs != before) {
 				i--;
 				continue;
@@ -619,8 +703,10 @@ dh_net_server_run(struct dh_net_server *s, volatile sig_atomic_t *stop, char *er
 		 * little (a commit wakes us at once), then look at the
 		 * network again; otherwise only the network can wake us. */
 		if (waiting >= 0 && waiting < s->nsubs) {
-			if (pump(s, waiting, now, WAIT_DATA_NS) < 0)
+			if (pump(s, waiting, now, WAIT_DATA_NS) < 0) {
+				await_acks(s);
 				return 0;
+			}
 			continue;
 		}
 		r = zmq_poll(&item, 1, 100);

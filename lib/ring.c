@@ -865,6 +865,26 @@ keep_held(struct dh_reader *r)
 	r->held = 0;
 }
 
+uint32_t
+dh_reader_release_before(struct dh_reader *r, uint64_t seq)
+{
+	uint32_t i = 0;
+
+	if (!r->kept)
+		return 0;
+	/* kept in delivery order, which is claim order: seqs only grow */
+	while (i < r->nkept && r->kept[i] < seq)
+		claim_done(r, r->kept[i++]);
+	if (i > 0) {
+		memmove(r->kept, r->kept + i, sizeof *r->kept * (r->nkept - i));
+		r->nkept -= i;
+		wake_writer(r->b->hdr);
+	}
+	if (r->held && r->held_seq < seq)
+		release_current(r);
+	return r->nkept + (uint32_t)r->held;
+}
+
 uint64_t
 dh_reader_settle(struct dh_reader *r, uint64_t passed)
 {

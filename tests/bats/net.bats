@@ -200,6 +200,57 @@ has_subscriber() { # NAME N
 	reap "$r2"
 	[ "$status" -eq 0 ]
 	sort -n "$D/out1" "$D/out2" | cmp - <(seq 1 4000)
+	# every message was acknowledged by the one that got it: none counted lost
+	dh_await eval '[ "$(subscribers "$C")" = 0 ]'
+	[ "$(queue_lost "$C")" = 0 ]
+}
+
+# queue_lost NAME: queue messages the channel counted lost.
+queue_lost() {
+	dh-stat --json "$1" | jq '.channels[0].counters.queue_lost'
+}
+
+# net_messages NAME: messages the exporter's readers took from NAME.
+net_messages() {
+	dh-stat --json "$1" | jq '[.channels[0].readers[] | select(.name | startswith("net:")) | .messages] | add // 0'
+}
+
+@test "queue: messages in flight to a remote reader that is killed are counted lost, none dropped silently" {
+	dh-create --slots 64 --slot-size 64 --policy queue "$C"
+	serve "$C"
+	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --lines --timeout 60s "$C"
+	reader=$DH_BG_PID
+	dh_await has_subscriber "$C" 1
+	seq 1 20 | dh-write --lines --no-eos "$C"
+	dh_await at_least "$D/out" 20
+	# acknowledged once written out: nothing of these is held any more
+	kill -STOP "$reader"
+	seq 21 50 | dh-write --lines --no-eos "$C"
+	# the exporter took all 30 for it: they are on their way to a reader
+	# that will never pass them on
+	dh_await eval '[ "$(net_messages "$C")" = 50 ]'
+	kill -KILL "$reader"
+	reap "$reader"
+	# a silent subscriber is dropped after 5 s: what it never acknowledged is counted
+	dh_await -t 20 eval '[ "$(queue_lost "$C")" = 30 ]'
+	[ "$(lines "$D/out")" = 20 ]
+	seq 1 20 | cmp - "$D/out"
+	grep -q '30 messages sent and never acknowledged, counted lost' "$D/serve.log"
+	run -0 dh-stat "$C"
+	assert_output --partial "queue lost           30"
+}
+
+@test "queue: remote readers that leave take nothing with them; --count N takes N, the rest stays queued" {
+	dh-create --slots 64 --slot-size 64 --policy queue "$C"
+	serve "$C"
+	seq 1 50 | dh-write --lines --no-eos "$C"
+	run -0 --separate-stderr $(onB_prefix) dh-read --connect "$EP" --lines --count 5 --timeout 10s "$C"
+	[ "$output" = "$(seq 1 5)" ]
+	dh_await eval '[ "$(subscribers "$C")" = 0 ]'
+	run -0 --separate-stderr $(onB_prefix) dh-read --connect "$EP" --lines --count 45 --timeout 10s "$C"
+	[ "$output" = "$(seq 6 50)" ]
+	dh_await eval '[ "$(subscribers "$C")" = 0 ]'
+	[ "$(queue_lost "$C")" = 0 ]
 }
 
 @test "a writer killed is reported remotely as dead, not as end-of-stream" {
