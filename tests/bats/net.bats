@@ -333,6 +333,27 @@ net_messages() {
 	cmp "$D/in" "$D/out"
 }
 
+@test "import: a slow remote source still has each message published in the mirror at once (batched, flushed before waiting)" {
+	M=$(dh_name mirror)
+	dh-create --slots 64 --slot-size 64 --policy sync "$C"
+	dh-create --slots 1024 --slot-size 64 --policy sync "$M"
+	serve "$C"
+	dh_feed "$C" --lines
+	dh_bg $(onB_prefix) dh-write --connect "$EP" --timeout 60s "$M"
+	dh_await has_subscriber "$C" 1
+	dh_bg sh -c 'exec dh-read --lines --timeout 60s "$0" >"$1"' "$M" "$D/mirror"
+	# one line at a time: each must reach the mirror's reader before the
+	# next is sent (an importer holding a batch back would stall here)
+	for i in 1 2 3 4 5 6; do
+		echo "$i" >&"$DH_FEED"
+		dh_await at_least "$D/mirror" "$i"
+	done
+	# then a burst, published in batches, every message still there once
+	seq 7 20000 >&"$DH_FEED"
+	dh_await -t 30 at_least "$D/mirror" 20000
+	seq 1 20000 | cmp - "$D/mirror"
+}
+
 @test "import: the remote writer's death reaches the local readers of the mirror" {
 	M=$(dh_name mirror)
 	dh-create --slots 8 --slot-size 64 --policy sync "$C"
