@@ -595,7 +595,7 @@ remote_export(struct opts *o)
 	if (!o->quiet)
 		cli_warn("%s: not here: reading it from %s at %s", o->name, host, ep);
 	snprintf(label, sizeof label, "net:%s", dh_broker_local_host(me, sizeof me));
-	cli_broker_remote_reader(&o->broker, o->name, host, o->ro.label ? o->ro.label : label);
+	cli_broker_remote_reader(&o->broker, o->name, host, o->ro.label ? o->ro.label : label, ep);
 	return 1;
 }
 

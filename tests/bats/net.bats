@@ -537,6 +537,10 @@ hostile() {
 	run -0 dh-stat --broker "$DH_BROKER" --json
 	assert_output --partial "\"data_transport\":\"zmq\",\"zmq_endpoint\":\"$EP\""
 	assert_output --partial "\"transport\":\"zmq\",\"endpoint\":\"$EP\""
+	# the remote reader shows how it reads: over zmq, through that exporter
+	run -0 jq -c --arg c "$C" '.channels[] | select(.channel == $c) | .readers[] | select(.label | startswith("net:")) |
+		[.transport, .role, .endpoint]' <<<"$output"
+	assert_output "[\"zmq\",\"subscriber\",\"$EP\"]"
 	seq 1 300 >&"$DH_FEED"
 	dh_feed_end
 	reap "$reader"
