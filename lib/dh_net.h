@@ -39,6 +39,7 @@
 #define DH_NET_CTL_MAX 2048              /* largest frame a subscriber sends */
 #define DH_NET_WINDOW_MAX 4096           /* largest credit window a subscriber may declare */
 #define DH_NET_TEXT_MAX 200              /* text of a NOTICE */
+#define DH_NET_SOCKBUF (4 << 20)         /* kernel socket buffer asked for on the data connection */
 
 enum dh_net_type {
 	DH_NET_HELLO = 1,    /* subscriber -> exporter: channel, start, window */

@@ -123,7 +123,7 @@ close_sock(struct dh_net_client *c)
 static int
 connect_sock(struct dh_net_client *c)
 {
-	int zero = 0, ivl = 100, ivlmax = 1000, hb = 1000, hbt = 5000, hs = 10000, rcvhwm = 0;
+	int zero = 0, ivl = 100, ivlmax = 1000, hb = 1000, hbt = 5000, hs = 10000, rcvhwm = 0, sockbuf = DH_NET_SOCKBUF;
 	int64_t maxmsg = DH_NET_PAYLOAD_MAX + DH_NET_DATA_HEAD;
 	struct dh_net_hello h = { 0 };
 	unsigned char buf[DH_NET_CTL_MAX];
@@ -137,6 +137,8 @@ connect_sock(struct dh_net_client *c)
 	/* credit bounds what arrives; a count limit here would only hide a
 	 * peer that ignores it, which next() reports instead */
 	zmq_setsockopt(c->sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+	/* as the exporter's send buffer (net_server.c) */
+	zmq_setsockopt(c->sock, ZMQ_RCVBUF, &sockbuf, sizeof sockbuf);
 	zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
 	zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL_MAX, &ivlmax, sizeof ivlmax);
 	zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);

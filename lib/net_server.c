@@ -1,5 +1,6 @@
 /* net_server.c: the exporter: one reader of the local channel per remote subscriber, served over a ZeroMQ ROUTER on credit. See LICENSE. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #define WAIT_DATA_NS 2000000LL        /* longest wait on the channel while the network may speak */
 #define BURST 1024                    /* messages to one subscriber before looking at the others */
 #define BATCH_BYTES (64u << 10)       /* a DATA frame gathers messages up to this (or one larger) */
+#define POOL_MAX 64                   /* frame buffers kept for reuse */
 #define ACK_LINGER_NS 1000000000LL    /* stopping: how long to hear a queue's last acknowledgements */
 
 struct sub {
@@ -42,8 +44,19 @@ struct sub {
 	uint64_t messages;
 };
 
+/* Frame buffers come back from libzmq's I/O thread once sent: reused, a
+ * large frame costs no fresh pages (malloc would hand back memory it
+ * just returned to the system, faulting it in again per frame). */
+struct pool {
+	pthread_mutex_t mu;
+	size_t size;                  /* of the buffers kept */
+	int n;
+	void *buf[POOL_MAX];
+};
+
 struct dh_net_server {
 	struct dh_net_server_opts o;
+	struct pool pool;
 	char channel[DH_NAME_MAX + 1];
 	char endpoint[512];
 	void *ctx, *sock;
@@ -52,6 +65,8 @@ struct dh_net_server {
 	int nsubs, max;
 	unsigned char *buf;           /* frame encoding */
 };
+
+static void pool_put(struct pool *p, unsigned char *data);
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
@@ -91,7 +106,7 @@ dh_net_server_open(const struct dh_net_server_opts *o, struct dh_net_server **ou
 	struct dh_net_server *s;
 	char secret[DH_BROKER_Z85_LEN + 1], path[4096];
 	int r, zero = 0, one = 1, linger = 200, hb = 1000, hbt = 5000;
-	int hwm = DH_NET_WINDOW_MAX + 64;
+	int hwm = DH_NET_WINDOW_MAX + 64, sockbuf = DH_NET_SOCKBUF;
 	int64_t maxmsg = DH_NET_CTL_MAX;
 	size_t len;
 
@@ -109,6 +124,7 @@ dh_net_server_open(const struct dh_net_server_opts *o, struct dh_net_server **ou
 		return -ENOSYS;
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		return -ENOMEM;
+	pthread_mutex_init(&s->pool.mu, NULL);
 	s->o = *o;
 	s->max = o->max_subscribers > 0 && o->max_subscribers <= DH_READERS_MAX ? o->max_subscribers : 64;
 	snprintf(s->channel, sizeof s->channel, "%s", o->channel);
@@ -156,6 +172,10 @@ dh_net_server_open(const struct dh_net_server_opts *o, struct dh_net_server **ou
 	 * makes a full pipe an error we see instead of a silent drop. */
 	zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
 	zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+	/* A fixed large send buffer (the kernel caps it at wmem_max) rather
+	 * than TCP's autotuning, which starts small: fewer, larger writes
+	 * for large messages (docs/PERFORMANCE.md, network section). */
+	zmq_setsockopt(s->sock, ZMQ_SNDBUF, &sockbuf, sizeof sockbuf);
 	zmq_setsockopt(s->sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);
 	zmq_setsockopt(s->sock, ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof hbt);
 	(void)zero;
@@ -255,7 +275,7 @@ sub_end(struct dh_net_server *s, struct sub *u)
 		dh_reader_close(u->r);
 	}
 	u->r = NULL;
-	free(u->batch);
+	pool_put(&s->pool, u->batch);
 	u->batch = NULL;
 	u->blen = 0;
 	memset(&u->pend, 0, sizeof u->pend);
@@ -459,11 +479,54 @@ out:
 	dh__broker_close_parts(p, n);
 }
 
+/* Buffers carry their size in front (libzmq gives the free function the
+ * data pointer only): one of another size (the channel changed hands)
+ * is freed rather than kept. */
+#define POOL_HEAD 16
+
+static unsigned char *
+pool_get(struct pool *p, size_t size)
+{
+	unsigned char *b = NULL;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->size != size) {
+		while (p->n > 0)
+			free(p->buf[--p->n]);
+		p->size = size;
+	} else if (p->n > 0) {
+		b = p->buf[--p->n];
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (b == NULL && (b = malloc(POOL_HEAD + size)) != NULL)
+		memcpy(b, &size, sizeof size);
+	return b ? b + POOL_HEAD : NULL;
+}
+
+static void
+pool_put(struct pool *p, unsigned char *data)
+{
+	unsigned char *b;
+	size_t size;
+
+	if (data == NULL)
+		return;
+	b = data - POOL_HEAD;
+	memcpy(&size, b, sizeof size);
+	pthread_mutex_lock(&p->mu);
+	if (p->n < POOL_MAX && size == p->size) {
+		p->buf[p->n++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&p->mu);
+	free(b);
+}
+
+/* libzmq's free function: called from its I/O thread once sent. */
 static void
 free_batch(void *data, void *hint)
 {
-	(void)hint;
-	free(data);
+	pool_put(hint, data);
 }
 
 /* Send u's batch (if any), then its held notice (if any): 0, -EAGAIN (no
@@ -477,7 +540,7 @@ drain(struct dh_net_server *s, struct sub *u, int64_t now)
 		if (zmq_send(s->sock, u->rid, u->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
 			return -errno;
 		/* the buffer becomes the frame: libzmq frees it once sent */
-		if (zmq_msg_init_data(&frame, u->batch, u->blen, free_batch, NULL) < 0)
+		if (zmq_msg_init_data(&frame, u->batch, u->blen, free_batch, &s->pool) < 0)
 			return -ENOMEM;
 		u->batch = NULL;
 		u->blen = 0;
@@ -503,11 +566,11 @@ drain(struct dh_net_server *s, struct sub *u, int64_t now)
 
 /* Append the message in hand to u's batch; the slot is let go at once. */
 static int
-append(struct sub *u, const struct dh_msg *m, int64_t now)
+append(struct dh_net_server *s, struct sub *u, const struct dh_msg *m, int64_t now)
 {
 	struct dh_net_data d = { 0 };
 
-	if (u->batch == NULL && (u->batch = malloc(u->cap)) == NULL)
+	if (u->batch == NULL && (u->batch = pool_get(&s->pool, u->cap)) == NULL)
 		return -ENOMEM;
 	d.session = u->session;
 	d.len = (uint32_t)m->len;
@@ -591,7 +654,7 @@ pump(struct dh_net_server *s, int i, int64_t now, int64_t wait_ns)
 			goto out;
 		r = dh_reader_next(u->r, &m, sent ? 0 : wait_ns);
 		if (r == 0) {
-			if ((r = append(u, &m, now)) < 0)
+			if ((r = append(s, u, &m, now)) < 0)
 				goto out;
 			sent++;
 			continue;
@@ -734,7 +797,10 @@ dh_net_server_close(struct dh_net_server *s)
 		zmq_close(s->sock);
 	dh_broker_zap_stop(s->zap);
 	if (s->ctx)
-		zmq_ctx_term(s->ctx);
+		zmq_ctx_term(s->ctx); /* every frame's buffer is back in the pool now */
+	while (s->pool.n > 0)
+		free(s->pool.buf[--s->pool.n]);
+	pthread_mutex_destroy(&s->pool.mu);
 	free(s->subs);
 	free(s->buf);
 	free(s);
