@@ -173,8 +173,13 @@ struct dh_pentry {
 	_Atomic uint64_t claim;          /* queue: seq held, or DH_SEQ_NONE */
 	_Atomic uint64_t heartbeat_mono; /* CLOCK_MONOTONIC(_COARSE) of last activity:
 					  * idle times that a wall-clock jump cannot fake */
-	uint64_t reserved[2];
+	_Atomic uint64_t flags;          /* writer: DH_W_* (dh-format(5), "Writer flags") */
+	uint64_t reserved[1];
 };
+
+/* The sync writer stores its odd stamps without a barrier: a reader that
+ * attaches must call membarrier(2) before it reads a stamp. */
+#define DH_W_LIGHT 1u
 
 struct dh_desc {
 	DH_ALIGNED(64) _Atomic uint64_t stamp; /* 2s+1 while seq s is written, 2s+2 once committed */

@@ -20,8 +20,11 @@ export PATH DH_TOP="$top" DH_BUILD="$BUILD" LC_ALL=C
 suite() { # name cmd...
 	name=$1; shift
 	printf '# suite %s\n' "$name"
+	t0=$(date +%s)
 	out=$("$@" 2>&1); rc=$?
 	printf '%s\n' "$out"
+	# where the time goes: make check and make asan must fit CI's budget
+	printf '# suite %s took %ss\n' "$name" $(($(date +%s) - t0))
 	printf '%s\n' "$out" | grep -E '^(not )?ok ' >>"$log"
 	if [ $rc -ne 0 ] && ! printf '%s\n' "$out" | grep -q '^not ok '; then
 		printf 'not ok - suite %s exited %d without a failing test\n' "$name" "$rc" | tee -a "$log"
@@ -49,7 +52,7 @@ if [ -x "$BUILD/fault/driver" ]; then
 	suite fault sh tests/fault/run.sh
 fi
 if ls tests/bats/*.bats >/dev/null 2>&1; then
-	suite bats bats --tap tests/bats
+	suite bats bats --tap --timing tests/bats
 fi
 # The Python package (issue 15): pytest, one TAP line per test.
 suite python sh tests/python/run.sh
