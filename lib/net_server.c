@@ -18,8 +18,11 @@
 #define PING_NS 1000000000LL          /* keepalive to an idle subscriber */
 #define WAIT_DATA_NS 2000000LL        /* longest wait on the channel while the network may speak */
 #define BURST 1024                    /* messages to one subscriber before looking at the others */
-#define BATCH_BYTES (64u << 10)       /* a DATA frame gathers messages up to this (or one larger) */
-#define POOL_MAX 64                   /* frame buffers kept for reuse */
+/* A DATA frame gathers the messages at hand up to this (or one larger):
+ * at 64 KiB a message each, 256 KiB cut the wake-ups and context switches
+ * of a 64 KiB stream by half (docs/PERFORMANCE.md) */
+#define BATCH_BYTES (256u << 10)
+#define POOL_MAX 32                   /* frame buffers kept for reuse (8 MiB at most) */
 #define ACK_LINGER_NS 1000000000LL    /* stopping: how long to hear a queue's last acknowledgements */
 
 struct sub {
