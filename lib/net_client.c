@@ -322,9 +322,10 @@ dh_net_client_ack(struct dh_net_client *c, uint64_t next)
 
 /* Grant what was consumed once half the window is used (fewer frames
  * than one per message), or keep the session alive while idle.  About to
- * block (idle), grant and acknowledge everything now: the exporter of a
- * queue holds the claims of unacknowledged messages, and they may be
- * what its writer waits for. */
+ * block (idle) on a queue, grant and acknowledge everything now: its
+ * exporter holds the claims of unacknowledged messages, and they may be
+ * what its writer waits for (other policies need no acknowledgement, and
+ * a frame per wait would cost a paced stream latency). */
 static int
 credit(struct dh_net_client *c, int64_t now, int idle)
 {
@@ -334,6 +335,7 @@ credit(struct dh_net_client *c, int64_t now, int idle)
 
 	if (!c->welcomed)
 		return 0;
+	idle = idle && dh_net_rx_welcome(c->rx)->policy == DH_POLICY_QUEUE;
 	cr.ack = ack_value(c);
 	if (c->consumed > 0 && c->outstanding < c->eff &&
 	    (c->consumed >= (c->eff + 1) / 2 || c->outstanding == 0 || idle))
