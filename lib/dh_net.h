@@ -69,9 +69,11 @@ struct dh_net_hello {
 	uint32_t flags;          /* DH_NET_F_* */
 	uint8_t start;           /* enum dh_start */
 	uint64_t start_seq;      /* DH_START_SEQ: resume here */
+	uint32_t resume;         /* DH_NET_F_RESUME: the session this one continues (nonzero) */
 	char channel[DH_NAME_MAX + 1];   /* "": whichever channel the exporter serves */
 };
 #define DH_NET_F_FOLLOW 1u       /* as dh_reader_opts.follow */
+#define DH_NET_F_RESUME 2u       /* a reconnection: queue messages in flight to session resume come again */
 
 struct dh_net_welcome {
 	uint32_t session;        /* nonzero; DATA and NOTICE carry it */

@@ -41,6 +41,7 @@ struct dh_net_client {
 	int manual_ack;            /* acks come from dh_net_client_ack, not from the calls */
 	uint64_t acked;            /* manual: what the caller passed on (next seq) */
 	uint64_t ack_sent;         /* the ack last sent */
+	uint32_t last_session;     /* of the last WELCOME: a reconnection resumes it */
 	int64_t heard, sent;
 	int held;                  /* parts[] back the message last returned */
 	zmq_msg_t parts[2];
@@ -164,6 +165,11 @@ connect_sock(struct dh_net_client *c)
 	snprintf(h.channel, sizeof h.channel, "%s", c->channel);
 	h.window = c->window;
 	h.flags = c->follow ? DH_NET_F_FOLLOW : 0;
+	/* a queue's exporter sends again what was in flight to that session */
+	if (c->last_session) {
+		h.flags |= DH_NET_F_RESUME;
+		h.resume = c->last_session;
+	}
 	if (c->have_pos) {
 		h.start = DH_START_SEQ;
 		h.start_seq = c->pos;
@@ -495,6 +501,7 @@ step(struct dh_net_client *c, struct dh_msg *m, int wait_ms)
 		const struct dh_net_welcome *w = dh_net_rx_welcome(c->rx);
 
 		c->welcomed = 1;
+		c->last_session = w->session;
 		/* large slots: keep fewer in flight than the window announced */
 		c->eff = c->window;
 		if ((uint64_t)c->eff * w->slot_size > INFLIGHT_BYTES)

@@ -23,6 +23,7 @@
  * of a 64 KiB stream by half (docs/PERFORMANCE.md) */
 #define BATCH_BYTES (256u << 10)
 #define POOL_MAX 32                   /* frame buffers kept for reuse (8 MiB at most) */
+#define PARK_NS 10000000000LL          /* a queue subscriber gone without BYE: how long its claims wait for it */
 #define ACK_LINGER_NS 1000000000LL    /* stopping: how long to hear a queue's last acknowledgements */
 
 struct sub {
@@ -35,6 +36,10 @@ struct sub {
 	 * terminal notice the reader waits here for the last acks */
 	int keep;
 	struct dh_reader *tail;
+	/* resumed (DH_NET_F_RESUME): the claims of the session it continues
+	 * are sent again first, from seq redo_from up */
+	int redo;
+	uint64_t redo_from;
 	uint32_t session, window;
 	uint64_t credit;              /* messages we may still send */
 	uint64_t expected;            /* ordered policies: the seq that should come next */
@@ -57,9 +62,22 @@ struct pool {
 	void *buf[POOL_MAX];
 };
 
+/* A queue subscriber that went without a word (silence, connection
+ * gone): its reader and the claims of what it never acknowledged wait
+ * PARK_NS for it to come back (HELLO resuming the session), then are
+ * counted lost. */
+struct parked {
+	uint32_t session;
+	struct dh_reader *r;
+	char label[DH_PNAME_MAX];
+	int64_t since;
+};
+
 struct dh_net_server {
 	struct dh_net_server_opts o;
 	struct pool pool;
+	struct parked *parked;
+	int nparked;
 	char channel[DH_NAME_MAX + 1];
 	char endpoint[512];
 	void *ctx, *sock;
@@ -137,6 +155,7 @@ dh_net_server_open(const struct dh_net_server_opts *o, struct dh_net_server **ou
 	if (s->o.idle_ns <= 0)
 		s->o.idle_ns = 5000000000LL;
 	if ((s->subs = calloc((size_t)s->max, sizeof *s->subs)) == NULL ||
+	    (s->parked = calloc((size_t)s->max, sizeof *s->parked)) == NULL ||
 	    (s->buf = malloc(DH_NET_CTL_MAX)) == NULL) {
 		r = -ENOMEM;
 		goto fail;
@@ -284,6 +303,72 @@ sub_end(struct dh_net_server *s, struct sub *u)
 	memset(&u->pend, 0, sizeof u->pend);
 }
 
+/* Gone without a word: a queue reader still holding claims waits for a
+ * resumption (see struct parked) instead of settling now.  1 if parked. */
+static int
+sub_park(struct dh_net_server *s, struct sub *u, int64_t now)
+{
+	struct dh_reader *r = u->r ? u->r : u->tail;
+	struct parked *p;
+
+	if (!u->keep || r == NULL || s->nparked >= s->max || dh_reader_release_before(r, 0) == 0)
+		return 0;
+	p = &s->parked[s->nparked++];
+	p->session = u->session;
+	p->r = r;
+	p->since = now;
+	snprintf(p->label, sizeof p->label, "%s", u->label);
+	slog(s, 0, "subscriber %s (session %u): %u messages unacknowledged, kept %d s for it to resume", u->label,
+	     u->session, dh_reader_release_before(r, 0), (int)(PARK_NS / 1000000000LL));
+	u->r = u->tail = NULL;
+	return 1;
+}
+
+static void
+parked_settle(struct dh_net_server *s, int k)
+{
+	struct parked *p = &s->parked[k];
+	uint64_t n = dh_reader_settle(p->r, 0);
+
+	if (n > 0)
+		slog(s, 0, "subscriber %s (session %u) never came back: %llu messages sent and never acknowledged, "
+			   "counted lost", p->label, p->session, (unsigned long long)n);
+	dh_reader_close(p->r);
+	s->parked[k] = s->parked[--s->nparked];
+	memset(&s->parked[s->nparked], 0, sizeof s->parked[s->nparked]);
+}
+
+/* HELLO resuming session: the reader of that session, taken from the
+ * parked ones or from a subscriber still listed on its old connection
+ * (which is dropped); NULL if none. */
+static struct dh_reader *
+resumable(struct dh_net_server *s, uint32_t session, const void *rid, size_t rid_len)
+{
+	struct dh_reader *r;
+
+	for (int k = 0; k < s->nparked; k++)
+		if (s->parked[k].session == session) {
+			r = s->parked[k].r;
+			s->parked[k] = s->parked[--s->nparked];
+			memset(&s->parked[s->nparked], 0, sizeof s->parked[s->nparked]);
+			return r;
+		}
+	for (int i = 0; i < s->nsubs; i++) {
+		struct sub *u = &s->subs[i];
+
+		if (u->session == session && u->keep && (u->rid_len != rid_len || memcmp(u->rid, rid, rid_len) != 0)) {
+			r = u->r ? u->r : u->tail;
+			u->r = u->tail = NULL;
+			s->subs[i] = s->subs[--s->nsubs];
+			/* its gathered frame and held notice go: the claims come again */
+			pool_put(&s->pool, s->subs[s->nsubs].batch);
+			memset(&s->subs[s->nsubs], 0, sizeof s->subs[s->nsubs]);
+			return r;
+		}
+	}
+	return NULL;
+}
+
 static void
 sub_drop(struct dh_net_server *s, int i, const char *why)
 {
@@ -329,6 +414,7 @@ hello(struct dh_net_server *s, zmq_msg_t *rid, zmq_msg_t *frame, int64_t now)
 	const char *peer;
 	struct sub *u;
 	struct dh_block *b;
+	struct dh_reader *adopt = NULL;
 	char text[512];
 	ssize_t len;
 	int i, r;
@@ -349,7 +435,16 @@ hello(struct dh_net_server *s, zmq_msg_t *rid, zmq_msg_t *frame, int64_t now)
 	}
 	if ((i = sub_find(s, zmq_msg_data(rid), zmq_msg_size(rid))) >= 0)
 		sub_drop(s, i, "said HELLO again");
+	if (h.flags & DH_NET_F_RESUME)
+		adopt = resumable(s, h.resume, zmq_msg_data(rid), zmq_msg_size(rid));
 	if (s->nsubs >= s->max) {
+		if (adopt) {
+			uint64_t n = dh_reader_settle(adopt, 0);
+
+			slog(s, 0, "session %u could not resume: %llu messages counted lost", h.resume,
+			     (unsigned long long)n);
+			dh_reader_close(adopt);
+		}
 		slog(s, 0, "refused %s: %d subscribers already", peer, s->max);
 		notice_to(s, zmq_msg_data(rid), zmq_msg_size(rid), 0, DH_NET_N_REFUSED, -ENOSPC, 0,
 			  "too many subscribers");
@@ -364,8 +459,18 @@ hello(struct dh_net_server *s, zmq_msg_t *rid, zmq_msg_t *frame, int64_t now)
 	ro.start = (enum dh_start)h.start;
 	ro.start_seq = h.start_seq;
 	ro.follow = (h.flags & DH_NET_F_FOLLOW) != 0;
-	r = dh_reader_open_relay(s->channel, &ro, &u->r);
-	if (r == 0 && s->o.admit && (r = s->o.admit(s->o.arg, dh_reader_block(u->r))) < 0) {
+	if (adopt) {
+		/* what it received (below start_seq) is done; the rest comes again */
+		u->r = adopt;
+		u->redo = 1;
+		u->redo_from = h.start == DH_START_SEQ ? h.start_seq : 0;
+		slog(s, 0, "%s resumes session %u: %u messages in flight come again", u->label, h.resume,
+		     dh_reader_release_before(adopt, u->redo_from));
+		r = 0;
+	} else {
+		r = dh_reader_open_relay(s->channel, &ro, &u->r);
+	}
+	if (r == 0 && !adopt && s->o.admit && (r = s->o.admit(s->o.arg, dh_reader_block(u->r))) < 0) {
 		dh_reader_close(u->r);
 		u->r = NULL;
 	}
@@ -380,7 +485,7 @@ hello(struct dh_net_server *s, zmq_msg_t *rid, zmq_msg_t *frame, int64_t now)
 	if (s->o.cancel)
 		dh_reader_set_cancel(u->r, s->o.cancel);
 	u->keep = dh_block_config(dh_reader_block(u->r))->policy == DH_POLICY_QUEUE &&
-		  dh_reader_keep_claims(u->r) == 0;
+		  (adopt || dh_reader_keep_claims(u->r) == 0);
 	b = dh_reader_block(u->r);
 	memset(&w, 0, sizeof w);
 	do
@@ -406,6 +511,8 @@ hello(struct dh_net_server *s, zmq_msg_t *rid, zmq_msg_t *frame, int64_t now)
 			 w.slot_size, DH_NET_PAYLOAD_MAX);
 		notice_to(s, u->rid, u->rid_len, 0, DH_NET_N_REFUSED, -DH_ETOOBIG, 0, text);
 		slog(s, 0, "refused %s: %s", peer, text);
+		sub_settle(s, u, u->r);
+		u->r = NULL;
 		sub_end(s, u);
 		memset(u, 0, sizeof *u);
 		return;
@@ -413,6 +520,8 @@ hello(struct dh_net_server *s, zmq_msg_t *rid, zmq_msg_t *frame, int64_t now)
 	if ((len = dh_net_welcome_encode(&w, s->buf, DH_NET_CTL_MAX)) < 0 ||
 	    send_to(s, u->rid, u->rid_len, s->buf, (size_t)len, NULL, 0, 0) < 0) {
 		slog(s, 0, "subscriber %s: cannot send WELCOME", peer);
+		sub_settle(s, u, u->r);
+		u->r = NULL;
 		sub_end(s, u);
 		memset(u, 0, sizeof *u);
 		return;
@@ -569,7 +678,7 @@ drain(struct dh_net_server *s, struct sub *u, int64_t now)
 
 /* Append the message in hand to u's batch; the slot is let go at once. */
 static int
-append(struct dh_net_server *s, struct sub *u, const struct dh_msg *m, int64_t now)
+append(struct dh_net_server *s, struct sub *u, const struct dh_msg *m, const uint8_t *check, int64_t now)
 {
 	struct dh_net_data d = { 0 };
 
@@ -582,7 +691,10 @@ append(struct dh_net_server *s, struct sub *u, const struct dh_msg *m, int64_t n
 	/* ordered: whatever lies between what it should have got and what
 	 * it gets is loss, counted here so no gap is ever silent */
 	d.lost = u->ordered ? (m->seq > u->expected ? m->seq - u->expected : 0) : m->lost;
-	dh_reader_check(u->r, d.check);
+	if (check)
+		memcpy(d.check, check, sizeof d.check);
+	else
+		dh_reader_check(u->r, d.check);
 	if (dh_net_data_encode(&d, u->batch + u->blen, DH_NET_DATA_HEAD) < 0)
 		return -EINVAL;
 	memcpy(u->batch + u->blen + DH_NET_DATA_HEAD, m->data, m->len);
@@ -655,9 +767,26 @@ pump(struct dh_net_server *s, int i, int64_t now, int64_t wait_ns)
 	while (u->r && u->credit > 0 && !u->pend.code && sent < BURST) {
 		if (u->blen && u->blen + DH_NET_DATA_HEAD + u->slot > u->cap && (r = drain(s, u, now)) < 0)
 			goto out;
+		if (u->redo) {
+			uint8_t chk[32];
+
+			/* resumed: what the last session never acknowledged first */
+			if ((r = dh_reader_kept_next(u->r, u->redo_from, &m, chk)) == 0) {
+				if ((r = append(s, u, &m, chk, now)) < 0)
+					goto out;
+				u->redo_from = m.seq + 1;
+				sent++;
+				continue;
+			}
+			if (r != -ENOENT)
+				slog(s, 0, "subscriber %s: a claimed message is gone from its slot (%s)", u->label,
+				     dh_strerror(r));
+			u->redo = 0;
+			continue;
+		}
 		r = dh_reader_next(u->r, &m, sent ? 0 : wait_ns);
 		if (r == 0) {
-			if ((r = append(s, u, &m, now)) < 0)
+			if ((r = append(s, u, &m, NULL, now)) < 0)
 				goto out;
 			sent++;
 			continue;
@@ -668,8 +797,10 @@ pump(struct dh_net_server *s, int i, int64_t now, int64_t wait_ns)
 	}
 	r = (u->r && (u->blen || u->pend.code)) ? drain(s, u, now) : 0;
 out:
-	if (r < 0 && r != -EAGAIN)
+	if (r < 0 && r != -EAGAIN) {
+		sub_park(s, u, now);
 		sub_drop(s, i, "connection gone");
+	}
 	return sent;
 }
 
@@ -750,10 +881,14 @@ dh_net_server_run(struct dh_net_server *s, volatile sig_atomic_t *stop, char *er
 		}
 		if (now - last_tick >= 100000000LL) {
 			last_tick = now;
+			for (int k = 0; k < s->nparked; k++)
+				if (now - s->parked[k].since > PARK_NS)
+					parked_settle(s, k--);
 			for (int i = 0; i < s->nsubs; i++) {
 				struct sub *u = &s->subs[i];
 
 				if (now - u->heard > s->o.idle_ns) {
+					sub_park(s, u, now);
 					sub_drop(s, i--, "silent too long");
 					continue;
 				}
@@ -796,6 +931,8 @@ dh_net_server_close(struct dh_net_server *s)
 			notice_to(s, u->rid, u->rid_len, 0, DH_NET_N_RESET, 0, 0, "exporter stopping");
 		sub_drop(s, s->nsubs - 1, NULL);
 	}
+	while (s->nparked > 0)
+		parked_settle(s, s->nparked - 1);
 	if (s->sock)
 		zmq_close(s->sock);
 	dh_broker_zap_stop(s->zap);
@@ -805,6 +942,7 @@ dh_net_server_close(struct dh_net_server *s)
 		free(s->pool.buf[--s->pool.n]);
 	pthread_mutex_destroy(&s->pool.mu);
 	free(s->subs);
+	free(s->parked);
 	free(s->buf);
 	free(s);
 }

@@ -121,7 +121,7 @@ main(void)
 	ssize_t n;
 	int r;
 
-	plan(64);
+	plan(70);
 
 	/* ---- a good stream ---- */
 	rx = rx_new(NULL);
@@ -397,6 +397,18 @@ main(void)
 			   dh_writer_write(wr, "m", 1, 0) == -EAGAIN,
 		   "... so exactly their two slots are free again");
 		ok(dh_reader_release_before(rd, 2) == 2, "acknowledging again frees nothing more");
+		{
+			uint8_t kc[32], wc[32];
+			struct dh_msg k;
+
+			ok(dh_reader_kept_next(rd, 0, &k, kc) == 0 && k.seq == 2 && k.len == 1 &&
+				   memcmp(k.data, "m", 1) == 0,
+			   "the first kept claim from seq 0 is seq 2, its message still in place");
+			dh_reader_check(rd, wc);
+			ok(dh_reader_kept_next(rd, 3, &k, kc) == 0 && k.seq == 3 && memcmp(kc, wc, 32) == 0,
+			   "from seq 3: the current one, with its stored check");
+			ok(dh_reader_kept_next(rd, 4, &k, kc) == -ENOENT, "nothing kept from seq 4");
+		}
 		ok(dh_reader_release_before(rd, 4) == 0, "seq 3, the current one, acknowledged: nothing kept");
 		ok(dh_reader_next(rd, &m, 0) == 0 && m.seq == 4 && dh_reader_settle(rd, 0) == 1,
 		   "a claim never acknowledged is counted lost when the relay settles");
@@ -466,6 +478,16 @@ main(void)
 		   "HELLO round trip");
 		buf[n - 1] = '/';
 		ok(dh_net_hello_decode(buf, (size_t)n, &h2) == -EPROTO, "a HELLO naming an invalid channel is refused");
+		h.flags = DH_NET_F_RESUME;
+		h.resume = 0xdeadbeef;
+		n = dh_net_hello_encode(&h, buf, sizeof buf);
+		ok(n > 0 && dh_net_hello_decode(buf, (size_t)n, &h2) == 0 && h2.resume == 0xdeadbeef &&
+			   h2.flags == DH_NET_F_RESUME && strcmp(h2.channel, "temp") == 0 && h2.start_seq == 42,
+		   "HELLO resuming a session: round trip");
+		buf[28] = buf[29] = buf[30] = buf[31] = 0;
+		ok(dh_net_hello_decode(buf, (size_t)n, &h2) == -EPROTO, "a HELLO resuming session 0 is refused");
+		ok(dh_net_hello_decode(buf, (size_t)n - 4, &h2) == -EPROTO,
+		   "a HELLO with the resume flag and no session is refused");
 	}
 	return done();
 }
