@@ -220,10 +220,22 @@ clean:
 QUICK ?=
 BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCH = $(BUILD)/bench/dh-bench
+# The Eclipse iceoryx peer (bench/iox.c, issue 14) when its C binding is
+# installed (Debian: libiceoryx-binding-c-dev; iox-roudi from iceoryx).
+# -isystem: its headers are not warning-clean under our flags.
+IOX_API = $(lastword $(sort $(wildcard /usr/include/iceoryx/v*/iceoryx_binding_c/api.h)))
+BENCH_IOX = $(if $(IOX_API),-DDH_BENCH_IOX -isystem $(patsubst %/iceoryx_binding_c/api.h,%,$(IOX_API)))
+BENCH_IOX_LIBS = $(if $(IOX_API),-liceoryx_binding_c)
 
-bench: all python $(BUILD)/tests/helpers/netbench
+$(BENCH): $(BENCH_SRC) bench/bench.h $(LIBDH)
 	@mkdir -p $(BUILD)/bench
-	$(CC) $(CPPFLAGS) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(LDFLAGS) -o $(BENCH) $(BENCH_SRC) $(LIBDH) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(BENCH_IOX) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(LDFLAGS) -o $(BENCH) $(BENCH_SRC) \
+		$(LIBDH) $(LDLIBS) $(BENCH_IOX_LIBS)
+
+# bench-iox.bats runs dh-bench (not under SAN: iceoryx is not instrumented).
+helpers: $(if $(SAN),,$(BENCH))
+
+bench: all python $(BUILD)/tests/helpers/netbench $(BENCH)
 	$(BENCH) $(if $(filter-out 0,$(QUICK)),--quick) --bin $(BUILD)/bin --json $(BUILD)/bench.json
 	PYTHONPATH=$(BUILD)/python $(PYTHON) bench/python.py $(if $(filter-out 0,$(QUICK)),--quick) \
 		--json $(BUILD)/bench-python.json

@@ -95,12 +95,13 @@ struct row {
 struct row *row_new(const char *section, const char *key, const char *label, size_t size);
 struct row *row_find(const char *key);
 int want(const char *key);                     /* --only filter */
+int iox_ok(void);                              /* iceoryx measurable; else its note is kept */
 
 /* --- xport.c: one transport, seen from the harness, a writer and readers ----- */
 
 #define MAX_READERS 16
 
-enum xkind { X_DH, X_PIPE, X_UNIX, X_ZMQ };
+enum xkind { X_DH, X_PIPE, X_UNIX, X_ZMQ, X_IOX };
 
 struct xport {
 	/* set by the caller before x_setup */
@@ -122,6 +123,7 @@ struct xport {
 	struct dh_reader *r;
 	void *zctx, *zs[MAX_READERS];
 	void *zmsg;                 /* zmq_msg_t, reader */
+	void *iox;                  /* iox.c's publisher or subscriber */
 	unsigned char *buf, *slot;
 	size_t cap, fill, off;
 };
@@ -139,6 +141,24 @@ void x_writer_commit(struct xport *x);
 void x_writer_flush(struct xport *x);          /* publish a batch in progress (dh) */
 void x_writer_end(struct xport *x);            /* end of stream, flushed */
 void x_writer_close(struct xport *x);
+
+/* --- iox.c: the Eclipse iceoryx peer, behind the xport calls above ------------ */
+
+/* 1 when iceoryx can be measured (its iox-roudi, started on the first call,
+ * is running); 0 with why set to a one-line note otherwise. Harness only. */
+int iox_peer(char *why, size_t len);
+void iox_stop(void);                           /* stop our iox-roudi; signal-safe */
+void iox_release(void);                        /* stop it between cases; the next iox_peer restarts it */
+long iox_roudi_pid(void);                      /* 0 when none */
+void iox_x_setup(struct xport *x);
+void iox_reader_open(struct xport *x, int idx);
+int iox_reader_next(struct xport *x, const unsigned char **p);
+void iox_reader_close(struct xport *x);
+void iox_writer_open(struct xport *x);
+unsigned char *iox_writer_begin(struct xport *x);
+void iox_writer_commit(struct xport *x);
+void iox_writer_end(struct xport *x);
+void iox_writer_close(struct xport *x);
 
 /* Message header: the first 16 bytes of every payload. */
 #define WARM_BIT (1ull << 63)

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +47,14 @@ consume(const unsigned char *p, size_t size, uint64_t seq)
 	return got == (n % 2 ? want : 0);
 }
 
+/* Publish/subscribe that connects asynchronously: messages sent before a
+ * subscriber is matched are not delivered to it. */
+static int
+late_join(const struct xport *x)
+{
+	return (x->kind == X_ZMQ && x->nreaders > 1) || x->kind == X_IOX;
+}
+
 struct rarg {
 	struct xport *x;
 	struct ctl *ctl;
@@ -69,7 +78,7 @@ reader_main(void *arg)
 	struct rarg *a = arg;
 	struct xport *x = a->x;
 	uint64_t warm = 0, count = 0, bad = 0, expect = 0;
-	int rc, pub = x->kind == X_ZMQ && x->nreaders > 1;
+	int rc, pub = late_join(x);
 
 	x_reader_open(x, a->idx);
 	reply(a->ctl, 'R', a->idx, 0, 0, 0, 0);
@@ -96,6 +105,8 @@ reader_main(void *arg)
 	}
 	reply(a->ctl, 'E', a->idx, rc, count, bad, now_ns());
 	x_reader_close(x);
+	if (x->kind == X_IOX)
+		exit(0);        /* iceoryx's runtime deregisters and removes its /tmp socket in its destructors */
 }
 
 /* Wait for one record of type from each of k readers; fills res[idx]. */
@@ -128,7 +139,7 @@ warm_up(struct xport *x, struct ctl *c, uint64_t warm_n, char *why, size_t whyle
 {
 	int k = x->nreaders;
 
-	if (x->kind == X_ZMQ && k > 1) {
+	if (late_join(x)) {
 		int got = 0;
 		for (uint64_t i = 0; got < k; i++) {
 			struct mhdr h = { WARM_BIT | i, 0 };
@@ -195,8 +206,8 @@ finish(struct xport *x, int opened, struct ctl *c, pid_t *pids)
 	x_teardown(x);
 }
 
-int
-stream_once(struct xport *x, uint64_t dur_ns, int reader_cpu, struct stream_res *res)
+static int
+stream_run(struct xport *x, uint64_t dur_ns, int reader_cpu, struct stream_res *res)
 {
 	struct rarg args[MAX_READERS];
 	struct rres rr[MAX_READERS];
@@ -251,9 +262,9 @@ stream_once(struct xport *x, uint64_t dur_ns, int reader_cpu, struct stream_res 
 	return rc;
 }
 
-int
-paced_once(struct xport *x, uint64_t n, uint64_t gap_ns, int spin, int reader_cpu, uint64_t *lat,
-	   struct paced_res *res)
+static int
+paced_run(struct xport *x, uint64_t n, uint64_t gap_ns, int spin, int reader_cpu, uint64_t *lat,
+	  struct paced_res *res)
 {
 	struct rarg args[MAX_READERS];
 	struct rres rr[MAX_READERS];
@@ -317,5 +328,99 @@ paced_once(struct xport *x, uint64_t n, uint64_t gap_ns, int spin, int reader_cp
 		kill_children();
 	}
 	finish(x, 1, &c, pids);
+	return rc;
+}
+
+/* --- iceoryx: every measurement in a session process of its own ----------------- */
+
+/* An iceoryx runtime is per process and cannot be re-initialised, and a
+ * forked copy of one is not a participant of its own: the session process
+ * forks its readers before it initialises its runtime as the writer, and
+ * ends with exit() so that the runtime deregisters. The results come back
+ * through shared memory (lat[] already is). */
+struct session {
+	struct xport x;
+	uint64_t dur_ns, n, gap_ns;
+	uint64_t *lat;
+	int spin, reader_cpu, paced, rc;
+	struct stream_res sres;
+	struct paced_res pres;
+};
+
+static void
+session_main(void *arg)
+{
+	struct session *s = arg;
+	struct xport x = s->x;  /* private: the readers fork with copies of it */
+
+	if (s->paced)
+		s->rc = paced_run(&x, s->n, s->gap_ns, s->spin, s->reader_cpu, s->lat, &s->pres);
+	else
+		s->rc = stream_run(&x, s->dur_ns, s->reader_cpu, &s->sres);
+	exit(0);
+}
+
+static int
+session(struct session *s, char *why, size_t whylen)
+{
+	pid_t pid;
+	int st;
+
+	if (!iox_peer(why, whylen))
+		return -1;
+	s->rc = -1;
+	pid = spawn_fn(B.cpu_a, session_main, s);
+	st = wait_child(pid);
+	if (st != 0) {
+		snprintf(why, whylen, "iceoryx session exited %d", st);
+		return -1;
+	}
+	return 0;
+}
+
+int
+stream_once(struct xport *x, uint64_t dur_ns, int reader_cpu, struct stream_res *res)
+{
+	struct session *s;
+	int rc;
+
+	if (x->kind != X_IOX)
+		return stream_run(x, dur_ns, reader_cpu, res);
+	memset(res, 0, sizeof *res);
+	s = shared_alloc(sizeof *s);
+	s->x = *x;
+	s->dur_ns = dur_ns;
+	s->reader_cpu = reader_cpu;
+	if ((rc = session(s, res->why, sizeof res->why)) == 0) {
+		*res = s->sres;
+		rc = s->rc;
+	}
+	shared_free(s, sizeof *s);
+	return rc;
+}
+
+int
+paced_once(struct xport *x, uint64_t n, uint64_t gap_ns, int spin, int reader_cpu, uint64_t *lat,
+	   struct paced_res *res)
+{
+	struct session *s;
+	int rc;
+
+	if (x->kind != X_IOX)
+		return paced_run(x, n, gap_ns, spin, reader_cpu, lat, res);
+	memset(res, 0, sizeof *res);
+	s = shared_alloc(sizeof *s);
+	s->x = *x;
+	s->paced = 1;
+	s->n = n;
+	s->gap_ns = gap_ns;
+	s->lat = lat;
+	s->spin = spin;
+	s->reader_cpu = reader_cpu;
+	if ((rc = session(s, res->why, sizeof res->why)) == 0) {
+		*res = s->pres;
+		rc = s->rc;
+	}
+	shared_free(s, sizeof *s);
 	return rc;
 }

@@ -132,6 +132,8 @@ run_latency(void)
 		{ "pipe", X_PIPE, DH_CHECKSUM_NONE, 0, 0 },
 		{ "unix", X_UNIX, DH_CHECKSUM_NONE, 0, 0 },
 		{ "zmq", X_ZMQ, DH_CHECKSUM_NONE, 0, 0 },
+		{ "iox-busy", X_IOX, DH_CHECKSUM_NONE, 1, 0 },
+		{ "iox-wait", X_IOX, DH_CHECKSUM_NONE, 0, 0 },
 	};
 	enum { NV = sizeof lv / sizeof *lv };
 	uint64_t n = B.quick ? 1500 : 10000, gap = 50000;
@@ -145,7 +147,7 @@ run_latency(void)
 	for (int v = 0; v < NV; v++) {
 		struct xport x = { .kind = lv[v].kind, .ck = lv[v].ck, .busy = lv[v].busy };
 		snprintf(key, sizeof key, "lat.64.%s", lv[v].key);
-		rows[v] = want(key) ? row_new("latency", key,
+		rows[v] = want(key) && (x.kind != X_IOX || iox_ok()) ? row_new("latency", key,
 					      lv[v].floor ? "floor: cache-line handoff" :
 					      lv[v].busy ? x_label(&x) :
 					      x.kind == X_DH ? (x.ck ? "libdh xxh3 default wait" : "libdh none default wait") :

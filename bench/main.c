@@ -1,6 +1,9 @@
 /* dh-bench: dh side by side with pipes, Unix sockets and ZeroMQ (issue 7). See LICENSE.
  *
  * usage: dh-bench [--quick] [--bin DIR] [--json FILE] [--only PREFIX] [-v]
+ *
+ * The Eclipse iceoryx peer (iox.c) is measured when dh-bench was built with
+ * its C binding; the harness runs its own iox-roudi for it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -53,6 +56,16 @@ int
 want(const char *key)
 {
 	return !B.only || strncmp(key, B.only, strlen(B.only)) == 0;
+}
+
+static void jstr(FILE *f, const char *s);
+
+static char iox_note[200];     /* why the iceoryx peer was skipped */
+
+int
+iox_ok(void)
+{
+	return iox_peer(iox_note, sizeof iox_note);
 }
 
 /* --- machine ------------------------------------------------------------------- */
@@ -140,6 +153,7 @@ run_case(const char *name, void (*fn)(void))
 	cpu_mark(&a);
 	fn();
 	cpu_mark(&b);
+	iox_release();  /* no RouDi in the background of the cases without iceoryx */
 	l->name = name;
 	l->secs = (double)(b.t - a.t) / 1e9;
 	l->foreign = l->secs > 0 ? ((b.busy - a.busy) - (b.ours - a.ours)) / l->secs : 0;
@@ -417,6 +431,124 @@ table_idle(void)
 	}
 }
 
+/* --- iceoryx: libdh against the other shared-memory transport ----------------- */
+
+/* Each pair: a libdh row and the iceoryx row measured in the same
+ * interleaved repetitions. The advantage is how many times better libdh
+ * is: msg/s libdh / iceoryx, or p50 iceoryx / libdh. */
+struct iox_pair {
+	const char *what, *dh, *iox;
+	int latency;
+};
+
+static const struct iox_pair iox_pairs[] = {
+	{ "throughput 64 B, libdh none", "tput.64.dh-none", "tput.64.iox", 0 },
+	{ "throughput 4 KiB, libdh none", "tput.4096.dh-none", "tput.4096.iox", 0 },
+	{ "throughput 64 KiB, libdh none", "tput.65536.dh-none", "tput.65536.iox", 0 },
+	{ "throughput 64 B, libdh none batched", "tput.64.dh-none-batch", "tput.64.iox", 0 },
+	{ "busy-poll latency p50, libdh none", "lat.64.dh-busy-none", "lat.64.iox-busy", 1 },
+	{ "waiting latency p50, libdh none", "lat.64.dh-wait-none", "lat.64.iox-wait", 1 },
+	{ "fan-out 4 readers 64 B, libdh none", "fanout4.64.dh-none", "fanout4.64.iox", 0 },
+	{ "fan-out 4 readers 64 B, libdh none batched", "fanout4.64.dh-none-batch", "fanout4.64.iox", 0 },
+};
+#define NIOX (sizeof iox_pairs / sizeof *iox_pairs)
+
+/* The advantage over the medians, and per interleaved repetition (rep[i]
+ * pairs the two rows' i-th runs); 0 when a side is missing. */
+static double
+iox_advantage(const struct iox_pair *p, double *rep, int *nrep)
+{
+	struct row *d = row_find(p->dh), *x = row_find(p->iox);
+	double a, b;
+
+	*nrep = 0;
+	if (!d || !x || !d->ok || !x->ok)
+		return 0;
+	for (int i = 0; i < REPS && i < d->nreps && i < x->nreps; i++)
+		if (d->reps_v[i] > 0 && x->reps_v[i] > 0)
+			rep[(*nrep)++] = p->latency ? x->reps_v[i] / d->reps_v[i] : d->reps_v[i] / x->reps_v[i];
+	a = p->latency ? x->p50 : d->msgs_s;
+	b = p->latency ? d->p50 : x->msgs_s;
+	return a > 0 && b > 0 ? a / b : 0;
+}
+
+static void
+table_iceoryx(void)
+{
+	int any = 0;
+
+	for (size_t i = 0; i < NIOX; i++)
+		any |= row_find(iox_pairs[i].iox) != NULL;
+	if (!any) {
+		if (iox_note[0])
+			printf("\n6. ICEORYX: %s\n", iox_note);
+		return;
+	}
+	printf("\n6. ICEORYX 2.0 (Eclipse, shared memory), lossless: WAIT_FOR_CONSUMER + BLOCK_PRODUCER,\n"
+	       "   zero-copy loan/publish and take/release, our own iox-roudi. Times libdh is ahead:\n"
+	       "   msg/s libdh / iceoryx, or p50 iceoryx / libdh; then each interleaved repetition's pair.\n");
+	printf("  %-44s %10s %10s %7s  %s\n", "case", "libdh", "iceoryx", "ahead", "per repetition");
+	for (size_t i = 0; i < NIOX; i++) {
+		const struct iox_pair *p = &iox_pairs[i];
+		struct row *d = row_find(p->dh), *x = row_find(p->iox);
+		double rep[REPS], adv;
+		char a[16], b[16];
+		int n;
+
+		if (!d || !x)
+			continue;
+		adv = iox_advantage(p, rep, &n);
+		if (!adv) {
+			printf("  %-44s not measured: %s\n", p->what, !d->ok ? d->why : x->why);
+			continue;
+		}
+		if (p->latency) {
+			snprintf(a, sizeof a, "%.2f us", d->p50 / 1e3);
+			snprintf(b, sizeof b, "%.2f us", x->p50 / 1e3);
+		} else {
+			si(a, sizeof a, d->msgs_s);
+			si(b, sizeof b, x->msgs_s);
+		}
+		printf("  %-44s %10s %10s %6.2fx ", p->what, a, b, adv);
+		for (int k = 0; k < n; k++)
+			printf(" %.2f", rep[k]);
+		printf("\n");
+	}
+}
+
+static void
+json_iceoryx(FILE *f)
+{
+	int first = 1;
+
+	fprintf(f, "  \"iceoryx\": {\"note\": ");
+	jstr(f, iox_note);
+	fprintf(f, ", \"pairs\": [");
+	for (size_t i = 0; i < NIOX; i++) {
+		const struct iox_pair *p = &iox_pairs[i];
+		double rep[REPS], adv;
+		int n;
+
+		if (!row_find(p->dh) || !row_find(p->iox))
+			continue;
+		adv = iox_advantage(p, rep, &n);
+		fprintf(f, "%s\n    {\"case\": ", first ? "" : ",");
+		first = 0;
+		jstr(f, p->what);
+		fprintf(f, ", \"libdh\": \"%s\", \"iceoryx\": \"%s\", \"metric\": \"%s\"", p->dh, p->iox,
+			p->latency ? "p50_ns, iceoryx/libdh" : "msgs_per_s, libdh/iceoryx");
+		if (adv)
+			fprintf(f, ", \"libdh_ahead\": %.6g", adv);
+		else
+			fprintf(f, ", \"libdh_ahead\": null");
+		fprintf(f, ", \"per_rep\": [");
+		for (int k = 0; k < n; k++)
+			fprintf(f, "%s%.6g", k ? ", " : "", rep[k]);
+		fprintf(f, "]}");
+	}
+	fprintf(f, "%s]},\n", first ? "" : "\n  ");
+}
+
 /* --- targets --------------------------------------------------------------------- */
 
 struct target {
@@ -426,7 +558,7 @@ struct target {
 	int known;
 };
 
-static struct target targets[24];
+static struct target targets[32];
 static int issue7_targets;      /* targets before this index are issue 7's, the rest issue 14's */
 static int ntargets;
 
@@ -482,6 +614,15 @@ eval_targets(void)
 	target("lines, dh-write|dh-read|wc / cat|cat|wc      >= 0.25x", secs("lines.lines.cat"),
 	       secs("lines.lines.dh"), 0.25, 1);
 	target("busy-poll p50 / cache-line floor             <= 3x", p50("lat.64.dh-busy-none"), p50("lat.64.floor"), 3, 0);
+	target("64 B msg/s, libdh none / iceoryx             >= 1x", msgs("tput.64.dh-none"), msgs("tput.64.iox"), 1, 1);
+	target("4 KiB msg/s, libdh none / iceoryx            >= 1x", msgs("tput.4096.dh-none"), msgs("tput.4096.iox"), 1,
+	       1);
+	target("64 KiB msg/s, libdh none / iceoryx           >= 1x", msgs("tput.65536.dh-none"),
+	       msgs("tput.65536.iox"), 1, 1);
+	target("busy-poll p50, libdh none / iceoryx          <= 1x", p50("lat.64.dh-busy-none"), p50("lat.64.iox-busy"),
+	       1, 0);
+	target("fan-out 4, libdh none / iceoryx              >= 1x", msgs("fanout4.64.dh-none"), msgs("fanout4.64.iox"),
+	       1, 1);
 }
 
 static void
@@ -593,7 +734,9 @@ write_json(const char *path, double wall)
 			fprintf(f, "%s%.6g", k ? ", " : "", r->reps_v[k]);
 		fprintf(f, "]}%s\n", i + 1 < nrows ? "," : "");
 	}
-	fprintf(f, "  ],\n  \"targets\": [\n");
+	fprintf(f, "  ],\n");
+	json_iceoryx(f);
+	fprintf(f, "  \"targets\": [\n");
 	for (int i = 0; i < ntargets; i++) {
 		struct target *t = &targets[i];
 		fprintf(f, "    {\"target\": ");
@@ -687,6 +830,7 @@ main(int argc, char **argv)
 	table_lines();
 	table_fanout();
 	table_idle();
+	table_iceoryx();
 	eval_targets();
 	table_targets();
 	printf("\nOTHER PROCESSES: CPU used by everything but this harness and its children, in cores\n ");

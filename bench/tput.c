@@ -27,6 +27,7 @@ static const struct variant variants[] = {
 	{ "pipe", X_PIPE, DH_CHECKSUM_NONE, 0, 0 },
 	{ "unix", X_UNIX, DH_CHECKSUM_NONE, 0, 0 },
 	{ "zmq", X_ZMQ, DH_CHECKSUM_NONE, 0, 0 },
+	{ "iox", X_IOX, DH_CHECKSUM_NONE, 0, 0 },
 };
 #define NVAR (sizeof variants / sizeof *variants)
 
@@ -92,7 +93,8 @@ run_throughput(void)
 				   .batch = variants[v].batch };
 			snprintf(key, sizeof key, "tput.%zu.%s", sizes[s], variants[v].key);
 			snprintf(label, sizeof label, "%s", x_label(&x));
-			rows[s][v] = want(key) ? row_new("throughput", key, label, sizes[s]) : NULL;
+			rows[s][v] = want(key) && (x.kind != X_IOX || iox_ok()) ?
+					     row_new("throughput", key, label, sizes[s]) : NULL;
 		}
 	/* Repetitions interleave the variants so slow drift in machine load
 	 * hits them all alike. */
@@ -116,6 +118,7 @@ run_fanout(void)
 		{ "dh-none-batch", X_DH, DH_CHECKSUM_NONE, 0, BATCH },
 		{ "pipe", X_PIPE, DH_CHECKSUM_NONE, 0, 0 },
 		{ "zmq", X_ZMQ, DH_CHECKSUM_NONE, 0, 0 },
+		{ "iox", X_IOX, DH_CHECKSUM_NONE, 0, 0 },
 	};
 	enum { NF = sizeof fv / sizeof *fv };
 	struct row *rows[NF];
@@ -125,7 +128,8 @@ run_fanout(void)
 	for (size_t v = 0; v < NF; v++) {
 		struct xport x = { .kind = fv[v].kind, .ck = fv[v].ck, .nreaders = 4, .batch = fv[v].batch };
 		snprintf(key, sizeof key, "fanout4.64.%s", fv[v].key);
-		rows[v] = want(key) ? row_new("fanout", key, x_label(&x), 64) : NULL;
+		rows[v] = want(key) && (x.kind != X_IOX || iox_ok()) ? row_new("fanout", key, x_label(&x), 64) :
+									   NULL;
 	}
 	for (int rep = 0; rep < REPS; rep++)
 		for (size_t v = 0; v < NF; v++)

@@ -157,9 +157,14 @@ cleanup_now(void)
 	for (int i = 0; i < nkids; i++)
 		if (kids[i] > 0)
 			kill(kids[i], SIGKILL);
+	/* reaped before iox-roudi stops: it waits for processes that exist */
+	for (int i = 0; i < nkids; i++)
+		if (kids[i] > 0 && waitpid(kids[i], NULL, 0) >= 0)
+			kids[i] = 0;
 	for (int i = 0; i < npaths; i++)
 		if (paths[i][0])
 			unlink(paths[i]);
+	iox_stop();
 }
 
 static void
@@ -168,9 +173,6 @@ at_exit(void)
 	if (getpid() != harness_pid)
 		return;
 	cleanup_now();
-	for (int i = 0; i < nkids; i++)
-		if (kids[i] > 0)
-			waitpid(kids[i], NULL, 0);
 }
 
 static void
@@ -288,15 +290,17 @@ drop_channel(const char *name)
 /* --- children ----------------------------------------------------------------- */
 
 static void
-child_setup(int cpu)
+child_setup(int cpu, pid_t parent)
 {
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE };
 
 	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
 		signal(sigs[i], SIG_DFL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != harness_pid)
+	if (getppid() != parent)
 		_exit(1);
+	/* a child's children are its own (an iceoryx session forks its readers) */
+	nkids = 0;
 	pin_cpu(cpu);
 }
 
@@ -319,13 +323,13 @@ add_kid(pid_t pid)
 pid_t
 spawn_fn(int cpu, void (*fn)(void *), void *arg)
 {
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	fflush(NULL);
 	if ((pid = fork()) < 0)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
-		child_setup(cpu);
+		child_setup(cpu, parent);
 		fn(arg);
 		_exit(0);
 	}
@@ -336,13 +340,13 @@ spawn_fn(int cpu, void (*fn)(void *), void *arg)
 pid_t
 spawn_exec(int cpu, char *const argv[], int in_fd, int out_fd)
 {
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	fflush(NULL);
 	if ((pid = fork()) < 0)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
-		child_setup(cpu);
+		child_setup(cpu, parent);
 		if ((in_fd >= 0 && dup2(in_fd, 0) < 0) || (out_fd >= 0 && dup2(out_fd, 1) < 0))
 			_exit(126);
 		execv(argv[0], argv);

@@ -31,6 +31,8 @@ x_label(const struct xport *x)
 		return x->nreaders > 1 ? "unix stream (one per reader)" : "unix stream socket";
 	case X_ZMQ:
 		return x->nreaders > 1 ? "zmq ipc PUB/SUB (nodrop)" : "zmq ipc PUSH/PULL";
+	case X_IOX:
+		return x->busy ? "iceoryx busy-poll" : "iceoryx (waitset, lossless)";
 	}
 	return "?";
 }
@@ -78,6 +80,9 @@ x_setup(struct xport *x)
 			register_path(x->ep[i]);
 		}
 		serial++;
+		break;
+	case X_IOX:
+		iox_x_setup(x);
 		break;
 	}
 }
@@ -159,6 +164,9 @@ x_reader_open(struct xport *x, int idx)
 			die("out of memory");
 		zmq_msg_init(x->zmsg);
 		break;
+	case X_IOX:
+		iox_reader_open(x, idx);
+		break;
 	}
 }
 
@@ -220,6 +228,8 @@ x_reader_next(struct xport *x, const unsigned char **p)
 			return -EPROTO;
 		*p = zmq_msg_data(x->zmsg);
 		return 1;
+	case X_IOX:
+		return iox_reader_next(x, p);
 	}
 	return -EINVAL;
 }
@@ -238,6 +248,9 @@ x_reader_close(struct xport *x)
 		zmq_msg_close(x->zmsg);
 		zmq_close(x->zs[0]);
 		zmq_ctx_term(x->zctx);
+		break;
+	case X_IOX:
+		iox_reader_close(x);
 		break;
 	}
 	free(x->buf);
@@ -287,6 +300,9 @@ x_writer_open(struct xport *x)
 		if (!(x->buf = calloc(1, x->size)))
 			die("out of memory");
 		break;
+	case X_IOX:
+		iox_writer_open(x);
+		break;
 	}
 }
 
@@ -297,6 +313,8 @@ x_writer_begin(struct xport *x)
 	size_t cap;
 	int rc;
 
+	if (x->kind == X_IOX)
+		return iox_writer_begin(x);
 	if (x->kind != X_DH || x->copy)
 		return x->buf;
 	if ((rc = dh_writer_reserve(x->w, &buf, &cap, -1)) < 0)
@@ -338,6 +356,9 @@ x_writer_commit(struct xport *x)
 	case X_ZMQ:
 		zsend(x, x->buf, x->size);
 		break;
+	case X_IOX:
+		iox_writer_commit(x);
+		break;
 	}
 }
 
@@ -366,6 +387,9 @@ x_writer_end(struct xport *x)
 	case X_ZMQ:
 		zsend(x, "", 0);
 		break;
+	case X_IOX:
+		iox_writer_end(x);
+		break;
 	}
 }
 
@@ -383,6 +407,9 @@ x_writer_close(struct xport *x)
 	case X_ZMQ:
 		zmq_close(x->zs[0]);
 		zmq_ctx_term(x->zctx);   /* lingers until the end marker is out */
+		break;
+	case X_IOX:
+		iox_writer_close(x);
 		break;
 	}
 	free(x->buf);
