@@ -249,6 +249,7 @@ bench: all python $(BUILD)/tests/helpers/netbench $(BENCH)
 		n=$$([ $$s = 64 ] && echo $(if $(filter-out 0,$(QUICK)),100000,1000000) || \
 			echo $(if $(filter-out 0,$(QUICK)),5000,30000)); \
 		$(BUILD)/tests/helpers/netbench zmq $$s $$n && $(BUILD)/tests/helpers/netbench dh $$s $$n && \
+		$(BUILD)/tests/helpers/netbench zmqbuf $$s $$n && \
 		$(BUILD)/tests/helpers/netbench zmq $$s 2000 1000 && $(BUILD)/tests/helpers/netbench dh $$s 2000 1000 \
 		|| exit 1; \
 	done

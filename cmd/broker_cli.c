@@ -189,7 +189,8 @@ cli_broker_exporter(struct cli_broker *b, const char *name, const char *endpoint
 }
 
 void
-cli_broker_remote_reader(struct cli_broker *b, const char *name, const char *host, const char *label)
+cli_broker_remote_reader(struct cli_broker *b, const char *name, const char *host, const char *label,
+			 const char *endpoint)
 {
 	struct dh_broker_session_opts so;
 
@@ -199,6 +200,8 @@ cli_broker_remote_reader(struct cli_broker *b, const char *name, const char *hos
 	so.reg.channel = name;
 	so.reg.host = host;
 	so.reg.label = label;
+	so.reg.endpoint = endpoint;
+	so.reg.subscriber = 1;
 	so.role = DH_BROKER_READER;
 	b->reader = 1;
 	start(b, &so);

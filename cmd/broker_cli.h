@@ -57,9 +57,11 @@ int cli_broker_wait_channel(struct cli_broker *b, const char *name, const char *
  * reader with transport zmq: discover hands the endpoint out). */
 void cli_broker_exporter(struct cli_broker *b, const char *name, const char *endpoint);
 
-/* dh-read reading name of host from another host: register as a reader
- * there with label, so the broker lists remote readers too. */
-void cli_broker_remote_reader(struct cli_broker *b, const char *name, const char *host, const char *label);
+/* dh-read reading name of host from another host, through the exporter
+ * at endpoint: register as a reader there with label, transport zmq and
+ * role subscriber, so the broker lists remote readers and their path. */
+void cli_broker_remote_reader(struct cli_broker *b, const char *name, const char *host, const char *label,
+			      const char *endpoint);
 
 /* One discover: the endpoint of a live exporter of name (ep, cap bytes)
  * and the channel's host (DH_BROKER_HOST_MAX + 1 bytes). 0, -ENOENT. */

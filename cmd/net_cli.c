@@ -138,6 +138,12 @@ cli_net_client(const struct cli_net *n, const char *name, const struct dh_reader
 		memcpy(co.rx.schema_hash, want->hash, 32);
 	}
 	co.cancel = &cli_cancel;
+	/* both callers say when a message is out (written, published) */
+	co.manual_ack = 1;
+	/* a queue's exporter claims what it sends: a reader wanting N
+	 * messages asks for no more, leaving the rest to others */
+	if (n->count > 0 && n->count < 1024)
+		co.window = (uint32_t)n->count;
 	if ((r = dh_net_client_open(&co, &c)) < 0)
 		cli_die(EXIT_FAIL, "%s: --connect %s: %s", name ? name : "", n->connect, dh_strerror(r));
 	return c;
@@ -178,7 +184,7 @@ cli_net_import(struct dh_net_client *c, const char *name, struct dh_writer *w, i
 	uint64_t pending = 0, lastseq = 0;
 	time_t last = 0;
 	struct dh_msg m;
-	int r, ret = EXIT_OK;
+	int r, ret = EXIT_OK, written = 0;
 
 	*eos = 0;
 	if ((r = dh_net_client_wait_welcome(c, timeout_ns)) < 0) {
@@ -199,11 +205,19 @@ cli_net_import(struct dh_net_client *c, const char *name, struct dh_writer *w, i
 		cli_warn("%s: the remote slots (%u bytes) are larger than ours (%zu): a large message will fail", name,
 			 wel->slot_size, dh_writer_slot_size(w));
 	for (;;) {
-		r = dh_net_client_next(c, &m, timeout_ns);
+		/* Batched like dh-write's standard input: what has arrived is
+		 * published together, and everything is published (and
+		 * acknowledged) before we wait for the network. */
+		r = dh_net_client_next(c, &m, 0);
+		if (r == -ETIMEDOUT) {
+			dh_writer_flush(w);
+			if (written)
+				dh_net_client_ack(c, lastseq + 1);
+			r = dh_net_client_next(c, &m, timeout_ns);
+		}
 		if (r == 0) {
 			if (m.lost)
 				lost_note(name, &pending, m.lost, m.seq, &last, 0);
-			lastseq = m.seq;
 			if ((r = dh_writer_write(w, m.data, m.len, -1)) < 0) {
 				if (r == -EINTR && cli_signal)
 					break;
@@ -211,6 +225,11 @@ cli_net_import(struct dh_net_client *c, const char *name, struct dh_writer *w, i
 				ret = EXIT_FAIL;
 				break;
 			}
+			lastseq = m.seq;
+			written = 1;
+			/* a full batch was just published */
+			if (dh_writer_pending(w) == 0)
+				dh_net_client_ack(c, lastseq + 1);
 			continue;
 		}
 		if (r == -DH_ECHECKSUM) {
@@ -232,5 +251,8 @@ cli_net_import(struct dh_net_client *c, const char *name, struct dh_writer *w, i
 		break;
 	}
 	lost_note(name, &pending, 0, lastseq, &last, 1);
+	dh_writer_flush(w);
+	if (written)
+		dh_net_client_ack(c, lastseq + 1);
 	return ret;
 }

@@ -15,6 +15,7 @@ struct cli_net {
 	const char *connect;       /* --connect ENDPOINT */
 	const char *curve;         /* --curve DIR, else $DH_CURVE_DIR with --serve/--connect */
 	int curve_given;
+	uint64_t count;            /* dh-read --count: never ask for more in flight */
 };
 
 /* 1 if c is one of the options above (arg recorded), else 0. */

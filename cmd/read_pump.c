@@ -42,6 +42,11 @@ struct out {
 	struct dh_reader *keeper;
 	size_t *ends;
 	size_t nends;
+	/* --connect: the exporter of a queue keeps what we have not
+	 * acknowledged, so acknowledge only what is out: the seq after the
+	 * last message in buf, told at each complete flush */
+	struct dh_net_client *acker;
+	uint64_t ack_next;
 };
 
 /* writev until done; EINTR retried unless a signal is pending. */
@@ -92,6 +97,8 @@ flush(struct out *o)
 	/* everything delivered before the current message is out now */
 	if (o->keeper)
 		dh_reader_release_kept(o->keeper);
+	if (o->acker && o->ack_next)
+		dh_net_client_ack(o->acker, o->ack_next);
 	o->nends = 0;
 	return 0;
 }
@@ -251,6 +258,7 @@ read_pump(const struct read_opts *o, struct dh_reader *r, struct dh_net_client *
 	if (cfg && dh_policy_info(cfg->policy)->zero_copy && cfg->evict_after_ns &&
 	    (own = malloc(cfg->slot_size ? cfg->slot_size : 1)) == NULL)
 		cli_diec(EXIT_FAIL, -ENOMEM, "%s", o->name);
+	out.acker = src->c;
 	if (o->csv)
 		emit_header(&out, o->sc);
 	while (out.err == 0 && (o->count == 0 || got < o->count)) {
@@ -282,6 +290,7 @@ read_pump(const struct read_opts *o, struct dh_reader *r, struct dh_net_client *
 			}
 			if (rc < 0)
 				break;
+			out.ack_next = m.seq + 1;
 			got++;
 			progress_add(o->pg, m.len);
 		} else if (rc == -DH_ECHECKSUM) {

@@ -25,7 +25,7 @@ read_remote_export(struct read_opts *o)
 	if (!o->quiet)
 		cli_warn("%s: not here: reading it from %s at %s", o->name, host, ep);
 	snprintf(label, sizeof label, "net:%s", dh_broker_local_host(me, sizeof me));
-	cli_broker_remote_reader(&o->broker, o->name, host, o->ro.label ? o->ro.label : label);
+	cli_broker_remote_reader(&o->broker, o->name, host, o->ro.label ? o->ro.label : label, ep);
 	return 1;
 }
 
@@ -36,6 +36,7 @@ read_remote(struct read_opts *o)
 	struct dh_net_client *c;
 	int ret, rc;
 
+	o->net.count = o->count;
 	c = cli_net_client(&o->net, o->name, &o->ro, o->ro.key ? o->key : NULL, o->want);
 	dh_key_wipe(o->key);
 	if (o->mode == DH_FRAME_JSON) {

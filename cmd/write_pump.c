@@ -254,9 +254,8 @@ write_import(struct write_opts *o, struct dh_writer *w)
 	struct dh_net_client *c = cli_net_client(&o->net, NULL, NULL, o->remote_key ? o->rkey : NULL, NULL);
 
 	dh_key_wipe(o->rkey);
-	/* messages come frame by frame with waits between: each is
-	 * published at once rather than held until a batch fills */
-	dh_writer_set_batch(w, 1);
+	/* batched like standard input: cli_net_import publishes before it
+	 * waits for the network */
 	ret = cli_net_import(c, o->name, w, o->timeout_ns, &eos);
 	dh_net_client_close(c);
 	/* The remote writer died: so do we, as a writer, leaving the

@@ -25,6 +25,7 @@ struct reader {
 	int has_schema;
 	uint8_t schema_hash[32];
 	char endpoint[DH_BROKER_HOST_MAX + 1]; /* a dh-net exporter's (transport zmq), "" for shm */
+	int subscriber;            /* zmq: reads through the exporter at endpoint, is none */
 	int stale;
 	int64_t last_ns;           /* last heartbeat (or registration), monotonic */
 	int64_t since_ms;          /* registration, realtime */
@@ -377,7 +378,7 @@ chan_json(const struct chan *c, int64_t now)
 	/* protocol 3: where the data can be had from another host */
 	const char *zep = NULL;
 	for (unsigned j = 0; zep == NULL && j < c->nreaders; j++)
-		if (c->readers[j].endpoint[0] && !c->readers[j].stale)
+		if (c->readers[j].endpoint[0] && !c->readers[j].subscriber && !c->readers[j].stale)
 			zep = c->readers[j].endpoint;
 	json_object_set_new(o, "data_transport", json_string(zep ? "zmq" : "shm"));
 	json_object_set_new(o, "zmq_endpoint", zep ? json_string(zep) : json_null());
@@ -393,6 +394,8 @@ chan_json(const struct chan *c, int64_t now)
 			json_object_set_new(ro, "metrics", r->metrics ? json_incref(r->metrics) : json_object());
 			json_object_set_new(ro, "transport", json_string(r->endpoint[0] ? "zmq" : "shm"));
 			json_object_set_new(ro, "endpoint", r->endpoint[0] ? json_string(r->endpoint) : json_null());
+			json_object_set_new(ro, "role", json_string(!r->endpoint[0] ? "reader"
+								    : r->subscriber ? "subscriber" : "exporter"));
 		}
 		json_array_append_new(rs, ro);
 	}
@@ -875,9 +878,9 @@ static int
 do_reader(struct req *q)
 {
 	static const char *const fields[] = { "channel", "host", "pid", "label", "schema_hash", "transport",
-		"endpoint", NULL };
+		"endpoint", "role", NULL };
 	struct dh_broker *b = q->b;
-	const char *name, *host, *label, *transport, *endpoint;
+	const char *name, *host, *label, *transport, *endpoint, *role;
 	struct reader *r = NULL;
 	struct chan *c;
 	json_int_t pid;
@@ -891,12 +894,15 @@ do_reader(struct req *q)
 	    get_str(q, "label", OPT, 0, DH_BROKER_LABEL_MAX, CH_TEXT, &label) < 0 ||
 	    get_hash(q, "schema_hash", OPT, hash, &has_schema) < 0 ||
 	    get_str(q, "transport", OPT, 3, 3, CH_PRINT, &transport) < 0 ||
-	    get_str(q, "endpoint", OPT, 1, DH_BROKER_HOST_MAX, CH_PRINT, &endpoint) < 0)
+	    get_str(q, "endpoint", OPT, 1, DH_BROKER_HOST_MAX, CH_PRINT, &endpoint) < 0 ||
+	    get_str(q, "role", OPT, 1, 16, CH_PRINT, &role) < 0)
 		return -1;
 	if (transport && strcmp(transport, "shm") != 0 && strcmp(transport, "zmq") != 0)
 		return fail(q, "invalid_request", "\"transport\" must be \"shm\" or \"zmq\"");
 	if ((transport && strcmp(transport, "zmq") == 0) != (endpoint != NULL))
 		return fail(q, "invalid_request", "\"endpoint\" goes with \"transport\":\"zmq\" and only with it");
+	if (role && (endpoint == NULL || (strcmp(role, "exporter") != 0 && strcmp(role, "subscriber") != 0)))
+		return fail(q, "invalid_request", "\"role\" goes with \"transport\":\"zmq\": \"exporter\" or \"subscriber\"");
 	if (endpoint && (dh_broker_endpoint_check(endpoint) < 0 || strncmp(endpoint, "inproc://", 9) == 0))
 		return fail(q, "invalid_request", "\"endpoint\" is not a tcp:// or ipc:// endpoint");
 	if ((c = chan_find(b, host, name, NULL)) == NULL)
@@ -942,6 +948,7 @@ do_reader(struct req *q)
 	r->has_schema = has_schema;
 	memcpy(r->schema_hash, hash, 32);
 	snprintf(r->endpoint, sizeof r->endpoint, "%s", endpoint ? endpoint : "");
+	r->subscriber = role != NULL && strcmp(role, "subscriber") == 0;
 	r->stale = 0;
 	r->last_ns = q->now;
 	r->since_ms = realtime_ms();

@@ -493,6 +493,8 @@ do_register(struct dh_broker_client *c, const struct dh_broker_reg *reg, int rea
 	if (reader && reg->endpoint) {
 		json_object_set_new(req, "transport", json_string("zmq"));
 		json_object_set_new(req, "endpoint", json_string(reg->endpoint));
+		if (reg->subscriber)
+			json_object_set_new(req, "role", json_string("subscriber"));
 	}
 	if (!reader && reg->keyed) {
 		hex32(reg->key_id, h);

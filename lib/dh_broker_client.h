@@ -152,6 +152,10 @@ struct dh_broker_reg {
 	 * it serves the channel at, registered with transport "zmq"
 	 * (protocol 3). NULL: an ordinary reader (transport "shm"). */
 	const char *endpoint;
+	/* With endpoint: not an exporter but a reader on another host that
+	 * reads the channel through the exporter at endpoint (role
+	 * "subscriber"; discovery never hands its endpoint out). */
+	int subscriber;
 };
 
 /* Fill reg (except host, pid, label) from an open channel: geometry,

@@ -39,6 +39,7 @@
 #define DH_NET_CTL_MAX 2048              /* largest frame a subscriber sends */
 #define DH_NET_WINDOW_MAX 4096           /* largest credit window a subscriber may declare */
 #define DH_NET_TEXT_MAX 200              /* text of a NOTICE */
+#define DH_NET_SOCKBUF (4 << 20)         /* kernel socket buffer asked for on the data connection */
 
 enum dh_net_type {
 	DH_NET_HELLO = 1,    /* subscriber -> exporter: channel, start, window */
@@ -68,9 +69,11 @@ struct dh_net_hello {
 	uint32_t flags;          /* DH_NET_F_* */
 	uint8_t start;           /* enum dh_start */
 	uint64_t start_seq;      /* DH_START_SEQ: resume here */
+	uint32_t resume;         /* DH_NET_F_RESUME: the session this one continues (nonzero) */
 	char channel[DH_NAME_MAX + 1];   /* "": whichever channel the exporter serves */
 };
 #define DH_NET_F_FOLLOW 1u       /* as dh_reader_opts.follow */
+#define DH_NET_F_RESUME 2u       /* a reconnection: queue messages in flight to session resume come again */
 
 struct dh_net_welcome {
 	uint32_t session;        /* nonzero; DATA and NOTICE carry it */
@@ -248,6 +251,12 @@ struct dh_net_client_opts {
 	struct dh_net_rx_opts rx;
 	int64_t reconnect_ns;    /* nothing heard this long: reconnect and resume; <= 0: 3 s */
 	struct dh_cancel *cancel;/* optional: a raise makes next return -EINTR */
+	/* The exporter of a queue keeps the claims of the messages it sent
+	 * until we acknowledge them, and counts lost those never
+	 * acknowledged when we go.  0: a message counts as passed on once
+	 * next (or close) is called again; 1: only once dh_net_client_ack
+	 * says so (the caller buffers its output). */
+	int manual_ack;
 };
 
 struct dh_net_client;
@@ -258,11 +267,16 @@ int dh_net_client_open(const struct dh_net_client_opts *o, struct dh_net_client 
  * The next message, verified (data valid until the next call): 0; DH_END at
  * end-of-stream; -DH_EWRITERDEAD; -DH_EEVICTED; -DH_ECHECKSUM (m->seq;
  * skipped, call again); -ETIMEDOUT after timeout_ns without a message
- * (< 0: forever; reconnections go on meanwhile); -EINTR; -EPROTO,
+ * (< 0: forever; 0: only what has arrived, never blocking; reconnections
+ * go on meanwhile); -EINTR; -EPROTO,
  * -EPROTONOSUPPORT, -DH_ESCHEMA, -DH_EKEY, -DH_EKEYNEEDED, -EACCES (refused)
  * as dh_net_client_error says: terminal.
  */
 int dh_net_client_next(struct dh_net_client *c, struct dh_msg *m, int64_t timeout_ns);
+
+/* manual_ack: every message with a seq below next was passed on (written
+ * out, published).  Sent with the next grant, or before next blocks. */
+void dh_net_client_ack(struct dh_net_client *c, uint64_t next);
 
 const char *dh_net_client_error(const struct dh_net_client *c);
 const struct dh_net_welcome *dh_net_client_welcome(const struct dh_net_client *c); /* NULL before */

@@ -199,6 +199,20 @@ int dh_reader_keep_claims(struct dh_reader *r);
  * current one (their bytes are out; the current one's may not be). */
 void dh_reader_release_kept(struct dh_reader *r);
 
+/* Queue, keeping claims: mark done the messages delivered (kept or
+ * current) whose seq is below seq, when they were passed on out of order
+ * with the calls (a relay hears of it later, from its far end).  Returns
+ * how many claims are still kept, the current one included (0 when not
+ * keeping claims). */
+uint32_t dh_reader_release_before(struct dh_reader *r, uint64_t seq);
+
+/* Queue, keeping claims: the message of the kept (or current) claim with
+ * the smallest seq at or above from, again, for a relay handing it out a
+ * second time (its far end lost the first copy): data in place, valid
+ * while the claim is kept; its stored check into check.  0, -ENOENT (none),
+ * -DH_ECORRUPT (the slot no longer holds it). */
+int dh_reader_kept_next(struct dh_reader *r, uint64_t from, struct dh_msg *m, uint8_t check[32]);
+
 /* Queue, keeping claims, when the caller stops: of the messages still
  * claimed (the kept ones in delivery order, then the current one), the
  * first `passed` were passed on and are marked done; the others are marked

@@ -38,6 +38,10 @@ struct dh_net_client {
 	uint64_t pos;
 	uint32_t outstanding;      /* credit granted and not used by the exporter */
 	uint32_t consumed;         /* messages taken since the last grant */
+	int manual_ack;            /* acks come from dh_net_client_ack, not from the calls */
+	uint64_t acked;            /* manual: what the caller passed on (next seq) */
+	uint64_t ack_sent;         /* the ack last sent */
+	uint32_t last_session;     /* of the last WELCOME: a reconnection resumes it */
 	int64_t heard, sent;
 	int held;                  /* parts[] back the message last returned */
 	zmq_msg_t parts[2];
@@ -120,7 +124,7 @@ close_sock(struct dh_net_client *c)
 static int
 connect_sock(struct dh_net_client *c)
 {
-	int zero = 0, ivl = 100, ivlmax = 1000, hb = 1000, hbt = 5000, hs = 10000, rcvhwm = 0;
+	int zero = 0, ivl = 100, ivlmax = 1000, hb = 1000, hbt = 5000, hs = 10000, rcvhwm = 0, sockbuf = DH_NET_SOCKBUF;
 	int64_t maxmsg = DH_NET_PAYLOAD_MAX + DH_NET_DATA_HEAD;
 	struct dh_net_hello h = { 0 };
 	unsigned char buf[DH_NET_CTL_MAX];
@@ -134,6 +138,8 @@ connect_sock(struct dh_net_client *c)
 	/* credit bounds what arrives; a count limit here would only hide a
 	 * peer that ignores it, which next() reports instead */
 	zmq_setsockopt(c->sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+	/* as the exporter's send buffer (net_server.c) */
+	zmq_setsockopt(c->sock, ZMQ_RCVBUF, &sockbuf, sizeof sockbuf);
 	zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
 	zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL_MAX, &ivlmax, sizeof ivlmax);
 	zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);
@@ -159,6 +165,11 @@ connect_sock(struct dh_net_client *c)
 	snprintf(h.channel, sizeof h.channel, "%s", c->channel);
 	h.window = c->window;
 	h.flags = c->follow ? DH_NET_F_FOLLOW : 0;
+	/* a queue's exporter sends again what was in flight to that session */
+	if (c->last_session) {
+		h.flags |= DH_NET_F_RESUME;
+		h.resume = c->last_session;
+	}
 	if (c->have_pos) {
 		h.start = DH_START_SEQ;
 		h.start_seq = c->pos;
@@ -209,6 +220,7 @@ dh_net_client_open(const struct dh_net_client_opts *o, struct dh_net_client **ou
 	c->eff = c->window;
 	c->reconnect_ns = o->reconnect_ns > 0 ? o->reconnect_ns : 3000000000LL;
 	c->cancel = o->cancel;
+	c->manual_ack = o->manual_ack;
 	if ((r = keys(c, o)) < 0)
 		goto fail;
 	if ((r = dh_net_rx_new(&o->rx, &c->rx)) < 0)
@@ -296,10 +308,32 @@ finish(struct dh_net_client *c, int rc)
 	return rc;
 }
 
+/* What was passed on: the seq after the last message given out before
+ * this call (each call says the caller is done with the one before), or,
+ * manual, what the caller acknowledged. */
+static uint64_t
+ack_value(const struct dh_net_client *c)
+{
+	if (c->manual_ack)
+		return c->acked;
+	return c->have_pos ? c->pos : 0;
+}
+
+void
+dh_net_client_ack(struct dh_net_client *c, uint64_t next)
+{
+	if (next > c->acked)
+		c->acked = next;
+}
+
 /* Grant what was consumed once half the window is used (fewer frames
- * than one per message), or keep the session alive while idle. */
+ * than one per message), or keep the session alive while idle.  About to
+ * block (idle) on a queue, grant and acknowledge everything now: its
+ * exporter holds the claims of unacknowledged messages, and they may be
+ * what its writer waits for (other policies need no acknowledgement, and
+ * a frame per wait would cost a paced stream latency). */
 static int
-credit(struct dh_net_client *c, int64_t now)
+credit(struct dh_net_client *c, int64_t now, int idle)
 {
 	struct dh_net_credit cr = { 0 };
 	unsigned char buf[64];
@@ -307,18 +341,20 @@ credit(struct dh_net_client *c, int64_t now)
 
 	if (!c->welcomed)
 		return 0;
+	idle = idle && dh_net_rx_welcome(c->rx)->policy == DH_POLICY_QUEUE;
+	cr.ack = ack_value(c);
 	if (c->consumed > 0 && c->outstanding < c->eff &&
-	    (c->consumed >= (c->eff + 1) / 2 || c->outstanding == 0))
+	    (c->consumed >= (c->eff + 1) / 2 || c->outstanding == 0 || idle))
 		cr.grant = c->consumed < c->eff - c->outstanding ? c->consumed : c->eff - c->outstanding;
-	else if (now - c->sent < KEEPALIVE_NS)
+	else if (now - c->sent < KEEPALIVE_NS && !(idle && cr.ack > c->ack_sent))
 		return 0;
-	cr.ack = c->have_pos ? c->pos : 0;
 	if ((len = dh_net_credit_encode(&cr, buf, sizeof buf)) < 0)
 		return (int)len;
 	if (zmq_send(c->sock, buf, (size_t)len, ZMQ_DONTWAIT) < 0)
 		return 0; /* no connection now: the grant waits */
 	c->outstanding += cr.grant;
 	c->consumed -= cr.grant;
+	c->ack_sent = cr.ack;
 	c->sent = now;
 	return 0;
 }
@@ -381,7 +417,7 @@ step(struct dh_net_client *c, struct dh_msg *m, int wait_ms)
 	int64_t now = dh__broker_mono_ns();
 	int r, np = 0, more;
 
-	if ((r = credit(c, now)) < 0)
+	if ((r = credit(c, now, 0)) < 0)
 		return finish(c, r);
 	if (now - c->heard > c->reconnect_ns) {
 		monitor_drain(c);
@@ -396,6 +432,10 @@ step(struct dh_net_client *c, struct dh_msg *m, int wait_ms)
 		zmq_msg_close(&c->parts[0]);
 		if (errno != EAGAIN && errno != EINTR)
 			return finish(c, -errno);
+		if (wait_ms == 0)
+			return STEP_NONE;
+		if ((r = credit(c, now, 1)) < 0)
+			return finish(c, r);
 		r = zmq_poll(&item, 1, wait_ms);
 		monitor_drain(c);
 		if (r < 0)
@@ -461,6 +501,7 @@ step(struct dh_net_client *c, struct dh_msg *m, int wait_ms)
 		const struct dh_net_welcome *w = dh_net_rx_welcome(c->rx);
 
 		c->welcomed = 1;
+		c->last_session = w->session;
 		/* large slots: keep fewer in flight than the window announced */
 		c->eff = c->window;
 		if ((uint64_t)c->eff * w->slot_size > INFLIGHT_BYTES)
@@ -505,6 +546,7 @@ static int
 run(struct dh_net_client *c, struct dh_msg *m, int64_t timeout_ns, int until_welcome)
 {
 	int64_t start;
+	int polled = 0;
 
 	release(c);
 	if (c->inbatch)
@@ -520,7 +562,10 @@ run(struct dh_net_client *c, struct dh_msg *m, int64_t timeout_ns, int until_wel
 			return -EINTR;
 		if (timeout_ns >= 0) {
 			left = timeout_ns - (dh__broker_mono_ns() - start);
-			if (left <= 0) {
+			if (left <= 0 && timeout_ns == 0 && !polled) {
+				/* no wait: take what has arrived, never block */
+				left = 0;
+			} else if (left <= 0) {
 				if (c->refused == EACCES)
 					cerr(c, "the exporter refused our key (not in its allow-list)");
 				else if (c->refused)
@@ -533,6 +578,8 @@ run(struct dh_net_client *c, struct dh_msg *m, int64_t timeout_ns, int until_wel
 				left = 100000000LL;
 		}
 		r = step(c, m, (int)((left + 999999) / 1000000));
+		if (r == STEP_NONE && timeout_ns == 0)
+			polled = 1;
 		if (c->refused == EACCES) {
 			/* the allow-list decides at every handshake: no retry will do */
 			cerr(c, "the exporter refused our key (not in its allow-list)");
@@ -574,9 +621,16 @@ dh_net_client_close(struct dh_net_client *c)
 	release(c);
 	if (c->sock && (len = dh_net_bye_encode(buf, sizeof buf)) > 0) {
 		int linger = 100;
+		struct dh_net_credit cr = { .grant = 0, .ack = ack_value(c) };
+		unsigned char cb[64];
+		ssize_t cl;
 
-		/* best effort: the exporter frees our reader now rather than at its idle limit */
+		/* best effort: the exporter frees our reader now rather than at
+		 * its idle limit, knowing what we passed on (a queue's exporter
+		 * counts the rest lost) */
 		zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+		if (c->welcomed && cr.ack > c->ack_sent && (cl = dh_net_credit_encode(&cr, cb, sizeof cb)) > 0)
+			zmq_send(c->sock, cb, (size_t)cl, ZMQ_DONTWAIT);
 		zmq_send(c->sock, buf, (size_t)len, ZMQ_DONTWAIT);
 	}
 	close_sock(c);

@@ -107,7 +107,8 @@ expect(const void *buf, size_t len, enum dh_net_type t)
 	return r == (int)t ? 0 : -EPROTO;
 }
 
-/* ---- HELLO: head, window u32, flags u32, start u8, name length u8, 2 zero, start_seq u64, name */
+/* ---- HELLO: head, window u32, flags u32, start u8, name length u8, 2 zero, start_seq u64,
+ * (with DH_NET_F_RESUME: resume u32), name */
 
 #define HELLO_FIXED 28
 
@@ -115,12 +116,14 @@ ssize_t
 dh_net_hello_encode(const struct dh_net_hello *h, void *buf, size_t cap)
 {
 	size_t n = strnlen(h->channel, sizeof h->channel);
+	size_t fixed = HELLO_FIXED + (h->flags & DH_NET_F_RESUME ? 4 : 0);
 	unsigned char *p = buf;
 
 	if ((n > 0 && dh_name_check(h->channel) < 0) || h->window < 1 || h->window > DH_NET_WINDOW_MAX ||
-	    h->start > DH_START_HELD || (h->flags & ~DH_NET_F_FOLLOW))
+	    h->start > DH_START_HELD || (h->flags & ~(DH_NET_F_FOLLOW | DH_NET_F_RESUME)) ||
+	    ((h->flags & DH_NET_F_RESUME) && h->resume == 0))
 		return -EINVAL;
-	if (cap < HELLO_FIXED + n)
+	if (cap < fixed + n)
 		return -ENOBUFS;
 	head(p, DH_NET_HELLO);
 	put32(p + 8, h->window);
@@ -129,29 +132,37 @@ dh_net_hello_encode(const struct dh_net_hello *h, void *buf, size_t cap)
 	p[17] = (unsigned char)n;
 	p[18] = p[19] = 0;
 	put64(p + 20, h->start_seq);
-	memcpy(p + HELLO_FIXED, h->channel, n);
-	return (ssize_t)(HELLO_FIXED + n);
+	if (h->flags & DH_NET_F_RESUME)
+		put32(p + HELLO_FIXED, h->resume);
+	memcpy(p + fixed, h->channel, n);
+	return (ssize_t)(fixed + n);
 }
 
 int
 dh_net_hello_decode(const void *buf, size_t len, struct dh_net_hello *out)
 {
 	const unsigned char *p = buf;
+	size_t fixed = HELLO_FIXED;
 	int r;
 
 	if ((r = expect(buf, len, DH_NET_HELLO)) < 0)
 		return r;
-	if (len < HELLO_FIXED || len != HELLO_FIXED + (size_t)p[17] || p[18] || p[19])
+	if (len >= HELLO_FIXED && (get32(p + 12) & DH_NET_F_RESUME))
+		fixed += 4;
+	if (len < fixed || len != fixed + (size_t)p[17] || p[18] || p[19])
 		return -EPROTO;
 	memset(out, 0, sizeof *out);
 	out->window = get32(p + 8);
 	out->flags = get32(p + 12);
 	out->start = p[16];
 	out->start_seq = get64(p + 20);
-	memcpy(out->channel, p + HELLO_FIXED, p[17]);
+	if (out->flags & DH_NET_F_RESUME)
+		out->resume = get32(p + HELLO_FIXED);
+	memcpy(out->channel, p + fixed, p[17]);
 	out->channel[p[17]] = '\0';
 	if (out->window < 1 || out->window > DH_NET_WINDOW_MAX || out->start > DH_START_HELD ||
-	    (out->flags & ~DH_NET_F_FOLLOW) || strlen(out->channel) != p[17] ||
+	    (out->flags & ~(DH_NET_F_FOLLOW | DH_NET_F_RESUME)) || ((out->flags & DH_NET_F_RESUME) && !out->resume) ||
+	    strlen(out->channel) != p[17] ||
 	    (p[17] > 0 && dh_name_check(out->channel) < 0))
 		return -EPROTO;
 	return 0;

@@ -935,6 +935,56 @@ keep_held(struct dh_reader *r)
 	r->held = 0;
 }
 
+uint32_t
+dh_reader_release_before(struct dh_reader *r, uint64_t seq)
+{
+	uint32_t i = 0;
+
+	if (!r->kept)
+		return 0;
+	/* kept in delivery order, which is claim order: seqs only grow */
+	while (i < r->nkept && r->kept[i] < seq)
+		claim_done(r, r->kept[i++]);
+	if (i > 0) {
+		memmove(r->kept, r->kept + i, sizeof *r->kept * (r->nkept - i));
+		r->nkept -= i;
+		wake_writer(r->b->hdr);
+	}
+	if (r->held && r->held_seq < seq)
+		release_current(r);
+	return r->nkept + (uint32_t)r->held;
+}
+
+int
+dh_reader_kept_next(struct dh_reader *r, uint64_t from, struct dh_msg *m, uint8_t check[32])
+{
+	struct dh_block *b = r->b;
+	uint64_t s = UINT64_MAX;
+	struct dh_desc *d;
+
+	if (!r->kept)
+		return -ENOENT;
+	for (uint32_t i = 0; i < r->nkept && s == UINT64_MAX; i++)
+		if (r->kept[i] >= from)
+			s = r->kept[i];
+	if (s == UINT64_MAX && r->held && r->held_seq >= from)
+		s = r->held_seq;
+	if (s == UINT64_MAX)
+		return -ENOENT;
+	/* still our claim, so the writer has not reused the slot */
+	d = dh__desc(b, s);
+	if (atomic_load_explicit(&d->qword, memory_order_acquire) != qword(s, (uint64_t)r->idx) ||
+	    atomic_load_explicit(&d->stamp, memory_order_acquire) != 2 * s + 2 || d->length > b->cfg.slot_size)
+		return -DH_ECORRUPT;
+	memcpy(check, d->check, 32);
+	m->data = dh__slot(b, s);
+	m->len = d->length;
+	m->seq = s;
+	m->time_ns = d->time_ns;
+	m->lost = 0;
+	return 0;
+}
+
 uint64_t
 dh_reader_settle(struct dh_reader *r, uint64_t passed)
 {

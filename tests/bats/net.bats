@@ -200,6 +200,58 @@ has_subscriber() { # NAME N
 	reap "$r2"
 	[ "$status" -eq 0 ]
 	sort -n "$D/out1" "$D/out2" | cmp - <(seq 1 4000)
+	# every message was acknowledged by the one that got it: none counted lost
+	dh_await eval '[ "$(subscribers "$C")" = 0 ]'
+	[ "$(queue_lost "$C")" = 0 ]
+}
+
+# queue_lost NAME: queue messages the channel counted lost.
+queue_lost() {
+	dh-stat --json "$1" | jq '.channels[0].counters.queue_lost'
+}
+
+# net_messages NAME: messages the exporter's readers took from NAME.
+net_messages() {
+	dh-stat --json "$1" | jq '[.channels[0].readers[] | select(.name | startswith("net:")) | .messages] | add // 0'
+}
+
+@test "queue: messages in flight to a remote reader that is killed are counted lost, none dropped silently" {
+	dh-create --slots 64 --slot-size 64 --policy queue "$C"
+	serve "$C"
+	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --lines --timeout 60s "$C"
+	reader=$DH_BG_PID
+	dh_await has_subscriber "$C" 1
+	seq 1 20 | dh-write --lines --no-eos "$C"
+	dh_await at_least "$D/out" 20
+	# acknowledged once written out: nothing of these is held any more
+	kill -STOP "$reader"
+	seq 21 50 | dh-write --lines --no-eos "$C"
+	# the exporter took all 30 for it: they are on their way to a reader
+	# that will never pass them on
+	dh_await eval '[ "$(net_messages "$C")" = 50 ]'
+	kill -KILL "$reader"
+	reap "$reader"
+	# a silent subscriber is dropped after 5 s and waited for 10 s more (it
+	# might resume): then what it never acknowledged is counted
+	dh_await -t 40 eval '[ "$(queue_lost "$C")" = 30 ]'
+	[ "$(lines "$D/out")" = 20 ]
+	seq 1 20 | cmp - "$D/out"
+	grep -q '30 messages sent and never acknowledged, counted lost' "$D/serve.log"
+	run -0 dh-stat "$C"
+	assert_output --partial "queue lost           30"
+}
+
+@test "queue: remote readers that leave take nothing with them; --count N takes N, the rest stays queued" {
+	dh-create --slots 64 --slot-size 64 --policy queue "$C"
+	serve "$C"
+	seq 1 50 | dh-write --lines --no-eos "$C"
+	run -0 --separate-stderr $(onB_prefix) dh-read --connect "$EP" --lines --count 5 --timeout 10s "$C"
+	[ "$output" = "$(seq 1 5)" ]
+	dh_await eval '[ "$(subscribers "$C")" = 0 ]'
+	run -0 --separate-stderr $(onB_prefix) dh-read --connect "$EP" --lines --count 45 --timeout 10s "$C"
+	[ "$output" = "$(seq 6 50)" ]
+	dh_await eval '[ "$(subscribers "$C")" = 0 ]'
+	[ "$(queue_lost "$C")" = 0 ]
 }
 
 @test "a writer killed is reported remotely as dead, not as end-of-stream" {
@@ -280,6 +332,27 @@ has_subscriber() { # NAME N
 	reap "$reader"
 	[ "$status" -eq 0 ]
 	cmp "$D/in" "$D/out"
+}
+
+@test "import: a slow remote source still has each message published in the mirror at once (batched, flushed before waiting)" {
+	M=$(dh_name mirror)
+	dh-create --slots 64 --slot-size 64 --policy sync "$C"
+	dh-create --slots 1024 --slot-size 64 --policy sync "$M"
+	serve "$C"
+	dh_feed "$C" --lines
+	dh_bg $(onB_prefix) dh-write --connect "$EP" --timeout 60s "$M"
+	dh_await has_subscriber "$C" 1
+	dh_bg sh -c 'exec dh-read --lines --timeout 60s "$0" >"$1"' "$M" "$D/mirror"
+	# one line at a time: each must reach the mirror's reader before the
+	# next is sent (an importer holding a batch back would stall here)
+	for i in 1 2 3 4 5 6; do
+		echo "$i" >&"$DH_FEED"
+		dh_await at_least "$D/mirror" "$i"
+	done
+	# then a burst, published in batches, every message still there once
+	seq 7 20000 >&"$DH_FEED"
+	dh_await -t 30 at_least "$D/mirror" 20000
+	seq 1 20000 | cmp - "$D/mirror"
 }
 
 @test "import: the remote writer's death reaches the local readers of the mirror" {
@@ -447,6 +520,42 @@ hostile() {
 	seq 1 600 | cmp - "$D/out"
 }
 
+# connected_from_B PORT: a TCP connection to PORT is established on host B.
+connected_from_B() {
+	$(onB_prefix) ss -Htn state established "( dport = :$1 )" | grep -q .
+}
+
+@test "queue, link down: what was in flight comes again on the resumed session, exactly once, nothing counted lost" {
+	if [ "$NET_NS" != 1 ]; then
+		skip "needs the veth pair (network namespaces unavailable)"
+	fi
+	dh-create --slots 512 --slot-size 64 --policy queue "$C"
+	serve "$C"
+	port=${EP##*:}
+	dh_feed "$C" --lines
+	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --lines --timeout 60s "$C"
+	reader=$DH_BG_PID
+	dh_await has_subscriber "$C" 1
+	seq 1 100 >&"$DH_FEED"
+	dh_await at_least "$D/out" 100
+	ip -n "$NET_NSB" link set "$NET_VB" down
+	seq 101 300 >&"$DH_FEED"
+	# the exporter claimed them for the subscriber: in flight on a dead link
+	dh_await eval '[ "$(net_messages "$C")" -ge 300 ]'
+	connected_from_B "$port"
+	# the subscriber gives the silent connection up (to dial again)
+	dh_await -t 20 eval '! connected_from_B "$port"' 
+	ip -n "$NET_NSB" link set "$NET_VB" up
+	dh_await -t 20 grep -q "resumes session" "$D/serve.log"
+	seq 301 400 >&"$DH_FEED"
+	dh_feed_end
+	reap "$reader"
+	[ "$status" -eq 0 ]
+	seq 1 400 | cmp - "$D/out"
+	dh_await eval '[ "$(subscribers "$C")" = 0 ]'
+	[ "$(queue_lost "$C")" = 0 ]
+}
+
 @test "broker: the exporter registers its endpoint; dh-read --broker on host B finds it and reads; dh-stat --broker lists both" {
 	dh_bg sh -c 'exec dh-broker --bind "$0" --heartbeat 100ms 2>"$1"' "ipc://$D/broker.sock" "$D/broker.log"
 	dh_await test -S "$D/broker.sock"
@@ -465,6 +574,10 @@ hostile() {
 	run -0 dh-stat --broker "$DH_BROKER" --json
 	assert_output --partial "\"data_transport\":\"zmq\",\"zmq_endpoint\":\"$EP\""
 	assert_output --partial "\"transport\":\"zmq\",\"endpoint\":\"$EP\""
+	# the remote reader shows how it reads: over zmq, through that exporter
+	run -0 jq -c --arg c "$C" '.channels[] | select(.channel == $c) | .readers[] | select(.label | startswith("net:")) |
+		[.transport, .role, .endpoint]' <<<"$output"
+	assert_output "[\"zmq\",\"subscriber\",\"$EP\"]"
 	seq 1 300 >&"$DH_FEED"
 	dh_feed_end
 	reap "$reader"

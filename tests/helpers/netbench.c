@@ -1,9 +1,10 @@
 /* netbench.c: dh export over loopback TCP against plain ZeroMQ PUSH/PULL of the same messages (docs/PERFORMANCE.md). See LICENSE.
  *
- *   netbench zmq|dh SIZE COUNT [PACE_US]
+ *   netbench zmq|zmqbuf|dh SIZE COUNT [PACE_US]
  *
  * zmq: a PUSH process sends COUNT messages of SIZE bytes to a PULL bound on
- * tcp://127.0.0.1.  dh: a writer process writes them into a sync channel,
+ * tcp://127.0.0.1 (zmqbuf: with the kernel socket buffers dh asks for,
+ * DH_NET_SOCKBUF, on both sockets: the same tuning, for comparison).  dh: a writer process writes them into a sync channel,
  * an exporter process (dh_net_server) serves it on tcp://127.0.0.1, and
  * this process subscribes (dh_net_client: every message verified) -- the
  * path of `dh-read --serve` to `dh-read --connect`.  Both consumers touch
@@ -130,13 +131,16 @@ child(void)
 }
 
 static void
-run_zmq(size_t size, uint64_t count, uint64_t pace, struct res *r)
+run_zmq(size_t size, uint64_t count, uint64_t pace, int sockbuf, struct res *r)
 {
 	void *ctx = zmq_ctx_new(), *pull = zmq_socket(ctx, ZMQ_PULL);
 	char ep[128];
 	size_t len = sizeof ep;
 	zmq_msg_t m;
 	pid_t p;
+
+	if (sockbuf)
+		zmq_setsockopt(pull, ZMQ_RCVBUF, &sockbuf, sizeof sockbuf);
 
 	if (zmq_bind(pull, "tcp://127.0.0.1:0") < 0)
 		die("bind", errno);
@@ -146,6 +150,8 @@ run_zmq(size_t size, uint64_t count, uint64_t pace, struct res *r)
 		unsigned char *buf = malloc(size);
 		uint64_t t0 = mono();
 
+		if (sockbuf)
+			zmq_setsockopt(push, ZMQ_SNDBUF, &sockbuf, sizeof sockbuf);
 		zmq_connect(push, ep);
 		for (uint64_t i = 0; i < count; i++) {
 			if (pace)
@@ -267,7 +273,7 @@ main(int argc, char **argv)
 	uint64_t count, pace;
 
 	if (argc < 4 || argc > 5) {
-		fprintf(stderr, "usage: netbench zmq|dh SIZE COUNT [PACE_US]\n");
+		fprintf(stderr, "usage: netbench zmq|zmqbuf|dh SIZE COUNT [PACE_US]\n");
 		return 2;
 	}
 	size = strtoul(argv[2], NULL, 10);
@@ -276,8 +282,8 @@ main(int argc, char **argv)
 	if (size < 16 || count < 2)
 		return 2;
 	r.lat = calloc(count, sizeof *r.lat);
-	if (strcmp(argv[1], "zmq") == 0)
-		run_zmq(size, count, pace, &r);
+	if (strcmp(argv[1], "zmq") == 0 || strcmp(argv[1], "zmqbuf") == 0)
+		run_zmq(size, count, pace, strcmp(argv[1], "zmqbuf") == 0 ? DH_NET_SOCKBUF : 0, &r);
 	else
 		run_dh(size, count, pace, &r);
 	report(argv[1], &r, size, pace);

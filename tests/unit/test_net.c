@@ -121,7 +121,7 @@ main(void)
 	ssize_t n;
 	int r;
 
-	plan(48);
+	plan(70);
 
 	/* ---- a good stream ---- */
 	rx = rx_new(NULL);
@@ -370,6 +370,54 @@ main(void)
 		dh_writer_close(wr);
 	}
 
+	/* ---- a relay's acknowledged queue claims (dh_reader_release_before) ---- */
+	{
+		char name[DH_NAME_MAX + 1];
+		struct dh_config cfg;
+		struct dh_writer *wr;
+		struct dh_reader *rd;
+		struct dh_snapshot *st = malloc(sizeof *st);
+
+		tap_chan(name);
+		dh_config_init(&cfg);
+		cfg.slots = 4;
+		cfg.slot_size = 16;
+		cfg.policy = DH_POLICY_QUEUE;
+		ok(dh_block_create(name, &cfg) == 0, "queue channel created");
+		ok(dh_writer_open(name, NULL, &wr, NULL) == 0, "its writer");
+		ok(dh_reader_open_relay(name, NULL, &rd) == 0 && dh_reader_keep_claims(rd) == 0, "a relay keeping claims");
+		for (int i = 0; i < 4; i++)
+			dh_writer_write(wr, "m", 1, 0);
+		for (int i = 0; i < 4; i++)
+			r = dh_reader_next(rd, &m, 0);
+		ok(r == 0 && m.seq == 3, "the relay took all four");
+		ok(dh_writer_write(wr, "m", 1, 0) == -EAGAIN, "the writer waits: every slot is claimed");
+		ok(dh_reader_release_before(rd, 2) == 2, "seqs 0 and 1 acknowledged: two claims still kept");
+		ok(dh_writer_write(wr, "m", 1, 0) == 0 && dh_writer_write(wr, "m", 1, 0) == 0 &&
+			   dh_writer_write(wr, "m", 1, 0) == -EAGAIN,
+		   "... so exactly their two slots are free again");
+		ok(dh_reader_release_before(rd, 2) == 2, "acknowledging again frees nothing more");
+		{
+			uint8_t kc[32], wc[32];
+			struct dh_msg k;
+
+			ok(dh_reader_kept_next(rd, 0, &k, kc) == 0 && k.seq == 2 && k.len == 1 &&
+				   memcmp(k.data, "m", 1) == 0,
+			   "the first kept claim from seq 0 is seq 2, its message still in place");
+			dh_reader_check(rd, wc);
+			ok(dh_reader_kept_next(rd, 3, &k, kc) == 0 && k.seq == 3 && memcmp(kc, wc, 32) == 0,
+			   "from seq 3: the current one, with its stored check");
+			ok(dh_reader_kept_next(rd, 4, &k, kc) == -ENOENT, "nothing kept from seq 4");
+		}
+		ok(dh_reader_release_before(rd, 4) == 0, "seq 3, the current one, acknowledged: nothing kept");
+		ok(dh_reader_next(rd, &m, 0) == 0 && m.seq == 4 && dh_reader_settle(rd, 0) == 1,
+		   "a claim never acknowledged is counted lost when the relay settles");
+		ok(st && dh_block_snapshot(dh_writer_block(wr), st) == 0 && st->queue_lost == 1, "queue_lost says one");
+		free(st);
+		dh_reader_close(rd);
+		dh_writer_close(wr);
+	}
+
 	/* ---- broker protocol 3: exporters register their endpoint ---- */
 	{
 		struct dh_broker_config bc;
@@ -392,6 +440,30 @@ main(void)
 		ok(strstr(breq(b, "{\"id\":\"6\",\"type\":\"discover\",\"channel\":\"temp\"}"),
 			  "\"data_transport\":\"zmq\",\"zmq_endpoint\":\"tcp://a:7000\"") != NULL,
 		   "discover hands the endpoint out");
+		ok(strstr(breq(b, "{\"id\":\"7\",\"type\":\"reader\",\"channel\":\"temp\",\"host\":\"a\",\"pid\":12,"
+				  "\"role\":\"subscriber\"}"), "invalid_request") != NULL,
+		   "a role without transport zmq is refused");
+		ok(strstr(breq(b, "{\"id\":\"8\",\"type\":\"reader\",\"channel\":\"temp\",\"host\":\"a\",\"pid\":12,"
+				  "\"transport\":\"zmq\",\"endpoint\":\"tcp://a:7000\",\"role\":\"boss\"}"),
+			  "invalid_request") != NULL,
+		   "an unknown role is refused");
+		ok(strstr(breq(b, "{\"id\":\"9\",\"type\":\"reader\",\"channel\":\"temp\",\"host\":\"a\",\"pid\":13,"
+				  "\"transport\":\"zmq\",\"endpoint\":\"tcp://a:7001\",\"role\":\"subscriber\"}"),
+			  "\"ok\"") != NULL,
+		   "a remote reader registers as a subscriber of an exporter");
+		{
+			const char *d = breq(b, "{\"id\":\"10\",\"type\":\"discover\",\"channel\":\"temp\"}");
+
+			ok(strstr(d, "\"zmq_endpoint\":\"tcp://a:7000\"") != NULL &&
+				   strstr(d, "\"transport\":\"zmq\",\"endpoint\":\"tcp://a:7001\",\"role\":\"subscriber\"") !=
+					   NULL &&
+				   strstr(d, "\"endpoint\":\"tcp://a:7000\",\"role\":\"exporter\"") != NULL,
+			   "it shows as a zmq subscriber with its path; the exporter stays the one handed out");
+		}
+		breq(b, "{\"id\":\"11\",\"type\":\"reader\",\"channel\":\"temp\",\"host\":\"a\",\"pid\":11}");
+		ok(strstr(breq(b, "{\"id\":\"12\",\"type\":\"discover\",\"channel\":\"temp\"}"),
+			  "\"data_transport\":\"shm\",\"zmq_endpoint\":null") != NULL,
+		   "with the exporter gone (re-registered as shm), a subscriber's endpoint is never handed out");
 		dh_broker_free(b);
 	}
 
@@ -406,6 +478,16 @@ main(void)
 		   "HELLO round trip");
 		buf[n - 1] = '/';
 		ok(dh_net_hello_decode(buf, (size_t)n, &h2) == -EPROTO, "a HELLO naming an invalid channel is refused");
+		h.flags = DH_NET_F_RESUME;
+		h.resume = 0xdeadbeef;
+		n = dh_net_hello_encode(&h, buf, sizeof buf);
+		ok(n > 0 && dh_net_hello_decode(buf, (size_t)n, &h2) == 0 && h2.resume == 0xdeadbeef &&
+			   h2.flags == DH_NET_F_RESUME && strcmp(h2.channel, "temp") == 0 && h2.start_seq == 42,
+		   "HELLO resuming a session: round trip");
+		buf[28] = buf[29] = buf[30] = buf[31] = 0;
+		ok(dh_net_hello_decode(buf, (size_t)n, &h2) == -EPROTO, "a HELLO resuming session 0 is refused");
+		ok(dh_net_hello_decode(buf, (size_t)n - 4, &h2) == -EPROTO,
+		   "a HELLO with the resume flag and no session is refused");
 	}
 	return done();
 }
