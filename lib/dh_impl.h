@@ -3,6 +3,7 @@
 #define DH_IMPL_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -173,7 +174,7 @@ struct dh_pentry {
 	_Atomic uint64_t claim;          /* queue: seq held, or DH_SEQ_NONE */
 	_Atomic uint64_t heartbeat_mono; /* CLOCK_MONOTONIC(_COARSE) of last activity:
 					  * idle times that a wall-clock jump cannot fake */
-	_Atomic uint64_t flags;          /* writer: DH_W_* (dh-format(5), "Writer flags") */
+	_Atomic uint64_t flags;          /* writer: DH_W_* (dh-format(5), the light reserve) */
 	uint64_t reserved[1];
 };
 
@@ -226,6 +227,7 @@ int dh__meta_commit(struct dh_block *b, const struct dh__meta_tx *tx); /* 0, -ES
 
 _Static_assert(sizeof(struct dh_hdr) <= DH_HDR_SIZE, "header fits its page");
 _Static_assert(sizeof(struct dh_pentry) == 128, "table entry is two cache lines");
+_Static_assert(offsetof(struct dh_pentry, flags) == 104, "flags where dh-format(5) says");
 _Static_assert(sizeof(struct dh_desc) == 64, "descriptor is one cache line");
 _Static_assert(sizeof(struct dh_meta) == 64, "meta header is one cache line");
 

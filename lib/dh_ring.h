@@ -135,7 +135,9 @@ struct dh_reader_opts {
 };
 
 /* Attach a reader: -ENOSPC if the table is full; key and schema errors as
- * for dh_writer_open_opts. opts may be NULL. */
+ * for dh_writer_open_opts; -DH_EUNSUPPORTED on a sync channel whose live
+ * writer relies on readers calling membarrier(2) (DH_W_LIGHT, dh-format(5))
+ * when this process may not call it (a seccomp filter). opts may be NULL. */
 int dh_reader_open(const char *name, const struct dh_reader_opts *opts, struct dh_reader **out);
 
 /* As dh_reader_open, for a relay (dh-read --serve): a keyed channel may

@@ -106,6 +106,7 @@ struct dh_writer {
 static int
 light_register(void)
 {
+#if defined(__x86_64__) || defined(__i386__)
 	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
 
 	if (cmds < 0 || !(cmds & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED))
@@ -113,6 +114,19 @@ light_register(void)
 	if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) < 0)
 		return -errno;
 	return 0;
+#else
+	/* Only where the seq_cst store is a locked instruction (x86) is the
+	 * trade a gain: elsewhere the release fence of the light store costs
+	 * about what a store-release does, and readers pay membarrier on top. */
+	return -DH_EUNSUPPORTED;
+#endif
+}
+
+/* May this process call membarrier at all (no seccomp filter against it)? */
+static int
+light_callable(void)
+{
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) >= 0;
 }
 
 /* The writer registered, so the kernel has the expedited command; a
@@ -250,6 +264,8 @@ dh_writer_close(struct dh_writer *w)
 		return;
 	w->reserved = 0;
 	publish(w);
+	/* every odd stamp of ours is visible now: readers need no barrier */
+	atomic_store(&w->e->flags, 0);
 	atomic_store(&w->e->state, dh__ent_with(atomic_load(&w->e->state), DH_ENT_FREE));
 	dh__lock_drop(w->b->fd, 0);
 	dh_block_close(w->b);
@@ -503,7 +519,9 @@ dh_writer_reserve(struct dh_writer *w, void **buf, size_t *cap, int64_t timeout_
 			} else {
 				atomic_store(&d->stamp, 2 * s + 1);
 			}
-			if (atomic_load_explicit(&b->hdr->reader_gen, memory_order_acquire) != w->gen_cache &&
+			/* seq_cst: the heavy Dekker needs both sides so (an
+			 * acquire load may pass a store-release on ARM) */
+			if (atomic_load(&b->hdr->reader_gen) != w->gen_cache &&
 			    (rc = wait_space(w, s, timeout_ns)) < 0)
 				return rc;
 		} else {
@@ -720,6 +738,9 @@ detach_unread(struct dh_reader *r)
 {
 	struct dh_block *b = r->b;
 
+	/* a start below the oldest held counted its gap lost (DH_START_SEQ) */
+	if (r->lost_total)
+		atomic_fetch_sub(&b->hdr->readers_lost, r->lost_total);
 	atomic_store(&r->e->state, dh__ent_with(atomic_load(&r->e->state), DH_ENT_FREE));
 	atomic_fetch_add(&b->hdr->reader_gen, 1);
 	wake_writer(b->hdr);
@@ -727,6 +748,17 @@ detach_unread(struct dh_reader *r)
 	dh_block_close(b);
 	free(r->copy);
 	free(r);
+}
+
+/* Must an attaching reader drain the writer's store buffer?  Only for a
+ * live light writer: a dead one's stores are all visible, and one that
+ * takes the lock after our probe sees our reader_gen bump (the kernel's
+ * lock orders its acquisition after our probe). */
+static int
+light_writer(struct dh_block *b)
+{
+	return b->pol->positions_hold && (atomic_load(&b->table[0].flags) & DH_W_LIGHT) &&
+	       dh__lock_held(b->fd, 0) != 0;
 }
 
 static int
@@ -749,6 +781,11 @@ reader_open(const char *name, const struct dh_reader_opts *opts, int relay, stru
 		rc = dh__check_identity_schema(b, opts->schema);
 	else
 		rc = dh__check_identity(b, opts->key, opts->schema);
+	/* Refuse before taking an entry when we already know we could not
+	 * attach safely (the check after the attach covers a writer that
+	 * arrives meanwhile). */
+	if (rc == 0 && light_writer(b) && !light_callable())
+		rc = -DH_EUNSUPPORTED;
 	if (rc < 0) {
 		dh_block_close(b);
 		return rc;
@@ -873,8 +910,7 @@ reader_open(const char *name, const struct dh_reader_opts *opts, int relay, stru
 	/* A light writer's odd stamp may still sit in its CPU's store buffer
 	 * while its load of reader_gen missed us: drain it before we read a
 	 * stamp.  The flag is read after our bump (see dh_writer_open). */
-	if (b->pol->positions_hold && (atomic_load(&b->table[0].flags) & DH_W_LIGHT) &&
-	    (rc = light_barrier()) < 0) {
+	if (light_writer(b) && (rc = light_barrier()) < 0) {
 		detach_unread(r);
 		return rc;
 	}

@@ -4,7 +4,8 @@
  * a store waits in its CPU's FIFO buffer while later loads go ahead), and
  * of the light reserve that moves the barrier to the reader's attach with
  * membarrier(2).  See lib/ring.c (dh_writer_reserve, sync_space,
- * dh_reader_open, attach_barrier) and dh-format(5), "Writer flags".
+ * reader_open, light_writer, light_barrier) and dh-format(5), "the light
+ * reserve".
  * `make model` runs it.
  *
  * verify: none, -DHEAVY
@@ -126,7 +127,7 @@ proctype writer()
 		need = s + 1 - N;
 		/* space: the cache, else scan until the slot's old message is free */
 		if
-		:: gc == gen && mc >= need -> skip
+		:: mc >= need -> skip    /* space_cached: the minimum alone */
 		:: else ->
 			do
 			:: scan(g, mc); gc = g;
