@@ -70,6 +70,14 @@ onA_prefix() {
 	return 0
 }
 
+# remote_read ARGS...: dh-read --connect "$EP" ARGS on host B in the
+# background, standard output to $D/out, errors to $D/out.err; $reader is
+# its pid.
+remote_read() {
+	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" "$@"
+	reader=$DH_BG_PID
+}
+
 onB_prefix() {
 	[ "$NET_NS" = 1 ] && printf '%s\n' "$(command -v ip)" netns exec "$NET_NSB"
 	return 0
@@ -122,8 +130,7 @@ has_subscriber() { # NAME N
 @test "sync: lines cross byte-exact, end-of-stream ends the remote reader, the subscriber shows in dh-stat" {
 	dh-create --slots 8 --slot-size 1K --policy sync "$C"
 	serve "$C"
-	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --lines --timeout 20s "$C"
-	reader=$DH_BG_PID
+	remote_read --lines --timeout 20s "$C"
 	dh_await has_subscriber "$C" 1
 	run dh-stat "$C"
 	assert_output --partial "net:$NET_B"
@@ -137,8 +144,7 @@ has_subscriber() { # NAME N
 @test "sync: a stopped remote reader holds the local writer back (credit), then everything arrives" {
 	dh-create --slots 8 --slot-size 1K --policy sync "$C"
 	serve "$C"
-	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --lines "$C"
-	reader=$DH_BG_PID
+	remote_read --lines "$C"
 	dh_await has_subscriber "$C" 1
 	kill -STOP "$reader"
 	# the window (1024), the one message in hand and the slots (8) at most
@@ -158,8 +164,7 @@ has_subscriber() { # NAME N
 @test "ring: a slow remote reader loses messages and says how many; nothing is duplicated" {
 	dh-create --slots 4 --slot-size 64 --policy ring "$C"
 	serve "$C"
-	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --lines --timeout 20s "$C"
-	reader=$DH_BG_PID
+	remote_read --lines --timeout 20s "$C"
 	dh_await has_subscriber "$C" 1
 	kill -STOP "$reader"
 	seq 1 5000 | dh-write --lines "$C"
@@ -179,8 +184,7 @@ has_subscriber() { # NAME N
 @test "latest: the remote reader gets only newer messages, the newest last" {
 	dh-create --slots 4 --slot-size 64 --policy latest "$C"
 	serve "$C"
-	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --lines --timeout 20s "$C"
-	reader=$DH_BG_PID
+	remote_read --lines --timeout 20s "$C"
 	dh_await has_subscriber "$C" 1
 	seq 1 3000 | dh-write --lines "$C"
 	reap "$reader"
@@ -221,8 +225,7 @@ net_messages() {
 @test "queue: messages in flight to a remote reader that is killed are counted lost, none dropped silently" {
 	dh-create --slots 64 --slot-size 64 --policy queue "$C"
 	serve "$C"
-	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --lines --timeout 60s "$C"
-	reader=$DH_BG_PID
+	remote_read --lines --timeout 60s "$C"
 	dh_await has_subscriber "$C" 1
 	seq 1 20 | dh-write --lines --no-eos "$C"
 	dh_await at_least "$D/out" 20
@@ -261,8 +264,7 @@ net_messages() {
 	dh-create --slots 8 --slot-size 64 --policy sync "$C"
 	serve "$C"
 	dh_feed "$C" --lines
-	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --lines --timeout 20s "$C"
-	reader=$DH_BG_PID
+	remote_read --lines --timeout 20s "$C"
 	dh_await has_subscriber "$C" 1
 	echo one >&"$DH_FEED"
 	dh_await at_least "$D/out" 1
@@ -278,8 +280,7 @@ net_messages() {
 	serve "$C"
 	port=${EP##*:}
 	dh_feed "$C" --lines
-	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --lines --timeout 30s "$C"
-	reader=$DH_BG_PID
+	remote_read --lines --timeout 30s "$C"
 	dh_await has_subscriber "$C" 1
 	seq 1 500 >&"$DH_FEED"
 	dh_await at_least "$D/out" 500
@@ -298,8 +299,7 @@ net_messages() {
 	serve "$C"
 	port=${EP##*:}
 	dh_feed "$C" --lines
-	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --lines --timeout 30s "$C"
-	reader=$DH_BG_PID
+	remote_read --lines --timeout 30s "$C"
 	dh_await has_subscriber "$C" 1
 	seq 1 100 >&"$DH_FEED"
 	dh_await at_least "$D/out" 100
@@ -407,8 +407,7 @@ net_messages() {
 	run -1 --separate-stderr $(onB_prefix) dh-read --connect "$EP" --schema 'b:f64' --timeout 10s "$C"
 	[[ $stderr == *"schema mismatch"* ]]
 	[ -z "$output" ]
-	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --schema 'a:u32' --json --timeout 20s "$C"
-	reader=$DH_BG_PID
+	remote_read --schema 'a:u32' --json --timeout 20s "$C"
 	dh_await has_subscriber "$C" 1
 	printf 'a\n7\n' | dh-write --csv "$C"
 	reap "$reader"
@@ -427,8 +426,7 @@ net_messages() {
 	[[ $stderr == *"key is needed"* ]]
 	run -1 --separate-stderr $(onB_prefix) dh-read --connect "$EP" --key "$D/other" --timeout 10s "$C"
 	[[ $stderr == *"not the remote channel's"* ]]
-	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --key "$D/key" --lines --timeout 20s "$C"
-	reader=$DH_BG_PID
+	remote_read --key "$D/key" --lines --timeout 20s "$C"
 	dh_await has_subscriber "$C" 1
 	seq 1 100 | dh-write --key "$D/key" --lines "$C"
 	reap "$reader"
@@ -452,8 +450,7 @@ net_messages() {
 	grep -q 'refused client key' "$D/serve.log"
 	run -3 --separate-stderr $(onB_prefix) dh-read --connect "$EP" --timeout 3s "$C"
 	[ -z "$output" ]
-	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --curve "$D/k" --lines --timeout 20s "$C"
-	reader=$DH_BG_PID
+	remote_read --curve "$D/k" --lines --timeout 20s "$C"
 	dh_await has_subscriber "$C" 1
 	seq 1 50 | dh-write --lines "$C"
 	reap "$reader"
@@ -508,8 +505,7 @@ hostile() {
 	dh-create --slots 4096 --slot-size 64 --policy sync "$C"
 	serve "$C"
 	dh_feed "$C" --lines
-	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --lines --timeout 30s "$C"
-	reader=$DH_BG_PID
+	remote_read --lines --timeout 30s "$C"
 	dh_await has_subscriber "$C" 1
 	seq 1 200 >&"$DH_FEED"
 	dh_await at_least "$D/out" 200
@@ -536,8 +532,7 @@ connected_from_B() {
 	serve "$C"
 	port=${EP##*:}
 	dh_feed "$C" --lines
-	dh_bg sh -c 'exec "$@" >"$0" 2>"$0.err"' "$D/out" $(onB_prefix) dh-read --connect "$EP" --lines --timeout 60s "$C"
-	reader=$DH_BG_PID
+	remote_read --lines --timeout 60s "$C"
 	dh_await has_subscriber "$C" 1
 	seq 1 100 >&"$DH_FEED"
 	dh_await at_least "$D/out" 100
